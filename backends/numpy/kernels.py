@@ -1,0 +1,192 @@
+"""Batched NumPy kernels, keyed by the op table's names.
+
+A kernel factory gets which arguments carry a leading batch axis, the
+arguments' unbatched shapes and the node's attributes, and returns a
+function of the argument arrays. The op table's `meaning` is the one-example
+definition; tests check each kernel against it example by example.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnncompile.ops import OPS
+
+
+def _align(flags, shapes, out_rank):
+    """Reshapers that line a batched argument's axes up with the output's."""
+    fns = []
+    for batched, shape in zip(flags, shapes):
+        missing = out_rank - len(shape)
+        if batched and missing > 0:
+            fns.append(lambda a, m=missing: a.reshape((a.shape[0],) + (1,) * m + a.shape[1:]))
+        else:
+            fns.append(None)
+    return fns
+
+
+def _elementwise(fn):
+    def factory(flags, shapes, attrs, out_shape):
+        fixes = _align(flags, shapes, len(out_shape))
+        if not any(fixes):
+            return fn
+        return lambda *xs: fn(*(f(x) if f else x for f, x in zip(fixes, xs)))
+    return factory
+
+
+def _unary(fn):
+    return lambda flags, shapes, attrs, out_shape: fn
+
+
+def _axis(axis, batched, rank):
+    """An axis of the unbatched value, as an axis of the (maybe batched) array."""
+    if axis is None:
+        return tuple(range(1, rank + 1)) if batched else None
+    if axis < 0:
+        return axis
+    return axis + 1 if batched else axis
+
+
+def _matmul(flags, shapes, attrs, out_shape):
+    (ba, bb), (sa, sb) = flags, shapes
+    if not ba and not bb:
+        return np.matmul
+    if not ba and len(sa) == 2 and len(sb) == 1:  # W @ x, x batched: one GEMM
+        return lambda w, x: x @ w.T
+    if ba and not bb and len(sa) == 1:  # x @ M, x batched
+        return np.matmul
+    if ba and bb and len(sa) == 1 and len(sb) == 1:
+        return lambda a, b: np.einsum("bk,bk->b", a, b)
+    left_vec, right_vec = len(sa) == 1, len(sb) == 1
+    ra, rb = max(len(sa), 2), max(len(sb), 2)
+    rank = max(ra, rb)
+
+    def lift(x, batched, vec, is_left, r):
+        if vec:
+            x = x[..., None, :] if is_left else x[..., :, None]
+        if batched and r < rank:
+            x = x.reshape((x.shape[0],) + (1,) * (rank - r) + x.shape[1:])
+        return x
+
+    def fn(a, b):
+        out = np.matmul(lift(a, ba, left_vec, True, ra), lift(b, bb, right_vec, False, rb))
+        if right_vec:
+            out = out[..., 0]
+        if left_vec:
+            out = out[..., 0, :] if not right_vec else out[..., 0]
+        return out
+    return fn
+
+
+def _softmax(flags, shapes, attrs, out_shape):
+    axis = _axis(attrs["axis"], flags[0], len(shapes[0]))
+
+    def fn(x):
+        z = x - x.max(axis=axis, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=axis, keepdims=True)
+    return fn
+
+
+def _concat(flags, shapes, attrs, out_shape):
+    axis = _axis(attrs["axis"], any(flags), len(out_shape))
+    if all(flags) or not any(flags):
+        return lambda *xs: np.concatenate(xs, axis=axis)
+
+    def fn(*xs):
+        b = next(x.shape[0] for x, f in zip(xs, flags) if f)
+        return np.concatenate([x if f else np.broadcast_to(x, (b,) + x.shape) for x, f in zip(xs, flags)], axis=axis)
+    return fn
+
+
+def _reduce(fn):
+    def factory(flags, shapes, attrs, out_shape):
+        axis = _axis(attrs["axis"], flags[0], len(shapes[0]))
+        return lambda x: fn(x, axis=axis)
+    return factory
+
+
+def _slice(flags, shapes, attrs, out_shape):
+    ax = attrs["axis"] % len(shapes[0])
+    index = (slice(None),) * (ax + (1 if flags[0] else 0)) + (slice(attrs["start"], attrs["stop"]),)
+    return lambda x: x[index]
+
+
+def _index(flags, shapes, attrs, out_shape):
+    i = attrs["i"]
+    return (lambda x: x[:, i]) if flags[0] else (lambda x: x[i])
+
+
+def _chunk(flags, shapes, attrs, out_shape):
+    n, i = attrs["n"], attrs["i"]
+    w = shapes[0][-1] // n
+    return lambda x: x[..., i * w:(i + 1) * w]
+
+
+def _one_hot(flags, shapes, attrs, out_shape):
+    classes = np.arange(attrs["n"])
+    return lambda ids: (ids[..., None] == classes).astype(np.float32)  # exact; promotes under float64
+
+
+def _embed(flags, shapes, attrs, out_shape):
+    if flags[1]:
+        return lambda ids, table: table[np.arange(table.shape[0]), ids]
+    return lambda ids, table: table[ids]
+
+
+def _outer(flags, shapes, attrs, out_shape):
+    return lambda a, b: a[..., :, None] * b[..., None, :]
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _hard_sigmoid(flags, shapes, attrs, out_shape):
+    alpha, beta = attrs["alpha"], attrs["beta"]
+    return lambda x: np.clip(alpha * x + beta, 0, 1).astype(x.dtype, copy=False)
+
+
+def _softplus(x):
+    return np.logaddexp(0, x).astype(x.dtype, copy=False)
+
+
+KERNELS = {
+    "add": _elementwise(np.add),
+    "sub": _elementwise(np.subtract),
+    "mul": _elementwise(np.multiply),
+    "div": _elementwise(np.divide),
+    "pow": _elementwise(np.power),
+    "maximum": _elementwise(np.maximum),
+    "minimum": _elementwise(np.minimum),
+    "matmul": _matmul,
+    "neg": _unary(np.negative),
+    "sigmoid": _unary(_sigmoid),
+    "tanh": _unary(np.tanh),
+    "relu": _unary(lambda x: np.maximum(x, 0, dtype=x.dtype)),
+    "hard_sigmoid": _hard_sigmoid,
+    "softplus": _unary(_softplus),
+    "exp": _unary(np.exp),
+    "log": _unary(np.log),
+    "sqrt": _unary(np.sqrt),
+    "abs": _unary(np.abs),
+    "softmax": _softmax,
+    "concat": _concat,
+    "sum": _reduce(np.sum),
+    "mean": _reduce(np.mean),
+    "max": _reduce(np.max),
+    "outer": _outer,
+    "transpose": _unary(lambda x: np.swapaxes(x, -1, -2)),
+    "slice": _slice,
+    "index": _index,
+    "chunk": _chunk,
+    "one_hot": _one_hot,
+    "embed": _embed,
+    "output": _unary(lambda x: x),
+}
+
+SOURCES = {n for n, op in OPS.items() if op.kind == "source"}
+
+
+def kernel(op: str, flags, shapes, attrs: dict, out_shape):
+    return KERNELS[op](tuple(flags), [tuple(s) for s in shapes], attrs, tuple(out_shape))

@@ -1,0 +1,315 @@
+"""The expression language of specs: a small grammar and a hand-written parser.
+
+Grammar (highest binding last)::
+
+    expr    := sum
+    sum     := product (("+" | "-") product)*
+    product := unary (("*" | "/" | "@") unary)*
+    unary   := "-" unary | power
+    power   := postfix ("**" unary)?
+    postfix := atom ("(" args ")" | "[" index "]" | "." NAME)*
+    atom    := NUMBER | NAME | "(" expr ")"
+    args    := (arg ("," arg)*)?        arg := expr | NAME "=" expr
+    index   := expr | expr? ":" expr?
+
+Every AST node keeps the character offset where it starts, so errors can put
+a caret under the exact sub-expression. Nothing is ever passed to ``eval``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_EXPR_CHARS = 10_000
+MAX_DEPTH = 200
+
+
+class ExprSyntaxError(Exception):
+    def __init__(self, message: str, pos: int, width: int = 1, hint: str = ""):
+        super().__init__(message)
+        self.message, self.pos, self.width, self.hint = message, pos, width, hint
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    pos: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple
+    kwargs: tuple  # ((name, expr), ...)
+    pos: int
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * / @ **
+    left: object
+    right: object
+    pos: int  # position of the operator itself
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: object
+    pos: int
+
+
+@dataclass(frozen=True)
+class Index:
+    value: object
+    index: object  # an expr, or a Slice
+    pos: int
+
+
+@dataclass(frozen=True)
+class Slice:
+    start: object | None
+    stop: object | None
+    pos: int
+
+
+@dataclass(frozen=True)
+class Attr:
+    value: object
+    name: str
+    pos: int  # position of the attribute name
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>\*\*|[-+*/@(),.\[\]:=])
+    """,
+    re.VERBOSE,
+)
+
+
+def tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            ch = text[pos]
+            hint = {"^": "use ** for powers", "%": "there is no modulo", "!": "", "'": "names need no quotes",
+                    '"': "names need no quotes"}.get(ch, "")
+            raise ExprSyntaxError(f"unexpected character `{ch}`", pos, 1, hint)
+        kind = m.lastgroup
+        if kind != "ws":
+            tokens.append((kind, m.group(), pos))
+        pos = m.end()
+    tokens.append(("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self):
+        return self.tokens[self.i]
+
+    def take(self):
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def accept(self, value: str):
+        if self.peek()[1] == value and self.peek()[0] == "op":
+            return self.take()
+        return None
+
+    def expect(self, value: str, opened_at: int | None = None):
+        tok = self.peek()
+        if tok[1] != value or tok[0] != "op":
+            found = "the end of the expression" if tok[0] == "end" else f"`{tok[1]}`"
+            hint = f"the bracket opened at column {opened_at + 1} is not closed" if opened_at is not None else ""
+            raise ExprSyntaxError(f"expected `{value}` but found {found}", tok[2], max(1, len(tok[1])), hint)
+        return self.take()
+
+    def parse(self):
+        if not self.text.strip():
+            raise ExprSyntaxError("empty expression", 0)
+        node = self.sum()
+        tok = self.peek()
+        if tok[0] != "end":
+            raise ExprSyntaxError(f"unexpected `{tok[1]}`", tok[2], len(tok[1]),
+                                  "is an operator missing between two terms?" if tok[0] in ("name", "num") else "")
+        return node
+
+    def _nest(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprSyntaxError("expression nests too deeply", self.peek()[2])
+
+    def sum(self):
+        node = self.product()
+        while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
+            op = self.take()
+            node = BinOp(op[1], node, self.product(), op[2])
+        return node
+
+    def product(self):
+        node = self.unary()
+        while self.peek()[1] in ("*", "/", "@") and self.peek()[0] == "op":
+            op = self.take()
+            node = BinOp(op[1], node, self.unary(), op[2])
+        return node
+
+    def unary(self):
+        tok = self.accept("-")
+        if tok:
+            self._nest()
+            node = Neg(self.unary(), tok[2])
+            self.depth -= 1
+            return node
+        if self.accept("+"):
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        node = self.postfix()
+        op = self.accept("**")
+        if op:
+            self._nest()
+            node = BinOp("**", node, self.unary(), op[2])
+            self.depth -= 1
+        return node
+
+    def postfix(self):
+        node = self.atom()
+        while True:
+            tok = self.peek()
+            if tok[0] != "op":
+                return node
+            if tok[1] == "(":
+                if not isinstance(node, Name):
+                    raise ExprSyntaxError("only named functions can be called", tok[2])
+                self.take()
+                node = self.call(node, tok[2])
+            elif tok[1] == "[":
+                self.take()
+                node = Index(node, self.index(), tok[2])
+                self.expect("]", tok[2])
+            elif tok[1] == ".":
+                self.take()
+                name = self.take()
+                if name[0] != "name":
+                    raise ExprSyntaxError("expected a name after `.`", name[2])
+                node = Attr(node, name[1], name[2])
+            else:
+                return node
+
+    def call(self, func: Name, opened_at: int):
+        args, kwargs = [], []
+        self._nest()
+        if not self.accept(")"):
+            while True:
+                tok = self.peek()
+                nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else ("end", "", 0)
+                if tok[0] == "name" and nxt[1] == "=" and nxt[0] == "op":
+                    self.take()
+                    self.take()
+                    kwargs.append((tok[1], self.sum()))
+                else:
+                    if kwargs:
+                        raise ExprSyntaxError("positional argument after a keyword argument", tok[2])
+                    args.append(self.sum())
+                if self.accept(")"):
+                    break
+                self.expect(",", opened_at)
+        self.depth -= 1
+        return Call(func.id, tuple(args), tuple(kwargs), func.pos)
+
+    def index(self):
+        pos = self.peek()[2]
+        start = None if self.peek()[1] == ":" else self.sum()
+        if self.accept(":"):
+            stop = None if self.peek()[1] == "]" else self.sum()
+            return Slice(start, stop, pos)
+        return start
+
+    def atom(self):
+        tok = self.take()
+        kind, text, pos = tok
+        if kind == "num":
+            return Num(float(text), pos, text)
+        if kind == "name":
+            return Name(text, pos)
+        if text == "(":
+            self._nest()
+            node = self.sum()
+            self.depth -= 1
+            self.expect(")", pos)
+            return node
+        found = "the end of the expression" if kind == "end" else f"`{text}`"
+        raise ExprSyntaxError(f"expected a value but found {found}", pos, max(1, len(text)))
+
+
+def parse(text: str):
+    """Parse one expression; raises ExprSyntaxError with a character offset."""
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprSyntaxError(f"expression longer than {MAX_EXPR_CHARS} characters", 0)
+    return _Parser(text).parse()
+
+
+def names_in(node) -> list[Name]:
+    """Every Name read by an expression (function names excluded)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Name):
+            out.append(n)
+        elif isinstance(n, Call):
+            stack.extend(n.args)
+            stack.extend(v for _, v in n.kwargs)
+        elif isinstance(n, BinOp):
+            stack.extend((n.left, n.right))
+        elif isinstance(n, Neg):
+            stack.append(n.operand)
+        elif isinstance(n, Index):
+            stack.extend((n.value, n.index))
+        elif isinstance(n, Slice):
+            stack.extend(x for x in (n.start, n.stop) if x is not None)
+        elif isinstance(n, Attr):
+            stack.append(n.value)
+    return out
+
+
+def to_text(node) -> str:
+    """Canonical text of an expression (used in diagrams and generated code)."""
+    if isinstance(node, Num):
+        return node.text
+    if isinstance(node, Name):
+        return node.id
+    if isinstance(node, Call):
+        parts = [to_text(a) for a in node.args] + [f"{k}={to_text(v)}" for k, v in node.kwargs]
+        return f"{node.func}({', '.join(parts)})"
+    if isinstance(node, BinOp):
+        return f"({to_text(node.left)} {node.op} {to_text(node.right)})"
+    if isinstance(node, Neg):
+        return f"-{to_text(node.operand)}"
+    if isinstance(node, Index):
+        return f"{to_text(node.value)}[{to_text(node.index)}]"
+    if isinstance(node, Slice):
+        a = to_text(node.start) if node.start is not None else ""
+        b = to_text(node.stop) if node.stop is not None else ""
+        return f"{a}:{b}"
+    if isinstance(node, Attr):
+        return f"{to_text(node.value)}.{node.name}"
+    raise TypeError(node)

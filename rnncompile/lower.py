@@ -1,0 +1,438 @@
+"""Lowering one checked cell spec to its dataflow graph.
+
+This is where names are resolved, expressions become nodes and shapes are
+inferred; every problem is reported at the exact spot of the spec (all of
+them, not just the first) through the diagnostic sink.
+"""
+from __future__ import annotations
+
+import math
+
+from . import expr as E
+from .dims import DimError, eval_dim
+from .errors import DiagnosticSink, did_you_mean
+from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
+from .ops import INT_ARGS, OPS, REQUIRED, ShapeError, fmt_shape
+from .source import SourceMap, dotted
+from .spec import CellSpec
+
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}
+FUNCTIONS = {n for n, op in OPS.items() if op.kind not in ("source", "sink")}
+MAX_ELEMENTS = 2**30  # one tensor (or all params) beyond this is refused before allocation
+
+
+class _Failed(Exception):
+    """An expression could not be lowered; its diagnostic is already recorded."""
+
+
+class CellLowering:
+    def __init__(self, name: str, cell: CellSpec, dims: dict[str, int], smap: SourceMap, sink: DiagnosticSink):
+        self.name, self.cell, self.dims, self.smap, self.sink = name, cell, dims, smap, sink
+        self.base = ("cells", name)
+        self.graph = CellGraph(name)
+        self.env: dict[str, int] = {}  # name -> node id, filled lazily for lets and gates
+        self.kind_of: dict[str, str] = {}  # name -> input | state | param | gate | let
+        self.resolving: list[str] = []  # let/gate names being lowered (cycle detection)
+        self.failed: set[str] = set()
+
+    # -- diagnostics ---------------------------------------------------------
+    def error(self, path, message, offset=None, width=1, hint=""):
+        path = self.base + tuple(path)
+        loc = self.smap.value_loc(path, offset, width) if offset is not None else self.smap.key_loc(path)
+        self.sink.error(message, dotted(path), loc, hint)
+
+    def warn(self, path, message, hint=""):
+        path = self.base + tuple(path)
+        self.sink.warn(message, dotted(path), self.smap.key_loc(path), hint)
+
+    def shape_of(self, path, dims_list) -> tuple | None:
+        shape = []
+        for i, d in enumerate(dims_list):
+            try:
+                n = eval_dim(d, self.dims)
+            except DimError as e:
+                self.error(tuple(path) + (i,), e.message, e.pos, e.width, e.hint)
+                return None
+            if n < 1:
+                self.error(tuple(path) + (i,), f"size `{d}` is {n}; sizes must be positive", 0)
+                return None
+            shape.append(n)
+        if math.prod(shape) > MAX_ELEMENTS:
+            self.error(path, f"shape {fmt_shape(shape)} has {math.prod(shape):.3g} elements; "
+                             f"the limit is {MAX_ELEMENTS:.3g} ({MAX_ELEMENTS * 4 / 2**30:.0f} GiB as float32)",
+                       0, hint="lower the dims (e.g. --dim H=64)")
+            return None
+        return tuple(shape)
+
+    # -- declarations -----------------------------------------------------------
+    def declare(self, kind: str, name: str, path) -> bool:
+        if name in self.kind_of:
+            self.error(path, f"`{name}` is already defined as a {self.kind_of[name]}",
+                       hint="every input, state, param, gate and let needs its own name")
+            return False
+        if name in self.dims:
+            self.error(path, f"`{name}` is already a dim", hint="rename one of them")
+            return False
+        self.kind_of[name] = kind
+        return True
+
+    def lower(self) -> CellGraph:
+        cell, g = self.cell, self.graph
+        for name, inp in cell.inputs.items():
+            shape = self.shape_of(("inputs", name, "shape"), inp.shape)
+            if self.declare("input", name, ("inputs", name)) and shape is not None:
+                origin = dotted(self.base + ("inputs", name))
+                g.inputs[name] = InputInfo(name, shape, inp.dtype, origin)
+                self.env[name] = g.add(Node("input", shape, make_attrs({"name": name, "shape": shape}),
+                                            inp.dtype, origin, name))
+        for name, st in cell.state.items():
+            shape = self.shape_of(("state", name, "shape"), st.shape)
+            if self.declare("state", name, ("state", name)) and shape is not None:
+                origin = dotted(self.base + ("state", name))
+                g.states[name] = StateInfo(name, shape, st.init, origin)
+                self.env[name] = g.add(Node("state", shape, make_attrs({"name": name, "shape": shape}),
+                                            "float", origin, name))
+        for name, p in cell.params.items():
+            shape = self.shape_of(("params", name, "shape"), p.shape)
+            if self.declare("param", name, ("params", name)) and shape is not None:
+                self.add_param(ParamInfo(name, shape, p.init, p.scale, p.values,
+                                         dotted(self.base + ("params", name))))
+        for name in cell.gates:
+            if self.declare("gate", name, ("gates", name)):
+                for pname in self.gate_param_names(name):
+                    self.declare("param", pname, ("gates", name))
+        for name in cell.let:
+            self.declare("let", name, ("let", name))
+        self.check_param_total()
+
+        for name in cell.gates:
+            self.resolve(name, ("gates", name))
+        for name in cell.let:
+            self.resolve(name, ("let", name))
+
+        updates = {}
+        for name, text in cell.update.items():
+            if name not in cell.state:
+                self.error(("update", name), f"`{name}` is not a state, so it cannot be updated",
+                           hint=did_you_mean(name, cell.state, "state") or "declare it under `state:`")
+                continue
+            nid = self.lower_text(text, ("update", name), label=name)
+            if nid is not None:
+                updates[name] = nid
+        for name in cell.state:
+            if name not in cell.update and name in g.states:
+                self.error(("state", name), f"state `{name}` has no update",
+                           hint=f"add `{name}: <expression>` under `update:`")
+        for name, nid in updates.items():
+            if name not in g.states:
+                continue
+            want, got = g.states[name].shape, g.node(nid).shape
+            if want != got:
+                self.error(("update", name), f"update of `{name}` has shape {fmt_shape(got)}, "
+                                             f"but the state is {fmt_shape(want)}", 0)
+            else:
+                g.connect_update(nid, self.env[name])
+        self.check_state_inits()
+
+        out_env = dict(self.env)
+        out_env.update(updates)
+        for name, text in cell.outputs.items():
+            if name in self.kind_of and self.kind_of[name] != "state":
+                pass  # an output may share a let's or gate's name: outputs are a separate namespace
+            nid = self.lower_text(text, ("outputs", name), env=out_env, label=name)
+            if nid is not None:
+                g.add(Node("output", g.node(nid).shape, make_attrs({"name": name}), g.node(nid).dtype,
+                           dotted(self.base + ("outputs", name)), name), [nid])
+        if not cell.outputs and not self.sink.errors:
+            self.warn((), f"cell `{self.name}` declares no outputs", hint="add `outputs: {y: h}`")
+        self.warn_unused()
+        return g
+
+    def gate_param_names(self, gate: str) -> list[str]:
+        spec = self.cell.gates[gate]
+        return [f"W_{gate}"] + ([f"b_{gate}"] if spec.bias else [])
+
+    def add_param(self, info: ParamInfo) -> int:
+        nid = self.graph.add(Node("param", info.shape, make_attrs({"name": info.name, "shape": info.shape}),
+                                  "float", info.origin, info.name))
+        self.graph.params[info.name] = info
+        self.env[info.name] = nid
+        return nid
+
+    def check_param_total(self):
+        total = sum(math.prod(p.shape) for p in self.graph.params.values())
+        if total > MAX_ELEMENTS:
+            self.error(("params",), f"the params hold {total:.3g} numbers in all; the limit is {MAX_ELEMENTS:.3g}",
+                       hint="lower the dims (e.g. --dim H=64)")
+
+    def check_state_inits(self):
+        for name, st in self.graph.states.items():
+            if isinstance(st.init, str):
+                p = self.graph.params.get(st.init)
+                if p is None:
+                    self.error(("state", name, "init"), f"initial value `{st.init}` is not a param of this cell", 0,
+                               len(st.init), did_you_mean(st.init, self.graph.params, "param"))
+                elif p.shape != st.shape:
+                    self.error(("state", name, "init"), f"param `{st.init}` is {fmt_shape(p.shape)}, "
+                                                       f"but state `{name}` is {fmt_shape(st.shape)}", 0, len(st.init))
+
+    def warn_unused(self):
+        used = set()
+        roots = [n for n in self.graph.g.nodes if self.graph.node(n).op == "output"]
+        roots += [u for u, _, d in self.graph.g.edges(data=True) if d["delay"] == 1]
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in used:
+                continue
+            used.add(n)
+            stack.extend(self.graph.args(n))
+        used_names = {self.graph.node(n).attr("name") for n in used if self.graph.node(n).op == "param"}
+        init_params = {s.init for s in self.graph.states.values() if isinstance(s.init, str)}
+        for name, info in self.graph.params.items():
+            if name not in used_names and name not in init_params and name not in self.gate_params():
+                self.warn(("params", name), f"param `{name}` is never used")
+        for gate in self.cell.gates:
+            nid = self.env.get(gate)
+            if nid is not None and nid not in used:
+                self.warn(("gates", gate), f"gate `{gate}` is never used")
+
+    def gate_params(self) -> set[str]:
+        return {p for gate in self.cell.gates for p in self.gate_param_names(gate)}
+
+    # -- names -----------------------------------------------------------------
+    def resolve(self, name: str, path) -> int:
+        if name in self.env:
+            return self.env[name]
+        if name in self.failed:
+            raise _Failed()
+        if name in self.resolving:
+            cycle = self.resolving[self.resolving.index(name):] + [name]
+            self.failed.update(cycle)
+            self.error(path, "algebraic loop: " + " → ".join(cycle) + " depend on each other within one step",
+                       hint="a value used before it is computed needs a state (one step of delay) to break the loop")
+            raise _Failed()
+        self.resolving.append(name)
+        try:
+            if self.kind_of.get(name) == "let":
+                nid = self.lower_text(self.cell.let[name], ("let", name), label=name)
+            else:
+                nid = self.lower_gate(name)
+        finally:
+            self.resolving.pop()
+        if nid is None:
+            self.failed.add(name)
+            raise _Failed()
+        self.env[name] = nid
+        return nid
+
+    def lower_gate(self, name: str) -> int | None:
+        spec, path = self.cell.gates[name], ("gates", name)
+        act = OPS.get(spec.act)
+        if act is None or act.kind not in ("activation", "elementwise") or act.arity != (1, 1):
+            acts = [n for n, o in OPS.items() if o.kind == "activation" or n in ("exp", "neg")]
+            self.error(path + ("act",), f"`{spec.act}` is not an activation", 0, len(spec.act),
+                       did_you_mean(spec.act, acts, "activation"))
+            return None
+        parts = []
+        for i, src in enumerate(spec.from_):
+            if not isinstance(src, str) or not (src in self.kind_of or src in self.env):
+                self.error(path + ("from", i), f"undefined name `{src}` in the gate's inputs", 0, len(str(src)),
+                           did_you_mean(str(src), self.kind_of, ""))
+                return None
+            nid = self.name_node(src, path + ("from", i), 0)
+            node = self.graph.node(nid)
+            if len(node.shape) != 1 or node.dtype == "token":
+                self.error(path + ("from", i), f"gate inputs must be vectors; `{src}` is "
+                                               f"{'a token' if node.dtype == 'token' else fmt_shape(node.shape)}",
+                           0, len(src), "embed or one_hot a token in a `let` first" if node.dtype == "token" else "")
+                return None
+            parts.append(nid)
+        if spec.size is not None:
+            try:
+                size = eval_dim(spec.size, self.dims)
+            except DimError as e:
+                self.error(path + ("size",), e.message, e.pos, e.width, e.hint)
+                return None
+        else:
+            widths = {s.shape for s in self.graph.states.values() if len(s.shape) == 1}
+            if len(widths) != 1:
+                self.error(path, f"gate `{name}` needs a `size:` (the cell's states do not share one width)")
+                return None
+            size = widths.pop()[0]
+        origin = dotted(self.base + path)
+        g = self.graph
+        x = parts[0]
+        if len(parts) > 1:
+            width = sum(g.node(p).shape[0] for p in parts)
+            x = g.add(Node("concat", (width,), make_attrs({"axis": -1}), "float", origin), parts)
+        width = g.node(x).shape[0]
+        w_name, *b_name = self.gate_param_names(name)
+        w = self.add_param(ParamInfo(w_name, (size, width), spec.init, None, None, origin))
+        z = g.add(Node("matmul", (size,), (), "float", origin), [w, x])
+        if b_name:
+            b = self.add_param(ParamInfo(b_name[0], (size,), "constant", spec.bias_init, None, origin,
+                                         bias_init=spec.bias_init))
+            z = g.add(Node("add", (size,), (), "float", origin), [z, b])
+        return g.add(Node(spec.act, (size,), (), "float", origin, name), [z])
+
+    def name_node(self, name: str, path, pos: int, env=None) -> int:
+        env = self.env if env is None else env
+        if name in env:
+            return env[name]
+        if self.kind_of.get(name) in ("let", "gate"):
+            return self.resolve(name, path)
+        if name in self.dims:
+            return self.graph.add(Node("const", (), make_attrs({"value": float(self.dims[name]), "shape": ()}),
+                                       "float", dotted(self.base + tuple(path))))
+        if self.kind_of.get(name):
+            raise _Failed()  # declared, but its declaration had an error already reported
+        candidates = set(self.kind_of) | set(self.dims)
+        self.error(path, f"undefined name `{name}`", pos, len(name),
+                   did_you_mean(name, candidates) or "declare it as an input, state, param, gate or let")
+        raise _Failed()
+
+    # -- expressions -------------------------------------------------------------
+    def lower_text(self, text, path, env=None, label: str = "") -> int | None:
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            self.error(path, "expected an expression", 0)
+            return None
+        try:
+            tree = E.parse(str(text))
+        except E.ExprSyntaxError as e:
+            self.error(path, f"syntax error: {e.message}", e.pos, e.width, e.hint)
+            return None
+        try:
+            nid = _ExprLowering(self, path, str(text), env).lower(tree)
+        except _Failed:
+            return None
+        node = self.graph.node(nid)
+        if label and not node.label and node.op not in ("input", "state", "param"):
+            self.graph.replace(nid, Node(node.op, node.shape, node.attrs, node.dtype, node.origin, label))
+        return nid
+
+
+class _ExprLowering:
+    """Turns one parsed expression into nodes."""
+
+    def __init__(self, cell: CellLowering, path, text: str, env):
+        self.cell, self.path, self.text, self.env = cell, tuple(path), text, env
+        self.origin = dotted(cell.base + self.path)
+        self.g = cell.graph
+
+    def fail(self, message, pos, width=1, hint=""):
+        self.cell.error(self.path, message, pos, width, hint)
+        raise _Failed()
+
+    def lower(self, node) -> int:
+        if isinstance(node, E.Num):
+            return self.g.add(Node("const", (), make_attrs({"value": node.value, "shape": ()}), "float", self.origin))
+        if isinstance(node, E.Name):
+            return self.cell.name_node(node.id, self.path, node.pos, self.env)
+        if isinstance(node, E.Neg):
+            return self.apply("neg", [self.lower(node.operand)], {}, node.pos, node)
+        if isinstance(node, E.BinOp):
+            args = [self.lower(node.left), self.lower(node.right)]
+            return self.apply(BINARY[node.op], args, {}, node.pos, node)
+        if isinstance(node, E.Attr):
+            if node.name == "T":
+                return self.apply("transpose", [self.lower(node.value)], {}, node.pos, node)
+            self.fail(f"`.{node.name}` is not known here", node.pos, len(node.name),
+                      "only `.T` (transpose) is defined on values of a step cell")
+        if isinstance(node, E.Index):
+            value = self.lower(node.value)
+            if isinstance(node.index, E.Slice):
+                attrs = {"start": self.const(node.index.start, int) if node.index.start is not None else None,
+                         "stop": self.const(node.index.stop, int) if node.index.stop is not None else None}
+                return self.apply("slice", [value], attrs, node.pos, node)
+            return self.apply("index", [value], {"i": self.const(node.index, int)}, node.pos, node)
+        if isinstance(node, E.Call):
+            return self.call(node)
+        raise TypeError(node)  # the parser produces nothing else
+
+    def const(self, node, kind=float):
+        """A compile-time number: literals, dims, and arithmetic on them."""
+        if isinstance(node, E.Num):
+            value = node.value
+        elif isinstance(node, E.Name) and node.id in self.cell.dims:
+            value = self.cell.dims[node.id]
+        elif isinstance(node, E.Neg):
+            value = -self.const(node.operand, float)
+        elif isinstance(node, E.BinOp) and node.op in "+-*/":
+            a, b = self.const(node.left, float), self.const(node.right, float)
+            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf}[node.op]
+        else:
+            self.fail("expected a constant (a number or a dim)", getattr(node, "pos", 0), 1,
+                      "attributes like axis=, n and i must be known before running")
+        if kind is int:
+            if not float(value).is_integer():
+                self.fail(f"expected a whole number, got {value}", getattr(node, "pos", 0))
+            return int(value)
+        return value
+
+    def call(self, node: E.Call) -> int:
+        op = OPS.get(node.func)
+        if op is None or node.func not in FUNCTIONS:
+            self.fail(f"unknown function `{node.func}`", node.pos, len(node.func),
+                      did_you_mean(node.func, FUNCTIONS, "function"))
+        lo, hi = op.arity
+        n_tensors = len(node.args) if hi is None else min(len(node.args), hi)
+        tensor_args, attr_args = node.args[:n_tensors], node.args[n_tensors:]
+        if len(tensor_args) < lo:
+            self.fail(f"{node.func} takes {self._arity_text(op)}, got {len(node.args)}", node.pos, len(node.func))
+        attr_names = list(op.attrs)
+        if len(attr_args) > len(attr_names):
+            self.fail(f"{node.func} takes {self._arity_text(op)}, got {len(node.args)}", node.pos, len(node.func))
+        attrs = {}
+        for name, value in zip(attr_names, attr_args):
+            attrs[name] = self.const(value, self._attr_kind(op, name))
+        for name, value in node.kwargs:
+            if name not in op.attrs:
+                self.fail(f"{node.func} has no argument `{name}`", value.pos if hasattr(value, "pos") else node.pos,
+                          1, did_you_mean(name, op.attrs, "argument") if op.attrs else f"{node.func} takes no options")
+            attrs[name] = self.const(value, self._attr_kind(op, name))
+        args = [self.lower(a) for a in tensor_args]
+        for name, default in op.attrs.items():
+            if name not in attrs:
+                if default is REQUIRED:
+                    self.fail(f"{node.func} needs `{name}`", node.pos, len(node.func),
+                              f"write {node.func}(..., {name}=<number>)")
+                attrs[name] = default
+        return self.apply(node.func, args, attrs, node.pos, node)
+
+    @staticmethod
+    def _attr_kind(op, name):
+        return float if name in ("alpha", "beta") else int
+
+    @staticmethod
+    def _arity_text(op) -> str:
+        lo, hi = op.arity
+        extra = len(op.attrs)
+        if hi is None:
+            return f"at least {lo} argument{'s' if lo != 1 else ''}"
+        if extra:
+            return f"{lo} argument{'s' if lo != 1 else ''} (plus {', '.join(op.attrs)})"
+        return f"{lo} argument{'s' if lo != 1 else ''}"
+
+    def apply(self, opname: str, args: list[int], attrs: dict, pos: int, ast) -> int:
+        op = OPS[opname]
+        nodes = [self.g.node(a) for a in args]
+        int_positions = INT_ARGS.get(opname, ())
+        for i, n in enumerate(nodes):
+            if n.dtype == "token" and i not in int_positions:
+                self.fail(f"`{E.to_text(ast)}` uses the token `{n.label or n.attr('name')}` as a number", pos, 1,
+                          f"turn it into a vector first: one_hot({n.label or 'x'}, V) or embed({n.label or 'x'}, E)")
+            if i in int_positions and n.dtype != "token":
+                self.fail(f"{opname} needs a token (an integer index) as argument {i + 1}", pos, 1,
+                          "declare the input as `x: token`")
+        try:
+            shape = tuple(op.shape([n.shape for n in nodes], attrs))
+        except ShapeError as e:
+            what = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "matmul": "multiply"}
+            verb = what.get(opname, f"apply {opname} to")
+            shapes = " and ".join(fmt_shape(n.shape) for n in nodes)
+            self.fail(f"shape mismatch: cannot {verb} {shapes} in `{E.to_text(ast)}`: {e}", pos,
+                      len(opname) if isinstance(ast, E.Call) else 1)
+        if math.prod(shape) > MAX_ELEMENTS:
+            self.fail(f"`{E.to_text(ast)}` would have {math.prod(shape):.3g} elements", pos)
+        return self.g.add(Node(opname, shape, make_attrs(attrs), "float", self.origin), args)

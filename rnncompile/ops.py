@@ -1,0 +1,292 @@
+"""The one table of operations.
+
+Each entry gives an op's name, how many tensor arguments it takes, its
+compile-time attributes, its shape rule, its FLOP count and its reference
+meaning in NumPy on ONE example (no batch axis). The checker, the renderer,
+`inspect` and every backend read this table; a backend keeps its own kernel
+table keyed by the same names, and a test fails when one misses an op.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+Shape = tuple  # a tuple of ints, without the batch axis
+
+
+class ShapeError(Exception):
+    """An op's arguments do not fit its shape rule (message says why)."""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    arity: tuple[int, int | None]  # (min, max) tensor arguments; max None = variadic
+    shape: Callable[[list[Shape], dict], Shape]
+    meaning: Callable | None  # reference NumPy meaning: meaning(*arrays, **attrs)
+    attrs: dict = field(default_factory=dict)  # name -> default (REQUIRED = must be given)
+    kind: str = "math"  # source | sink | elementwise | activation | linear | shape | reduce | memory
+    flops_per_elem: float = 1.0  # for elementwise-style ops; others define flops()
+    flops: Callable[[list[Shape], Shape, dict], int] | None = None
+    symbol: str = ""  # infix symbol for diagrams and printers
+    doc: str = ""
+
+
+REQUIRED = object()
+OPS: dict[str, OpDef] = {}
+
+
+def _size(shape: Shape) -> int:
+    return int(math.prod(shape))
+
+
+def _register(op: OpDef) -> OpDef:
+    OPS[op.name] = op
+    return op
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+# ---- shape rules ---------------------------------------------------------
+
+def _broadcast(shapes, attrs):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError("shapes " + " and ".join(fmt_shape(s) for s in shapes) + " do not broadcast") from None
+
+
+def _same(shapes, attrs):
+    return shapes[0]
+
+
+def _matmul(shapes, attrs):
+    a, b = shapes
+    if not a or not b:
+        raise ShapeError(f"@ needs vectors or matrices, got {fmt_shape(a)} @ {fmt_shape(b)}")
+    ka = a[-1]
+    kb = b[0] if len(b) == 1 else b[-2]
+    if ka != kb:
+        raise ShapeError(f"inner sizes differ: {fmt_shape(a)} @ {fmt_shape(b)} ({ka} != {kb})")
+    if len(a) == 1 and len(b) == 1:
+        return ()
+    if len(a) == 1:
+        return tuple(b[:-2]) + (b[-1],)
+    if len(b) == 1:
+        return tuple(a[:-1])
+    try:
+        batch = tuple(np.broadcast_shapes(a[:-2], b[:-2]))
+    except ValueError:
+        raise ShapeError(f"leading axes do not broadcast: {fmt_shape(a)} @ {fmt_shape(b)}") from None
+    return batch + (a[-2], b[-1])
+
+
+def _matmul_flops(shapes, out, attrs):
+    a = shapes[0]
+    return 2 * _size(out) * a[-1]
+
+
+def _axis(shape, axis):
+    n = len(shape)
+    if not -n <= axis < n:
+        raise ShapeError(f"axis {axis} is out of range for shape {fmt_shape(shape)}")
+    return axis % n
+
+
+def _concat(shapes, attrs):
+    axis = attrs["axis"]
+    ranks = {len(s) for s in shapes}
+    if len(ranks) != 1 or 0 in ranks:
+        raise ShapeError("concat needs arguments of the same rank ≥ 1, got " + ", ".join(fmt_shape(s) for s in shapes))
+    ax = _axis(shapes[0], axis)
+    for s in shapes[1:]:
+        if s[:ax] + s[ax + 1:] != shapes[0][:ax] + shapes[0][ax + 1:]:
+            raise ShapeError("concat arguments differ off the joined axis: " + ", ".join(fmt_shape(s) for s in shapes))
+    return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
+
+
+def _reduce(shapes, attrs):
+    s, axis = shapes[0], attrs["axis"]
+    if axis is None:
+        return ()
+    ax = _axis(s, axis)
+    return s[:ax] + s[ax + 1:]
+
+
+def _softmax_shape(shapes, attrs):
+    if not shapes[0]:
+        raise ShapeError("softmax of a scalar is always 1; it needs a vector")
+    _axis(shapes[0], attrs["axis"])
+    return shapes[0]
+
+
+def _outer(shapes, attrs):
+    a, b = shapes
+    if len(a) != 1 or len(b) != 1:
+        raise ShapeError(f"outer needs two vectors, got {fmt_shape(a)} and {fmt_shape(b)}")
+    return (a[0], b[0])
+
+
+def _transpose(shapes, attrs):
+    s = shapes[0]
+    if len(s) < 2:
+        raise ShapeError(f"transpose needs a matrix, got {fmt_shape(s)}")
+    return s[:-2] + (s[-1], s[-2])
+
+
+def _slice(shapes, attrs):
+    s = shapes[0]
+    if not s:
+        raise ShapeError("cannot slice a scalar")
+    start, stop, ax = attrs["start"], attrs["stop"], _axis(s, attrs.get("axis", 0))
+    n = s[ax]
+    start = 0 if start is None else start
+    stop = n if stop is None else stop
+    if not (0 <= start < stop <= n):
+        raise ShapeError(f"slice {start}:{stop} is empty or out of range for length {n}")
+    return s[:ax] + (stop - start,) + s[ax + 1:]
+
+
+def _index(shapes, attrs):
+    s = shapes[0]
+    if not s:
+        raise ShapeError("cannot index a scalar")
+    if not -s[0] <= attrs["i"] < s[0]:
+        raise ShapeError(f"index {attrs['i']} is out of range for length {s[0]}")
+    return s[1:]
+
+
+def _chunk(shapes, attrs):
+    s, n, i = shapes[0], attrs["n"], attrs["i"]
+    if not s:
+        raise ShapeError("cannot split a scalar")
+    if n < 1 or s[-1] % n:
+        raise ShapeError(f"cannot split length {s[-1]} into {n} equal parts")
+    if not 0 <= i < n:
+        raise ShapeError(f"part {i} does not exist: there are {n} parts (0..{n - 1})")
+    return s[:-1] + (s[-1] // n,)
+
+
+def _one_hot(shapes, attrs):
+    if attrs["n"] < 1:
+        raise ShapeError("one_hot needs a positive number of classes")
+    return shapes[0] + (attrs["n"],)
+
+
+def _embed(shapes, attrs):
+    ids, table = shapes
+    if len(table) != 2:
+        raise ShapeError(f"embed needs a [vocab, width] table, got {fmt_shape(table)}")
+    return ids + (table[1],)
+
+
+def _source(shapes, attrs):
+    return tuple(attrs["shape"])
+
+
+# ---- reference meanings (one example, no batch axis) ---------------------
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))  # never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def _softmax(x, axis=-1):
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _slice_meaning(x, start=None, stop=None, axis=0):
+    return np.moveaxis(np.moveaxis(x, axis, 0)[start:stop], 0, axis)
+
+
+def _chunk_meaning(x, n, i):
+    w = x.shape[-1] // n
+    return x[..., i * w:(i + 1) * w]
+
+
+def _one_hot_meaning(ids, n):
+    return (np.asarray(ids)[..., None] == np.arange(n)).astype(np.float32)
+
+
+def _embed_meaning(ids, table):
+    return table[np.asarray(ids)]
+
+
+def _unary(name, meaning, kind="activation", flops=1.0, doc=""):
+    _register(OpDef(name, (1, 1), _same, meaning, kind=kind, flops_per_elem=flops, doc=doc))
+
+
+def _binary(name, symbol, meaning, doc=""):
+    _register(OpDef(name, (2, 2), _broadcast, meaning, kind="elementwise", symbol=symbol, doc=doc))
+
+
+# sources and sinks: the leaves of a cell graph
+for _name, _doc in (("input", "the current step's input"), ("state", "the previous step's state"),
+                    ("param", "a learned parameter"), ("const", "a literal number")):
+    _register(OpDef(_name, (0, 0), _source, None, attrs={"shape": REQUIRED, "name": ""}, kind="source", doc=_doc))
+_register(OpDef("output", (1, 1), _same, lambda x: x, attrs={"name": REQUIRED}, kind="sink",
+                doc="a named result of the step"))
+
+_binary("add", "+", np.add)
+_binary("sub", "−", np.subtract)
+_binary("mul", "×", np.multiply, "elementwise (Hadamard) product")
+_binary("div", "÷", np.divide)
+_binary("pow", "^", np.power)
+_binary("maximum", "max", np.maximum)
+_binary("minimum", "min", np.minimum)
+_register(OpDef("matmul", (2, 2), _matmul, np.matmul, kind="linear", flops=_matmul_flops, symbol="@",
+                doc="matrix product; a vector on the right is a column, on the left a row"))
+_unary("neg", np.negative, kind="elementwise")
+_unary("sigmoid", _sigmoid, flops=4)
+_unary("tanh", np.tanh, flops=4)
+_unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype))
+_register(OpDef("hard_sigmoid", (1, 1), _same,
+                lambda x, alpha=0.2, beta=0.5: np.clip(alpha * x + beta, 0, 1).astype(x.dtype),
+                attrs={"alpha": 0.2, "beta": 0.5}, kind="activation", flops_per_elem=3,
+                doc="max(0, min(1, alpha*x + beta)), ONNX's HardSigmoid"))
+_unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype), flops=4)
+_unary("exp", np.exp, kind="elementwise", flops=4)
+_unary("log", np.log, kind="elementwise", flops=4)
+_unary("sqrt", np.sqrt, kind="elementwise", flops=2)
+_unary("abs", np.abs, kind="elementwise")
+_register(OpDef("softmax", (1, 1), _softmax_shape, _softmax, attrs={"axis": -1}, kind="activation",
+                flops_per_elem=5, doc="exp(x) / sum(exp(x)) along an axis, computed stably"))
+_register(OpDef("concat", (1, None), _concat, lambda *xs, axis=-1: np.concatenate(xs, axis=axis),
+                attrs={"axis": -1}, kind="shape", flops_per_elem=0, doc="join along an axis (the last by default)"))
+_register(OpDef("sum", (1, 1), _reduce, lambda x, axis=None: np.sum(x, axis=axis), attrs={"axis": None},
+                kind="reduce", doc="sum over one axis, or all"))
+_register(OpDef("mean", (1, 1), _reduce, lambda x, axis=None: np.mean(x, axis=axis), attrs={"axis": None},
+                kind="reduce", doc="mean over one axis, or all"))
+_register(OpDef("max", (1, 1), _reduce, lambda x, axis=None: np.max(x, axis=axis), attrs={"axis": None},
+                kind="reduce", doc="max over one axis, or all"))
+_register(OpDef("outer", (2, 2), _outer, np.outer, kind="linear", doc="outer product of two vectors"))
+_register(OpDef("transpose", (1, 1), _transpose, lambda x: np.swapaxes(x, -1, -2), kind="shape",
+                flops_per_elem=0, symbol="ᵀ", doc="swap the last two axes (also written x.T)"))
+_register(OpDef("slice", (1, 1), _slice, _slice_meaning, attrs={"start": None, "stop": None, "axis": 0},
+                kind="shape", flops_per_elem=0, doc="x[a:b] along an axis (the first when written x[a:b])"))
+_register(OpDef("index", (1, 1), _index, lambda x, i: x[i], attrs={"i": REQUIRED}, kind="shape",
+                flops_per_elem=0, doc="x[i] along the first axis"))
+_register(OpDef("chunk", (1, 1), _chunk, _chunk_meaning, attrs={"n": REQUIRED, "i": REQUIRED}, kind="shape",
+                flops_per_elem=0, doc="chunk(x, n, i): part i of n equal parts along the last axis"))
+_register(OpDef("one_hot", (1, 1), _one_hot, _one_hot_meaning, attrs={"n": REQUIRED}, kind="shape",
+                flops_per_elem=0, doc="one_hot(token, n): a length-n indicator vector"))
+_register(OpDef("embed", (2, 2), _embed, _embed_meaning, kind="shape", flops_per_elem=0,
+                doc="embed(token, E): row `token` of the table E"))
+
+ACTIVATIONS = {n for n, op in OPS.items() if op.kind == "activation"}
+INT_ARGS = {"one_hot": (0,), "embed": (0,)}  # argument positions that take token indices
+
+
+def flops(op: OpDef, arg_shapes: list[Shape], out: Shape, attrs: dict) -> int:
+    if op.flops is not None:
+        return int(op.flops(arg_shapes, out, attrs))
+    if op.kind == "reduce":
+        return _size(arg_shapes[0])
+    return int(op.flops_per_elem * _size(out))
