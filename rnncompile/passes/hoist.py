@@ -52,7 +52,7 @@ def _split_affine(cell: CellGraph, nid: int, stage: dict) -> bool:
 
 
 def _reassociate(cell: CellGraph, nid: int, stage: dict) -> bool:
-    """add(add(L, S), C) with L loop, S seq, C const  ->  add(L, add(S, C))."""
+    """add(add(L, S), C) (or S + L) with L loop, S seq, C const  ->  add(L, add(S, C))."""
     node = cell.node(nid)
     if node.op != "add":
         return False
@@ -60,6 +60,8 @@ def _reassociate(cell: CellGraph, nid: int, stage: dict) -> bool:
     if stage[c] != "const" or cell.node(inner).op != "add" or len(cell.users(inner)) != 1:
         return False
     lhs, rhs = cell.args(inner)
+    if stage[lhs] == "seq" and stage[rhs] == "loop":
+        lhs, rhs = rhs, lhs  # addition commutes
     if stage[lhs] != "loop" or stage[rhs] != "seq" or cell.node(rhs).shape != node.shape:
         return False
     if cell.node(inner).shape != node.shape:

@@ -1,0 +1,42 @@
+"""Vocabularies: turning text into token indices and back."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .errors import DataError
+from .spec import VocabSpec
+
+
+class Vocab:
+    def __init__(self, spec: VocabSpec):
+        self.tokens = list(spec.tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.level, self.unknown, self.end = spec.level, spec.unknown, spec.end
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def split(self, text: str) -> list[str]:
+        if self.level == "char":
+            return list(text)
+        return re.findall(r"\w+|[^\w\s]", text)
+
+    def encode(self, text: str) -> np.ndarray:
+        if not text:
+            raise DataError("the text is empty; give at least one token")
+        ids = []
+        for i, tok in enumerate(self.split(text)):
+            if tok in self.index:
+                ids.append(self.index[tok])
+            elif self.unknown is not None:
+                ids.append(self.index[self.unknown])
+            else:
+                shown = "".join(repr(t)[1:-1] for t in self.tokens) if self.level == "char" else " ".join(self.tokens)
+                raise DataError(f"`{tok}` (token {i + 1} of the text) is not in the vocabulary: {shown}")
+        return np.asarray(ids, dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        sep = "" if self.level == "char" else " "
+        return sep.join(self.tokens[int(i)] for i in ids)
