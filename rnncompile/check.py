@@ -5,6 +5,7 @@ user sees all of them at once, each located in the file.
 """
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from dataclasses import dataclass, field
@@ -60,11 +61,10 @@ def check_text(text: str, file: str = "<spec>.yaml", dim_overrides: dict[str, in
 
 def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None = None) -> Checked:
     sink = DiagnosticSink()
-    try:
-        spec = Spec.model_validate(data)
-    except ValidationError as e:
-        _report_validation(e, data, smap, sink)
-        raise SpecError(sink.items) from None
+    data = _check_names(data, smap, sink)
+    spec = _validate(data, smap, sink)
+    if spec is None:
+        raise SpecError(sink.items)
 
     dims = _check_dims(spec, smap, sink, dim_overrides or {})
     if spec.vocab is not None:
@@ -75,6 +75,61 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
     time_dim = _check_model(spec, cells, dims, smap, sink)
     sink.raise_if_errors()
     return Checked(spec, dims, cells, smap, sink.warnings, time_dim)
+
+
+NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")
+
+
+def _check_names(data: dict, smap: SourceMap, sink: DiagnosticSink) -> dict:
+    """Keys that name things must be names. A common slip is a comma inside a
+    YAML flow mapping: `{h: sigmoid(a, b)}` splits at the comma."""
+    cells = data.get("cells")
+    if not isinstance(cells, dict):
+        return data
+    data = copy.deepcopy(data)
+    for cname, cell in data["cells"].items():
+        if not isinstance(cell, dict):
+            continue
+        for section in NAMED_SECTIONS:
+            entries = cell.get(section)
+            if not isinstance(entries, dict):
+                continue
+            for key in list(entries):
+                if isinstance(key, str) and key.isidentifier():
+                    continue
+                path = ("cells", cname, section, key)
+                hint = ("a comma inside `{...}` ends the entry: quote the expression "
+                        "(h: \"f(a, b)\") or write the mapping one entry per line"
+                        if entries[key] is None else "names use letters, digits and _")
+                sink.error(f"`{key}` is not a name", dotted(path), smap.key_loc(path), hint)
+                del entries[key]
+    return data
+
+
+def _validate(data: dict, smap: SourceMap, sink: DiagnosticSink) -> Spec | None:
+    """Validate; on errors, report them, drop the offending keys and try once
+    more, so that the semantic checks can still report what else is wrong."""
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as e:
+        _report_validation(e, data, smap, sink)
+        pruned = copy.deepcopy(data)
+        for err in e.errors():
+            _drop(pruned, _data_path(err["loc"], data))
+    try:
+        return Spec.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def _drop(data, path) -> None:
+    for p in path[:-1]:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return
+    if path and isinstance(data, dict):
+        data.pop(path[-1], None)
 
 
 def _check_dims(spec: Spec, smap: SourceMap, sink: DiagnosticSink, overrides: dict) -> dict[str, int]:

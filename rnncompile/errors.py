@@ -50,7 +50,7 @@ class RnnCompileError(Exception):
     exit_code = 1
 
     def format(self) -> str:
-        return str(self)
+        return f"error: {self}"
 
 
 class SpecError(RnnCompileError):
@@ -62,7 +62,10 @@ class SpecError(RnnCompileError):
         super().__init__(self.format())
 
     def format(self) -> str:
-        body = "\n".join(d.format() for d in self.diagnostics + self.warnings)
+        def where(d):
+            return (d.loc.file, d.loc.line, d.loc.col) if d.loc else ("", 0, 0)
+        ordered = sorted(self.diagnostics, key=where) + sorted(self.warnings, key=where)
+        body = "\n".join(d.format() for d in ordered)
         n = len(self.diagnostics)
         return f"{body}\n{n} error{'s' if n != 1 else ''}"
 

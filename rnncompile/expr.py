@@ -25,9 +25,10 @@ MAX_DEPTH = 200
 
 
 class ExprSyntaxError(Exception):
-    def __init__(self, message: str, pos: int, width: int = 1, hint: str = ""):
+    def __init__(self, message: str, pos: int, width: int = 1, hint: str = "", opened_at: int | None = None):
         super().__init__(message)
         self.message, self.pos, self.width, self.hint = message, pos, width, hint
+        self.opened_at = opened_at  # where an unclosed bracket was opened
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,10 @@ class _Parser:
         tok = self.peek()
         if tok[1] != value or tok[0] != "op":
             found = "the end of the expression" if tok[0] == "end" else f"`{tok[1]}`"
-            hint = f"the bracket opened at column {opened_at + 1} is not closed" if opened_at is not None else ""
-            raise ExprSyntaxError(f"expected `{value}` but found {found}", tok[2], max(1, len(tok[1])), hint)
+            hint = f"is the `{self.text[opened_at]}` at `{self.text[max(0, opened_at - 12):opened_at + 1]}` closed?" \
+                if opened_at is not None else ""
+            raise ExprSyntaxError(f"expected `{value}` but found {found}", tok[2], max(1, len(tok[1])), hint,
+                                  opened_at)
         return self.take()
 
     def parse(self):
@@ -292,24 +295,29 @@ def names_in(node) -> list[Name]:
 
 
 def to_text(node) -> str:
-    """Canonical text of an expression (used in diagrams and generated code)."""
+    """Canonical text of an expression (used in messages, diagrams and generated code)."""
+    text = _text(node)
+    return text[1:-1] if isinstance(node, BinOp) else text
+
+
+def _text(node) -> str:
     if isinstance(node, Num):
         return node.text
     if isinstance(node, Name):
         return node.id
     if isinstance(node, Call):
-        parts = [to_text(a) for a in node.args] + [f"{k}={to_text(v)}" for k, v in node.kwargs]
+        parts = [_text(a) for a in node.args] + [f"{k}={_text(v)}" for k, v in node.kwargs]
         return f"{node.func}({', '.join(parts)})"
     if isinstance(node, BinOp):
-        return f"({to_text(node.left)} {node.op} {to_text(node.right)})"
+        return f"({_text(node.left)} {node.op} {_text(node.right)})"
     if isinstance(node, Neg):
-        return f"-{to_text(node.operand)}"
+        return f"-{_text(node.operand)}"
     if isinstance(node, Index):
-        return f"{to_text(node.value)}[{to_text(node.index)}]"
+        return f"{_text(node.value)}[{_text(node.index)}]"
     if isinstance(node, Slice):
-        a = to_text(node.start) if node.start is not None else ""
-        b = to_text(node.stop) if node.stop is not None else ""
+        a = _text(node.start) if node.start is not None else ""
+        b = _text(node.stop) if node.stop is not None else ""
         return f"{a}:{b}"
     if isinstance(node, Attr):
-        return f"{to_text(node.value)}.{node.name}"
+        return f"{_text(node.value)}.{node.name}"
     raise TypeError(node)

@@ -105,10 +105,13 @@ class CellLowering:
             self.declare("let", name, ("let", name))
         self.check_param_total()
 
-        for name in cell.gates:
-            self.resolve(name, ("gates", name))
-        for name in cell.let:
-            self.resolve(name, ("let", name))
+        for section, names in (("gates", cell.gates), ("let", cell.let)):
+            for name in names:
+                if self.kind_of.get(name) in ("gate", "let"):
+                    try:
+                        self.resolve(name, (section, name))
+                    except _Failed:
+                        pass  # reported where it failed
 
         updates = {}
         for name, text in cell.update.items():

@@ -33,8 +33,8 @@ class Vocab:
             elif self.unknown is not None:
                 ids.append(self.index[self.unknown])
             else:
-                shown = "".join(repr(t)[1:-1] for t in self.tokens) if self.level == "char" else " ".join(self.tokens)
-                raise DataError(f"`{tok}` (token {i + 1} of the text) is not in the vocabulary: {shown}")
+                shown = " ".join(repr(t) for t in self.tokens[:40]) + (" …" if len(self.tokens) > 40 else "")
+                raise DataError(f"{tok!r} (token {i + 1} of the text) is not in the vocabulary: {shown}")
         return np.asarray(ids, dtype=np.int64)
 
     def decode(self, ids) -> str:

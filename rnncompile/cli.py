@@ -1,0 +1,212 @@
+"""The command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import api, registry
+from .check import check_file
+from .data import load_inputs, save_outputs
+from .errors import DataError, RnnCompileError, UsageError
+from .params import save_npz
+from .program import compile as compile_program
+from .show import summary, trace_table
+from .spec import json_schema
+from .summary import report
+from .vocab import Vocab
+
+
+def _parse_dims(values) -> dict[str, int]:
+    dims = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"--dim {item}: write --dim NAME=SIZE, e.g. --dim H=64")
+        try:
+            dims[name.strip()] = int(value)
+        except ValueError:
+            raise UsageError(f"--dim {item}: `{value}` is not a whole number") from None
+    return dims
+
+
+def _warn(checked) -> None:
+    for w in checked.warnings:
+        click.echo(w.format(), err=True)
+
+
+dim_option = click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="override a dim, e.g. H=64")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rnncompile")
+def cli():
+    """Check, draw and run recurrent neural networks written as YAML specs."""
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+def validate(spec, dims):
+    """Check a spec: prints every error, located, or `ok`."""
+    checked = check_file(spec, _parse_dims(dims))
+    _warn(checked)
+    n = len(checked.warnings)
+    click.echo(f"{spec}: ok" + (f" ({n} warning{'s' if n != 1 else ''})" if n else ""))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1), help="sequences at once")
+@click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of random inputs (default: the time dim)")
+@click.option("--seed", default=0, show_default=True, help="seed for random weights and inputs")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="inputs: .npy, .npz or .json")
+@click.option("--text", help="tokenize this text with the spec's vocabulary as the token input")
+@click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
+@click.option("--save-weights", type=click.Path(dir_okay=False), help="write the params used to an .npz")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write outputs and final state (.npz/.json)")
+@click.option("--trace", is_flag=True, help="record every node at every step and print a step table")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--backend", default="numpy", show_default=True, help="execution backend")
+def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, output, trace, dtype, backend):
+    """Simulate a spec: random inputs and seeded weights by default."""
+    if input_file and text:
+        raise UsageError("give either --input or --text, not both")
+    program = compile_program(spec, _parse_dims(dims), optimize=not trace)
+    _warn(program.checked)
+    cell = program.scan_cell
+    vocab = Vocab(program.vocab) if program.vocab else None
+    tokens = None
+    inputs = None
+    if text is not None:
+        if vocab is None:
+            raise UsageError(f"--text needs a vocabulary, and {spec} declares none (add `vocab:`)")
+        token_inputs = [n for n, i in cell.inputs.items() if i.dtype == "token"]
+        if len(token_inputs) != 1 or len(cell.inputs) != 1:
+            raise UsageError("--text needs a model with exactly one input, declared as a token")
+        tokens = vocab.encode(text)
+        inputs = {token_inputs[0]: np.broadcast_to(tokens, (batch, len(tokens))).copy()}
+    elif input_file:
+        inputs = load_inputs(input_file, cell.inputs, dtype)
+    params = api.make_params(program, seed, weights, dtype)
+    result = api.run(program, inputs=inputs, params=params, batch=batch, steps=steps, seed=seed, dtype=dtype,
+                     backend=backend, trace=trace)
+    first = next(iter(result.outputs.values())) if result.outputs else None
+    b, t = (first.shape[0], first.shape[1]) if first is not None else (batch, 0)
+    if trace:
+        click.echo(trace_table(cell, result, vocab, tokens))
+        click.echo()
+    click.echo(summary(program.name, result, t, b, backend, dtype, seed, vocab))
+    if save_weights:
+        save_npz(save_weights, params)
+        click.echo(f"weights written to {save_weights}")
+    if output:
+        arrays = {f"outputs.{k}": v for k, v in result.outputs.items()}
+        arrays.update({f"state.{k}": v for k, v in result.final_state.items()})
+        if trace:
+            for name, nid in _trace_names(cell).items():
+                if nid in result.trace:
+                    arrays[f"trace.{name}"] = result.trace[nid]
+        save_outputs(output, arrays)
+        click.echo(f"outputs written to {output}")
+
+
+def _trace_names(cell) -> dict[str, int]:
+    names = {}
+    for nid in cell.order():
+        node = cell.node(nid)
+        key = node.label or node.attr("name") or f"%{nid}"
+        if node.op == "state":
+            key = f"{key}.prev"
+        if key in names:
+            key = f"{key}.{nid}"
+        names[key] = nid
+    return names
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="the diagram: .svg, .png, .pdf or .dot")
+@click.option("--unroll", "-u", help="draw the chain unrolled over N steps (`12`, or `3..T` to elide the middle)")
+@click.option("--view", type=click.Choice(["cell", "unrolled"]), default=None, help="default: cell, or unrolled with --unroll")
+def render(spec, dims, output, unroll, view):
+    """Draw the folded cell, or the unrolled chain, with Graphviz."""
+    from .render import render as draw
+
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    view = view or ("unrolled" if unroll else "cell")
+    result = draw(program, output, view=view, unroll=unroll)
+    if result.note:
+        click.echo(result.note, err=True)
+    click.echo(f"wrote {result.path}" + (f" (layout: {result.engine})" if result.engine else ""))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--steps", "-t", type=click.IntRange(min=1))
+@click.option("--no-graph", is_flag=True, help="leave out the graph listing")
+@click.option("--unoptimised", is_flag=True, help="show the graph as written, before the passes")
+def inspect(spec, dims, batch, steps, no_graph, unoptimised):
+    """Params, shapes, FLOPs and memory per step, the passes, and the graph."""
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    click.echo(report(program, batch, steps, show_graph=not no_graph, optimised=not unoptimised))
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
+def schema(output):
+    """Print the JSON Schema of spec files (for editor completion)."""
+    text = json.dumps(json_schema(), indent=2)
+    if output:
+        from .data import atomic_write
+
+        with atomic_write(output) as f:
+            f.write(text + "\n")
+    else:
+        click.echo(text)
+
+
+@cli.command()
+def backends():
+    """List the installed execution backends."""
+    for name in registry.available():
+        click.echo(name)
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="rnncompile", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except RnnCompileError as e:
+        click.echo(e.format(), err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # a bug in rnncompile, not in the user's input
+        if os.environ.get("RNNCOMPILE_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e}\n"
+                   "This is a bug in rnncompile; rerun with RNNCOMPILE_DEBUG=1 for the traceback and report it.",
+                   err=True)
+        sys.exit(3)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
