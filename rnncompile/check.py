@@ -69,9 +69,11 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
     dims = _check_dims(spec, smap, sink, dim_overrides or {})
     if spec.vocab is not None:
         _check_vocab(spec, smap, sink, dims)
+    raw_dims = data.get("dims") if isinstance(data.get("dims"), dict) else {}
+    invalid = frozenset(str(k) for k in raw_dims) - set(dims)
     cells = {}
     for name, cell in spec.cells.items():
-        cells[name] = CellLowering(name, cell, dims, smap, sink).lower()
+        cells[name] = CellLowering(name, cell, dims, smap, sink, invalid).lower()
     time_dim = _check_model(spec, cells, dims, smap, sink)
     sink.raise_if_errors()
     return Checked(spec, dims, cells, smap, sink.warnings, time_dim)
@@ -240,6 +242,10 @@ def _report_validation(err: ValidationError, data, smap: SourceMap, sink: Diagno
             msg = e["msg"].replace("Input should be", "expected")
             if path and path[0] == "dims" and len(path) == 2:
                 msg = f"dim `{path[1]}` must be a positive integer"
+            if path == ("rnncompile",):
+                sink.error(f"unsupported spec format version `{got}`; this rnncompile reads version 1", where,
+                           smap.value_loc(path), "write `rnncompile: 1`")
+                continue
             sink.error(f"{msg}, got `{got}`" if not isinstance(got, (dict, list)) else msg, where,
                        smap.value_loc(path))
 

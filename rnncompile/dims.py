@@ -6,9 +6,10 @@ from .errors import did_you_mean
 
 
 class DimError(Exception):
-    def __init__(self, message: str, pos: int = 0, width: int = 1, hint: str = ""):
+    def __init__(self, message: str, pos: int = 0, width: int = 1, hint: str = "", undefined: str | None = None):
         super().__init__(message)
         self.message, self.pos, self.width, self.hint = message, pos, width, hint
+        self.undefined = undefined  # the dim name, when the problem is an undefined dim
 
 
 def eval_dim(value, dims: dict[str, int]) -> int:
@@ -38,7 +39,7 @@ def _eval(node, dims) -> int:
     if isinstance(node, E.Name):
         if node.id not in dims:
             raise DimError(f"undefined dim `{node.id}`", node.pos, len(node.id),
-                           did_you_mean(node.id, dims, "dim") or "declare it under `dims:`")
+                           did_you_mean(node.id, dims, "dim") or "declare it under `dims:`", undefined=node.id)
         return dims[node.id]
     if isinstance(node, E.Neg):
         return -_eval(node.operand, dims)

@@ -26,8 +26,11 @@ class _Failed(Exception):
 
 
 class CellLowering:
-    def __init__(self, name: str, cell: CellSpec, dims: dict[str, int], smap: SourceMap, sink: DiagnosticSink):
+    def __init__(self, name: str, cell: CellSpec, dims: dict[str, int], smap: SourceMap, sink: DiagnosticSink,
+                 invalid_dims: frozenset = frozenset()):
         self.name, self.cell, self.dims, self.smap, self.sink = name, cell, dims, smap, sink
+        self.invalid_dims = invalid_dims  # declared, but already reported as invalid
+        self.errors_before = len(sink.errors)
         self.base = ("cells", name)
         self.graph = CellGraph(name)
         self.env: dict[str, int] = {}  # name -> node id, filled lazily for lets and gates
@@ -51,7 +54,8 @@ class CellLowering:
             try:
                 n = eval_dim(d, self.dims)
             except DimError as e:
-                self.error(tuple(path) + (i,), e.message, e.pos, e.width, e.hint)
+                if e.undefined not in self.invalid_dims:
+                    self.error(tuple(path) + (i,), e.message, e.pos, e.width, e.hint)
                 return None
             if n < 1:
                 self.error(tuple(path) + (i,), f"size `{d}` is {n}; sizes must be positive", 0)
@@ -146,9 +150,10 @@ class CellLowering:
             if nid is not None:
                 g.add(Node("output", g.node(nid).shape, make_attrs({"name": name}), g.node(nid).dtype,
                            dotted(self.base + ("outputs", name)), name), [nid])
-        if not cell.outputs and not self.sink.errors:
-            self.warn((), f"cell `{self.name}` declares no outputs", hint="add `outputs: {y: h}`")
-        self.warn_unused()
+        if len(self.sink.errors) == self.errors_before:  # usage is only known when every expression lowered
+            if not cell.outputs:
+                self.warn((), f"cell `{self.name}` declares no outputs", hint="add `outputs: {y: h}`")
+            self.warn_unused()
         return g
 
     def gate_param_names(self, gate: str) -> list[str]:

@@ -93,6 +93,8 @@ def _walk(node, path: Path_, smap: SourceMap, count: list[int]):
     count[0] += 1
     if count[0] > MAX_NODES:
         raise _TooBig()
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise _BadTag(node)
     if isinstance(node, yaml.MappingNode):
         out = {}
         smap.values[path] = Span(node.start_mark.line, node.start_mark.column)
@@ -115,6 +117,12 @@ def _walk(node, path: Path_, smap: SourceMap, count: list[int]):
 
 
 _SCALARS = yaml.constructor.SafeConstructor()
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+class _BadTag(Exception):
+    def __init__(self, node):
+        self.node = node
 
 
 class _TooBig(Exception):
@@ -151,6 +159,8 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
         hint = ""
         if "found character '\\t'" in str(msg):
             hint = "YAML indentation must use spaces, not tabs"
+        elif e.context and e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+            hint = f"{e.context} that starts at line {e.context_mark.line + 1}, column {e.context_mark.column + 1}"
         return_line = mark.line if mark else 0
         return_col = mark.column if mark else 0
         raise _syntax_error(file, text, return_line, return_col, f"invalid YAML: {msg}", hint) from None
@@ -166,6 +176,9 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
     except _DuplicateKey as e:
         raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
                             f"duplicate key `{e.key}`", "each key may appear once in a mapping") from None
+    except _BadTag as e:
+        raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
+                            f"unsupported YAML tag `{e.node.tag}`", "specs hold plain data only") from None
     except _BadKey as e:
         raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
                             "mapping keys must be plain names") from None

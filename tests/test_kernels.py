@@ -1,0 +1,141 @@
+"""Every NumPy kernel against the op table's one-example `meaning`, for every batching pattern.
+
+A kernel gets flags saying which arguments carry a leading batch axis; the
+expected result applies `meaning` to example b of each batched argument (and
+the whole of each unbatched one) and stacks the results over b.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from backends.numpy import NumpyBackend
+from backends.numpy.kernels import KERNELS, kernel
+from rnncompile.ops import OPS, REQUIRED
+
+B = 3
+
+# op -> cases of (unbatched arg shapes, attrs, arg kind); kind: "real", "positive" (log, sqrt,
+# pow's base, div's denominator) or "token" (integer ids below the table size / class count)
+CASES: dict[str, list] = {}
+
+
+def case(op, shapes, attrs=None, kinds=None):
+    CASES.setdefault(op, []).append((tuple(map(tuple, shapes)), attrs or {}, kinds or ("real",) * len(shapes)))
+
+
+for _op in ("add", "sub", "mul", "maximum", "minimum"):
+    for _shapes in (((4,), (4,)), ((), (4,)), ((4,), ()), ((2, 4), (4,)), ((4,), (2, 4)), ((2, 1), (3,))):
+        case(_op, _shapes)
+case("div", ((4,), (4,)), kinds=("real", "positive"))
+case("div", ((), (2, 4)), kinds=("real", "positive"))
+case("pow", ((4,), (4,)), kinds=("positive", "real"))
+case("pow", ((2, 4), ()), kinds=("positive", "real"))
+case("matmul", ((3, 4), (4,)))  # matrix @ vector (W @ x)
+case("matmul", ((4,), (4, 3)))  # vector @ matrix (x @ M)
+case("matmul", ((2, 4), (4, 3)))  # matrix @ matrix
+case("matmul", ((3, 5), (5, 5)))  # [K, H] @ [H, H] (children.h @ U.T)
+case("matmul", ((4,), (4,)))  # vector . vector
+case("matmul", ((2, 3, 4), (4,)))  # a stack of matrices @ vector
+for _op in ("neg", "sigmoid", "tanh", "relu", "softplus", "exp", "abs", "transpose"):
+    case(_op, ((2, 3),) if _op == "transpose" else ((5,),))
+    case(_op, ((2, 3, 4),) if _op == "transpose" else ((2, 3),))
+for _op in ("log", "sqrt"):
+    case(_op, ((5,),), kinds=("positive",))
+    case(_op, ((2, 3),), kinds=("positive",))
+case("hard_sigmoid", ((6,),))
+case("hard_sigmoid", ((2, 3),), {"alpha": 0.5, "beta": 0.25})
+for _axis in (-1, 0):
+    case("softmax", ((5,),), {"axis": _axis})
+    case("softmax", ((3, 4),), {"axis": _axis})
+case("concat", ((3,), (2,)), {"axis": -1})
+case("concat", ((3,), (2,), (1,)), {"axis": 0})
+case("concat", ((2, 3), (1, 3)), {"axis": 0})
+case("concat", ((2, 3), (2, 4)), {"axis": 1})
+case("concat", ((2, 3), (2, 1)), {"axis": -1})
+for _op in ("sum", "mean", "max"):
+    for _axis in (None, 0, 1, -1):
+        case(_op, ((3, 4),), {"axis": _axis})
+    case(_op, ((5,),), {"axis": None})
+    case(_op, ((5,),), {"axis": 0})
+case("outer", ((3,), (4,)))
+case("slice", ((6,),), {"start": 1, "stop": 4, "axis": 0})
+case("slice", ((6,),), {"start": None, "stop": 2})
+case("slice", ((4, 5),), {"start": 1, "stop": 3, "axis": 0})
+case("slice", ((4, 5),), {"start": 2, "stop": 5, "axis": 1})
+case("slice", ((4, 5),), {"start": 0, "stop": 2, "axis": -1})
+case("index", ((4, 3),), {"i": 1})
+case("index", ((4, 3),), {"i": -1})
+case("index", ((5,),), {"i": 2})
+case("chunk", ((8,),), {"n": 4, "i": 2})
+case("chunk", ((2, 6),), {"n": 3, "i": 0})
+case("one_hot", ((),), {"n": 5}, ("token",))
+case("one_hot", ((3,),), {"n": 5}, ("token",))
+case("embed", ((), (5, 3)), kinds=("token", "real"))
+case("embed", ((4,), (5, 3)), kinds=("token", "real"))
+
+KERNEL_OPS = sorted(n for n, op in OPS.items() if op.kind not in ("source", "sink"))
+TOKENS = 5  # class count / table rows used by every token case
+
+
+def _full_attrs(op, attrs):
+    full = {**OPS[op].attrs, **attrs}
+    assert not any(v is REQUIRED for v in full.values()), f"{op}: case misses a required attr"
+    return full
+
+
+def _array(rng, shape, kind, dtype):
+    if kind == "token":
+        return rng.integers(0, TOKENS, shape)
+    if kind == "positive":
+        return rng.uniform(0.5, 2.0, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _meaning(op, args, attrs):
+    return OPS[op].meaning(*args, **{k: v for k, v in attrs.items() if k in OPS[op].attrs})
+
+
+def _params():
+    for op in KERNEL_OPS:
+        for n, (shapes, attrs, kinds) in enumerate(CASES.get(op, [])):
+            for flags in itertools.product((False, True), repeat=len(shapes)):
+                fl = "".join("B" if f else "-" for f in flags)
+                yield pytest.param(op, shapes, attrs, kinds, flags, id=f"{op}-{n}-{fl}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op,shapes,attrs,kinds,flags", list(_params()))
+def test_kernel_matches_meaning(op, shapes, attrs, kinds, flags, dtype):
+    rng = np.random.default_rng(abs(hash((op, shapes, flags))) % 2**32)
+    attrs = _full_attrs(op, attrs)
+    out_shape = OPS[op].shape(list(shapes), attrs)
+    args = [_array(rng, ((B,) if f else ()) + s, k, dtype) for s, f, k in zip(shapes, flags, kinds)]
+    fn = kernel(op, flags, shapes, attrs, out_shape)
+    got = np.asarray(fn(*args))
+    if any(flags):
+        want = np.stack([np.asarray(_meaning(op, [a[b] if f else a for a, f in zip(args, flags)], attrs))
+                         for b in range(B)])
+        assert got.shape == (B,) + tuple(out_shape)
+    else:  # nothing batched: the run-once (param-only) case
+        want = np.asarray(_meaning(op, args, attrs))
+        assert got.shape == tuple(out_shape)
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    if op not in ("one_hot",):  # one_hot is float32 by definition
+        assert got.dtype == want.dtype, f"{op} returns {got.dtype}, meaning gives {want.dtype}"
+
+
+def test_backend_has_a_kernel_for_every_op():
+    missing = [n for n, op in OPS.items() if op.kind != "source" and n not in KERNELS]
+    assert not missing, f"the NumPy backend has no kernel for: {', '.join(missing)}"
+    assert NumpyBackend.kernels is KERNELS
+
+
+def test_every_op_has_a_kernel_case_here():
+    """A new op in the table fails here until this file tests its kernel."""
+    untested = [n for n in KERNEL_OPS if n not in CASES]
+    assert not untested, f"add cases to tests/test_kernels.py for: {', '.join(untested)}"
+    assert set(CASES) <= set(OPS), f"cases for unknown ops: {set(CASES) - set(OPS)}"
