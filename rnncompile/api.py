@@ -37,6 +37,7 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     """Run the model; inputs are [B, T, ...] arrays keyed by input name (random when omitted)."""
     cell = program.scan_cell
     if inputs is None:
+        check_run_budget(program, batch, program.checked.steps(steps), trace)
         vocab = len(program.vocab.tokens) if program.vocab else None
         inputs = random_inputs(cell.inputs, batch, program.checked.steps(steps), seed, dtype, vocab)
     for name, info in cell.inputs.items():
@@ -46,14 +47,18 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
         if x.ndim == len(info.shape) + 1:
             inputs = {**inputs, name: x[None]}
     first = next(iter(inputs.values()))
-    b, t = first.shape[:2]
-    per_step = sum(program.scan_cell.node(n).size for n in program.scan_cell.g.nodes)
-    check_budget("the run's values" if trace else "one step's values", b * per_step * (t if trace else 1))
+    check_run_budget(program, first.shape[0], first.shape[1], trace)
     if params is None:
         params = make_params(program, seed, weights, dtype)
     if init_state is not None:
-        _check_state(program, init_state, b)
+        _check_state(program, init_state, first.shape[0])
     return registry.get(backend).prepare(program, dtype).run(inputs, params, init_state, trace)
+
+
+def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False) -> None:
+    """Refuse, before allocating, a run whose values would not fit in memory."""
+    per_step = sum(program.scan_cell.node(n).size for n in program.scan_cell.g.nodes)
+    check_budget("the run's values" if trace else "one step's values", batch * per_step * (steps if trace else 1))
 
 
 def _check_state(program: Program, init_state: dict, batch: int) -> None:

@@ -93,6 +93,9 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
         inputs = {token_inputs[0]: np.broadcast_to(tokens, (batch, len(tokens))).copy()}
     elif input_file:
         inputs = load_inputs(input_file, cell.inputs, dtype)
+    first = next(iter(inputs.values())) if inputs else None
+    api.check_run_budget(program, first.shape[0] if first is not None else batch,
+                         first.shape[1] if first is not None else program.checked.steps(steps), trace)
     params = api.make_params(program, seed, weights, dtype)
     result = api.run(program, inputs=inputs, params=params, batch=batch, steps=steps, seed=seed, dtype=dtype,
                      backend=backend, trace=trace)

@@ -107,7 +107,6 @@ class CellLowering:
                     self.declare("param", pname, ("gates", name))
         for name in cell.let:
             self.declare("let", name, ("let", name))
-        self.check_param_total()
 
         for section, names in (("gates", cell.gates), ("let", cell.let)):
             for name in names:
@@ -116,6 +115,7 @@ class CellLowering:
                         self.resolve(name, (section, name))
                     except _Failed:
                         pass  # reported where it failed
+        self.check_param_total()
 
         updates = {}
         for name, text in cell.update.items():
@@ -170,7 +170,8 @@ class CellLowering:
     def check_param_total(self):
         total = sum(math.prod(p.shape) for p in self.graph.params.values())
         if total > MAX_ELEMENTS:
-            self.error(("params",), f"the params hold {total:.3g} numbers in all; the limit is {MAX_ELEMENTS:.3g}",
+            self.error((), f"the params of cell `{self.name}` hold {total:.3g} numbers in all; "
+                           f"the limit is {MAX_ELEMENTS:.3g}",
                        hint="lower the dims (e.g. --dim H=64)")
 
     def check_state_inits(self):

@@ -7,9 +7,37 @@ made before rnncompile/__init__.py existed keeps resolving it that way).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+SPECS = ROOT / "specs"
+
+from rnncompile.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args, cwd=None):
+        old = os.getcwd()
+        if cwd:
+            os.chdir(cwd)
+        try:
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as e:
+                code = e.code
+        finally:
+            os.chdir(old)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
