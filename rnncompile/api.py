@@ -7,11 +7,14 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from . import registry
 from .data import check_budget, random_inputs
+from .drivers import Executable, RunResult
 from .errors import DataError
+from .graph import InputInfo
 from .params import check_against, init_params, load_npz
 from .program import Program
 
@@ -31,44 +34,111 @@ def make_params(program: Program, seed: int = 0, weights=None, dtype="float32") 
     return values
 
 
-def run(program: Program, inputs: dict | None = None, params: dict | None = None, weights=None,
-        init_state: dict | None = None, batch: int = 1, steps: int | None = None, seed: int = 0,
-        dtype: str = "float32", backend: str = "numpy", trace: bool = False):
-    """Run the model; inputs are [B, T, ...] arrays keyed by input name (random when omitted)."""
-    cell = program.scan_cell
-    if inputs is None:
-        check_run_budget(program, batch, program.checked.steps(steps), trace)
-        vocab = len(program.vocab.tokens) if program.vocab else None
-        inputs = random_inputs(cell.inputs, batch, program.checked.steps(steps), seed, dtype, vocab)
-    for name, info in cell.inputs.items():
-        if name not in inputs:
-            raise DataError(f"missing input `{name}`")
-        x = np.asarray(inputs[name])
-        if x.ndim == len(info.shape) + 1:
-            inputs = {**inputs, name: x[None]}
-    first = next(iter(inputs.values()))
-    check_run_budget(program, first.shape[0], first.shape[1], trace)
-    if params is None:
-        params = make_params(program, seed, weights, dtype)
-    if init_state is not None:
-        _check_state(program, init_state, first.shape[0])
-    return registry.get(backend).prepare(program, dtype).run(inputs, params, init_state, trace)
+def input_infos(program: Program) -> dict[str, InputInfo]:
+    plan = program.plan
+    return {n: InputInfo(n, s, plan.input_dtypes.get(n, "float")) for n, s in plan.inputs.items()}
+
+
+def context_infos(program: Program) -> dict[str, InputInfo]:
+    return {n: InputInfo(n, s) for n, s in program.plan.context.items()}
 
 
 def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False) -> None:
     """Refuse, before allocating, a run whose values would not fit in memory."""
-    per_step = sum(program.scan_cell.node(n).size for n in program.scan_cell.g.nodes)
+    per_step = sum(program.cell(u).node(n).size for u in program.plan.uses() for n in program.cell(u).g.nodes)
     check_budget("the run's values" if trace else "one step's values", batch * per_step * (steps if trace else 1))
+    inputs = sum(math.prod(s) for s in program.plan.inputs.values())
+    check_budget("the inputs", batch * steps * inputs)
+
+
+def run(program: Program, inputs: dict | None = None, params: dict | None = None, weights=None,
+        init_state: dict | None = None, lengths=None, context: dict | None = None, batch: int = 1,
+        steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
+        trace: bool = False) -> RunResult:
+    """Run the model. Sequence inputs are [B, T, ...] arrays keyed by input name (seeded random when
+    omitted); `lengths` [B] marks each sequence's real steps; `context` holds per-sequence vectors."""
+    plan = program.plan
+    infos = input_infos(program)
+    vocab = len(program.vocab.tokens) if program.vocab else None
+    if inputs is None:
+        steps = program.checked.steps(steps)
+        check_run_budget(program, batch, steps, trace)
+        inputs = random_inputs(infos, batch, steps, seed, dtype, vocab)
+    inputs = _with_batch_axis(inputs, infos, "input", time=True)
+    if context is None and plan.context:
+        context = random_inputs({n: i for n, i in context_infos(program).items()}, batch, 1, seed + 7, dtype)
+        context = {n: v[:, 0] for n, v in context.items()}
+    context = _with_batch_axis(context or {}, context_infos(program), "context input", time=False)
+    b, t = _batch_and_steps(inputs, context)
+    check_run_budget(program, b, t, trace)
+    if lengths is not None:
+        lengths = _check_lengths(lengths, b, t)
+    if params is None:
+        params = make_params(program, seed, weights, dtype)
+    if init_state is not None:
+        _check_state(program, init_state, b)
+    return Executable(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed)
+
+
+def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool) -> dict:
+    out = {}
+    for name, info in infos.items():
+        if name not in arrays:
+            raise DataError(f"missing {what} `{name}`; expected: {', '.join(infos)}")
+        x = np.asarray(arrays[name])
+        rank = len(info.shape) + (2 if time else 1)
+        if x.ndim == rank - 1:
+            x = x[None]
+        if x.ndim != rank or tuple(x.shape[rank - len(info.shape):]) != info.shape:
+            tail = "".join(", " + str(d) for d in info.shape)
+            want = f"[batch, steps{tail}] or [steps{tail}]" if time else f"[batch{tail}] or [{tail[2:]}]"
+            raise DataError(f"{what} `{name}` has shape {list(np.shape(arrays[name]))}; expected {want}")
+        if info.dtype == "token" and not np.issubdtype(x.dtype, np.integer):
+            raise DataError(f"{what} `{name}` holds tokens, so it needs integers, got {x.dtype}")
+        out[name] = x
+    extra = [n for n in arrays if n not in infos]
+    if extra:
+        raise DataError(f"unexpected {what} `{extra[0]}`; expected: {', '.join(infos) or 'none'}")
+    shapes = {x.shape[:2] if time else x.shape[:1] for x in out.values()}
+    if len(shapes) > 1:
+        raise DataError(f"{what}s disagree on batch size or steps: {sorted(shapes)}")
+    return out
+
+
+def _batch_and_steps(inputs: dict, context: dict) -> tuple[int, int]:
+    for x in inputs.values():
+        return x.shape[0], x.shape[1]
+    for x in context.values():
+        return x.shape[0], 1
+    return 1, 1
+
+
+def _check_lengths(lengths, batch: int, steps: int) -> np.ndarray:
+    lengths = np.asarray(lengths)
+    if lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise DataError(f"lengths must be {batch} whole numbers (one per sequence), got shape {list(lengths.shape)}")
+    if lengths.min() < 1 or lengths.max() > steps:
+        raise DataError(f"lengths must lie in 1..{steps} (the padded length); got {lengths.min()}..{lengths.max()}")
+    return lengths
+
+
+def lengths_from_mask(mask) -> np.ndarray:
+    """A [B, T] mask of real steps (ones then zeros) as lengths."""
+    mask = np.asarray(mask).astype(bool)
+    lengths = mask.sum(axis=1)
+    if not np.array_equal(mask, np.arange(mask.shape[1])[None] < lengths[:, None]):
+        raise DataError("a mask must mark each sequence's real steps as a prefix: ones, then zeros")
+    return lengths
 
 
 def _check_state(program: Program, init_state: dict, batch: int) -> None:
-    states = program.scan_cell.states
-    for name, value in init_state.items():
-        if name not in states:
-            raise DataError(f"initial state `{name}` is not a state of the cell; states: {', '.join(states)}")
-        want = (batch,) + states[name].shape
+    states = {}
+    for use in program.plan.uses():
+        for name, info in use.cell.states.items():
+            states[use.key(name)] = info
+    for key, value in init_state.items():
+        if key not in states:
+            raise DataError(f"initial state `{key}` is not a state of the model; states: {', '.join(states)}")
+        want = (batch,) + states[key].shape
         if tuple(np.shape(value)) != want:
-            raise DataError(f"initial state `{name}` has shape {list(np.shape(value))}, expected {list(want)}")
-    missing = [n for n in states if n not in init_state]
-    if missing:
-        raise DataError(f"initial state given without {', '.join(missing)}")
+            raise DataError(f"initial state `{key}` has shape {list(np.shape(value))}, expected {list(want)}")

@@ -6,6 +6,7 @@ user sees all of them at once, each located in the file.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,23 +16,19 @@ from pydantic import BaseModel, ValidationError
 from .dims import DimError, eval_dim
 from .errors import DiagnosticSink, SpecError, UsageError, did_you_mean
 from .graph import CellGraph
-from .lower import CellLowering
+from .model import Plan, PlanBuilder
 from .source import SourceMap, dotted, load_file, load_text
 from .spec import Spec
 
-DEFAULT_STEPS = 10
-
-
 @dataclass
 class Checked:
-    """A spec that passed every check, with its cells lowered to graphs."""
+    """A spec that passed every check: its model plan, with every cell lowered to a graph."""
 
     spec: Spec
     dims: dict[str, int]
-    cells: dict[str, CellGraph]
+    plan: Plan
     smap: SourceMap
     warnings: list = field(default_factory=list)
-    time_dim: str | int | None = None
 
     @property
     def file(self) -> str:
@@ -39,14 +36,11 @@ class Checked:
 
     @property
     def main_cell(self) -> CellGraph:
-        return self.cells[self.spec.model.scan]
+        """The cell a person thinks of as "the" cell: the first one the model runs."""
+        return self.plan.uses()[0].cell
 
     def steps(self, override: int | None = None) -> int:
-        if override is not None:
-            return override
-        if isinstance(self.time_dim, int):
-            return self.time_dim
-        return self.dims.get(self.time_dim, DEFAULT_STEPS)
+        return self.plan.steps(self.dims, override)
 
 
 def check_file(path, dim_overrides: dict[str, int] | None = None) -> Checked:
@@ -71,12 +65,16 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
         _check_vocab(spec, smap, sink, dims)
     raw_dims = data.get("dims") if isinstance(data.get("dims"), dict) else {}
     invalid = frozenset(str(k) for k in raw_dims) - set(dims)
-    cells = {}
-    for name, cell in spec.cells.items():
-        cells[name] = CellLowering(name, cell, dims, smap, sink, invalid).lower()
-    time_dim = _check_model(spec, cells, dims, smap, sink)
+    builder = PlanBuilder(spec, dims, {}, smap, sink, invalid)
+    plan = builder.build()
+    used = {name for name, _ in builder.lowered}
+    for name in spec.cells:
+        if name not in used:  # still checked, with the global dims
+            builder.cell(name, dims)
+            if plan is not None and not sink.errors:
+                sink.warn(f"cell `{name}` is not used by the model", f"cells.{name}", smap.key_loc(("cells", name)))
     sink.raise_if_errors()
-    return Checked(spec, dims, cells, smap, sink.warnings, time_dim)
+    return Checked(spec, dims, plan, smap, sink.warnings)
 
 
 NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")
@@ -118,6 +116,8 @@ def _validate(data: dict, smap: SourceMap, sink: DiagnosticSink) -> Spec | None:
         pruned = copy.deepcopy(data)
         for err in e.errors():
             _drop(pruned, _data_path(err["loc"], data))
+        pruned.setdefault("rnncompile", 1)  # reported above; check the rest as version 1
+        pruned.setdefault("name", "spec")
     try:
         return Spec.model_validate(pruned)
     except ValidationError:
@@ -154,67 +154,40 @@ def _check_dims(spec: Spec, smap: SourceMap, sink: DiagnosticSink, overrides: di
 
 def _check_vocab(spec: Spec, smap: SourceMap, sink: DiagnosticSink, dims: dict) -> None:
     v = spec.vocab
+    if (v.tokens is None) == (v.file is None):
+        sink.error("a vocabulary needs either `tokens:` or `file:` (one of them)", "vocab", smap.key_loc(("vocab",)))
+        return
+    if v.file is not None:
+        path = Path(smap.file).parent / v.file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            sink.error(f"cannot read the vocabulary file `{v.file}` ({getattr(e, 'strerror', None) or e})",
+                       "vocab.file", smap.value_loc(("vocab", "file")), "the path is relative to the spec file")
+            return
+        v.tokens = [line.rstrip("\r\n") for line in text.splitlines() if line.strip()]
+        if len(v.tokens) > 10_000_000:
+            sink.error("the vocabulary file has more than 10,000,000 tokens", "vocab.file",
+                       smap.value_loc(("vocab", "file")))
+            return
+    where = "vocab.tokens" if v.file is None else "vocab.file"
     seen = set()
     for i, tok in enumerate(v.tokens):
         if tok in seen:
-            sink.error(f"token `{tok}` appears twice in the vocabulary", f"vocab.tokens.{i}",
-                       smap.value_loc(("vocab", "tokens", i)))
+            path = ("vocab", "tokens", i) if v.file is None else ("vocab", "file")
+            sink.error(f"token `{tok}` appears twice in the vocabulary", where, smap.value_loc(path))
         seen.add(tok)
-    for key in ("unknown", "end"):
+    if not v.tokens:
+        sink.error("the vocabulary is empty", where, smap.key_loc(("vocab",)))
+    for key in ("unknown", "start", "end"):
         tok = getattr(v, key)
         if tok is not None and tok not in seen:
             sink.error(f"{key} token `{tok}` is not in the vocabulary", f"vocab.{key}", smap.value_loc(("vocab", key)),
-                       "add it to `tokens:`")
+                       f"add it to the vocabulary")
     if v.dim in spec.dims and spec.dims[v.dim] != len(v.tokens):
         sink.error(f"dim `{v.dim}` is {spec.dims[v.dim]} but the vocabulary has {len(v.tokens)} tokens",
                    f"dims.{v.dim}", smap.value_loc(("dims", v.dim)), f"remove `{v.dim}` from dims: it is set for you")
     dims[v.dim] = len(v.tokens)
-
-
-def _check_model(spec: Spec, cells: dict, dims: dict, smap: SourceMap, sink: DiagnosticSink):
-    model = spec.model
-    if model.scan not in cells:
-        sink.error(f"no cell named `{model.scan}`", "model.scan", smap.value_loc(("model", "scan"), 0, len(model.scan)),
-                   did_you_mean(model.scan, cells, "cell"))
-        return None
-    cell = cells[model.scan]
-    time_dims = set()
-    for name, shape in model.input.items():
-        path = ("model", "input", name)
-        if name not in spec.cells[model.scan].inputs:
-            sink.error(f"cell `{model.scan}` has no input `{name}`", dotted(path), smap.key_loc(path),
-                       did_you_mean(name, spec.cells[model.scan].inputs, "input"))
-            continue
-        if not shape:
-            sink.error("a sequence input needs a time axis first, e.g. [T, I]", dotted(path), smap.value_loc(path))
-            continue
-        time = shape[0]
-        if isinstance(time, str) and not time.isidentifier():
-            sink.error(f"the time axis `{time}` must be a dim name or a number", dotted(path + (0,)),
-                       smap.value_loc(path + (0,)))
-            continue
-        time_dims.add(time)
-        if name not in cell.inputs:
-            continue  # its declaration already failed
-        step = []
-        for i, d in enumerate(shape[1:], start=1):
-            try:
-                step.append(eval_dim(d, dims))
-            except DimError as e:
-                sink.error(e.message, dotted(path + (i,)), smap.value_loc(path + (i,), e.pos, e.width), e.hint)
-                step = None
-                break
-        if step is not None and tuple(step) != cell.inputs[name].shape:
-            sink.error(f"model input `{name}` has steps of shape {list(step)}, but cell `{model.scan}` takes "
-                       f"{list(cell.inputs[name].shape)}", dotted(path), smap.value_loc(path))
-    for name in spec.cells[model.scan].inputs:
-        if name not in model.input:
-            sink.error(f"cell input `{name}` is not fed by the model", "model.input", smap.key_loc(("model", "input")),
-                       f"add `{name}: [T, ...]` under model.input")
-    if len(time_dims) > 1:
-        sink.error("all sequence inputs must share one time axis, got " + ", ".join(map(str, time_dims)),
-                   "model.input", smap.key_loc(("model", "input")))
-    return next(iter(time_dims)) if time_dims else None
 
 
 # ---- pydantic errors -> located diagnostics ------------------------------------

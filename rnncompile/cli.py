@@ -11,7 +11,7 @@ import numpy as np
 
 from . import api, registry
 from .check import check_file
-from .data import load_inputs, save_outputs
+from .data import read_arrays, save_outputs
 from .errors import DataError, RnnCompileError, UsageError
 from .params import save_npz
 from .program import compile as compile_program
@@ -64,62 +64,78 @@ def validate(spec, dims):
 @dim_option
 @click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1), help="sequences at once")
 @click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of random inputs (default: the time dim)")
-@click.option("--seed", default=0, show_default=True, help="seed for random weights and inputs")
-@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="inputs: .npy, .npz or .json")
+@click.option("--seed", default=0, show_default=True, help="seed for random weights, inputs and sampling")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False),
+              help="inputs (.npy, .npz or .json); may also hold `lengths` [B] or `mask` [B, T], and context inputs")
 @click.option("--text", help="tokenize this text with the spec's vocabulary as the token input")
 @click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
 @click.option("--save-weights", type=click.Path(dir_okay=False), help="write the params used to an .npz")
+@click.option("--init-state", type=click.Path(dir_okay=False),
+              help="start from a saved state (the state.* arrays of an earlier --output .npz): streaming")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write outputs and final state (.npz/.json)")
 @click.option("--trace", is_flag=True, help="record every node at every step and print a step table")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="execution backend")
-def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, output, trace, dtype, backend):
+def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
+        backend):
     """Simulate a spec: random inputs and seeded weights by default."""
     if input_file and text:
         raise UsageError("give either --input or --text, not both")
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
-    cell = program.scan_cell
     vocab = Vocab(program.vocab) if program.vocab else None
-    tokens = None
-    inputs = None
+    infos = api.input_infos(program)
+    inputs = context = lengths = state = None
     if text is not None:
-        if vocab is None:
-            raise UsageError(f"--text needs a vocabulary, and {spec} declares none (add `vocab:`)")
-        token_inputs = [n for n, i in cell.inputs.items() if i.dtype == "token"]
-        if len(token_inputs) != 1 or len(cell.inputs) != 1:
-            raise UsageError("--text needs a model with exactly one input, declared as a token")
-        tokens = vocab.encode(text)
-        inputs = {token_inputs[0]: np.broadcast_to(tokens, (batch, len(tokens))).copy()}
+        name = _token_input(program, spec, vocab)
+        ids = vocab.encode(text)
+        inputs = {name: np.broadcast_to(ids, (batch, len(ids))).copy()}
     elif input_file:
-        inputs = load_inputs(input_file, cell.inputs, dtype)
-    first = next(iter(inputs.values())) if inputs else None
-    api.check_run_budget(program, first.shape[0] if first is not None else batch,
-                         first.shape[1] if first is not None else program.checked.steps(steps), trace)
+        raw = read_arrays(input_file, next(iter(infos)) if len(infos) == 1 else None)
+        lengths = raw.pop("lengths", None)
+        if "mask" in raw:
+            lengths = api.lengths_from_mask(raw.pop("mask"))
+        context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
+        inputs = raw
+    if init_state:
+        raw = read_arrays(init_state)
+        state = {k[len("state."):]: v for k, v in raw.items() if k.startswith("state.")}
+        if not state:
+            raise DataError(f"{init_state}: holds no state.* arrays (write one with run --output file.npz)")
     params = api.make_params(program, seed, weights, dtype)
-    result = api.run(program, inputs=inputs, params=params, batch=batch, steps=steps, seed=seed, dtype=dtype,
-                     backend=backend, trace=trace)
+    try:
+        result = api.run(program, inputs=inputs, params=params, init_state=state, lengths=lengths, context=context,
+                         batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend, trace=trace)
+    except DataError as e:
+        raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
     first = next(iter(result.outputs.values())) if result.outputs else None
-    b, t = (first.shape[0], first.shape[1]) if first is not None else (batch, 0)
+    per_step = program.plan.head is None or program.plan.head.at == "every_step"
+    b = first.shape[0] if first is not None else batch
+    t = first.shape[1] if first is not None and per_step else program.checked.steps(steps)
     if trace:
-        click.echo(trace_table(cell, result, vocab, tokens))
+        click.echo(trace_table(program, result, vocab))
         click.echo()
-    click.echo(summary(program.name, result, t, b, backend, dtype, seed, vocab))
+    click.echo(summary(program.name, result, t, b, backend, dtype, seed, vocab, per_step))
     if save_weights:
         save_npz(save_weights, params)
         click.echo(f"weights written to {save_weights}")
     if output:
         arrays = {f"outputs.{k}": v for k, v in result.outputs.items()}
         arrays.update({f"state.{k}": v for k, v in result.final_state.items()})
-        if trace:
-            for name, nid in _trace_names(cell).items():
-                if nid in result.trace:
-                    arrays[f"trace.{name}"] = result.trace[nid]
+        if result.tokens is not None:
+            arrays["tokens"], arrays["lengths"] = result.tokens, result.lengths
+        for use in program.plan.uses():
+            if use.prefix in result.trace:
+                cell = program.cell(use)
+                for name, nid in _trace_names(cell).items():
+                    if nid in result.trace[use.prefix]:
+                        arrays[f"trace.{use.prefix}{name}"] = result.trace[use.prefix][nid]
         save_outputs(output, arrays)
         click.echo(f"outputs written to {output}")
 
 
 def _trace_names(cell) -> dict[str, int]:
+    """Readable, unique names for every traced node (the spec's names where it has them)."""
     names = {}
     for nid in cell.order():
         node = cell.node(nid)
@@ -130,6 +146,16 @@ def _trace_names(cell) -> dict[str, int]:
             key = f"{key}.{nid}"
         names[key] = nid
     return names
+
+
+def _token_input(program, spec, vocab) -> str:
+    if vocab is None:
+        raise UsageError(f"--text needs a vocabulary, and {spec} declares none (add `vocab:`)")
+    infos = api.input_infos(program)
+    tokens = [n for n, i in infos.items() if i.dtype == "token"]
+    if len(tokens) != 1 or len(infos) != 1:
+        raise UsageError("--text needs a model with exactly one sequence input, declared as a token")
+    return tokens[0]
 
 
 @cli.command()

@@ -56,56 +56,28 @@ def random_inputs(inputs: dict, batch: int, steps: int, seed: int, dtype="float3
     return out
 
 
-def load_inputs(path, inputs: dict, dtype="float32") -> dict[str, np.ndarray]:
-    """Read [B, T, ...] (or [T, ...] for one sequence) arrays for each input.
-
-    .npy holds the only input; .npz and .json hold one array per input name.
-    """
+def read_arrays(path, only: str | None = None) -> dict[str, np.ndarray]:
+    """Arrays keyed by name from .npz or .json; a .npy file holds the one array named `only`."""
     p = Path(path)
     if not p.exists():
-        raise DataError(f"{p}: no such input file")
+        raise DataError(f"{p}: no such file")
     try:
         if p.suffix == ".npy":
-            if len(inputs) != 1:
-                raise DataError(f"{p}: a .npy file holds one array, but the model has inputs "
-                                f"{', '.join(inputs)}; use .npz or .json keyed by name")
-            raw = {next(iter(inputs)): np.load(p, allow_pickle=False)}
-        elif p.suffix == ".npz":
+            if only is None:
+                raise DataError(f"{p}: a .npy file holds one array, but the model takes several; "
+                                f"use .npz or .json keyed by name")
+            return {only: np.load(p, allow_pickle=False)}
+        if p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as f:
-                raw = {k: f[k] for k in f.files}
-        elif p.suffix == ".json":
+                return {k: f[k] for k in f.files}
+        if p.suffix == ".json":
             data = json.loads(p.read_text())
             if not isinstance(data, dict):
-                raise DataError(f"{p}: expected a JSON object mapping input names to nested lists")
-            raw = {k: np.asarray(v) for k, v in data.items()}
-        else:
-            raise DataError(f"{p}: unknown input format `{p.suffix}`; use .npy, .npz or .json")
+                raise DataError(f"{p}: expected a JSON object mapping names to nested lists")
+            return {k: np.asarray(v) for k, v in data.items()}
     except (ValueError, OSError) as e:
-        raise DataError(f"{p}: cannot read inputs ({e})") from None
-    missing = [n for n in inputs if n not in raw]
-    extra = [n for n in raw if n not in inputs]
-    if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(extra)}"] if extra else [])
-        raise DataError(f"{p}: inputs do not match the model ({'; '.join(parts)}); "
-                        f"expected: {', '.join(inputs)}")
-    out = {}
-    for name, info in inputs.items():
-        arr = raw[name]
-        want = len(info.shape) + 2
-        if arr.ndim == want - 1:
-            arr = arr[None]
-        if arr.ndim != want or tuple(arr.shape[2:]) != info.shape:
-            raise DataError(f"{p}: input `{name}` has shape {list(raw[name].shape)}; expected "
-                            f"[batch, steps{''.join(', ' + str(d) for d in info.shape)}] "
-                            f"or [steps{''.join(', ' + str(d) for d in info.shape)}]")
-        if info.dtype == "token":
-            if not np.issubdtype(arr.dtype, np.integer):
-                raise DataError(f"{p}: input `{name}` holds tokens, so it needs integers, got {arr.dtype}")
-            out[name] = arr.astype(np.int64)
-        else:
-            out[name] = arr.astype(dtype)
-    return out
+        raise DataError(f"{p}: cannot read arrays ({e})") from None
+    raise DataError(f"{p}: unknown format `{p.suffix}`; use .npy, .npz or .json")
 
 
 def save_outputs(path, arrays: dict[str, np.ndarray]) -> None:

@@ -27,11 +27,11 @@ class _Failed(Exception):
 
 class CellLowering:
     def __init__(self, name: str, cell: CellSpec, dims: dict[str, int], smap: SourceMap, sink: DiagnosticSink,
-                 invalid_dims: frozenset = frozenset()):
+                 invalid_dims: frozenset = frozenset(), base: tuple | None = None):
         self.name, self.cell, self.dims, self.smap, self.sink = name, cell, dims, smap, sink
         self.invalid_dims = invalid_dims  # declared, but already reported as invalid
         self.errors_before = len(sink.errors)
-        self.base = ("cells", name)
+        self.base = base if base is not None else ("cells", name)  # where the cell sits in the spec file
         self.graph = CellGraph(name)
         self.env: dict[str, int] = {}  # name -> node id, filled lazily for lets and gates
         self.kind_of: dict[str, str] = {}  # name -> input | state | param | gate | let
@@ -344,6 +344,8 @@ class _ExprLowering:
             args = [self.lower(node.left), self.lower(node.right)]
             return self.apply(BINARY[node.op], args, {}, node.pos, node)
         if isinstance(node, E.Attr):
+            if isinstance(node.value, E.Name) and f"{node.value.id}.{node.name}" in self.cell.kind_of:
+                return self.cell.name_node(f"{node.value.id}.{node.name}", self.path, node.value.pos, self.env)
             if node.name == "T":
                 return self.apply("transpose", [self.lower(node.value)], {}, node.pos, node)
             self.fail(f"`.{node.name}` is not known here", node.pos, len(node.name),

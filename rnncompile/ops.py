@@ -185,6 +185,50 @@ def _embed(shapes, attrs):
     return ids + (table[1],)
 
 
+def _cosine(shapes, attrs):
+    m, k = shapes
+    if len(m) != 2 or len(k) != 1:
+        raise ShapeError(f"cosine needs a memory matrix [N, W] and a key vector [W], "
+                         f"got {fmt_shape(m)} and {fmt_shape(k)}")
+    if m[1] != k[0]:
+        raise ShapeError(f"the key has {k[0]} entries but each memory slot has {m[1]}")
+    if attrs["eps"] <= 0:
+        raise ShapeError(f"eps must be positive, got {attrs['eps']}")
+    return (m[0],)
+
+
+def _shift(shapes, attrs):
+    w, s = shapes
+    if len(w) != 1 or len(s) != 1:
+        raise ShapeError(f"shift needs a weighting [N] and a shift weighting [2k+1], "
+                         f"got {fmt_shape(w)} and {fmt_shape(s)}")
+    if s[0] % 2 == 0:
+        raise ShapeError(f"the shift weighting needs an odd length (shifts -k..k, centred), got {s[0]}")
+    if s[0] > w[0]:
+        raise ShapeError(f"{s[0]} shifts do not fit a weighting over {w[0]} slots (at most {w[0]})")
+    return w
+
+
+def _sharpen(shapes, attrs):
+    w, gamma = shapes
+    if len(w) != 1:
+        raise ShapeError(f"sharpen needs a weighting vector [N], got {fmt_shape(w)}")
+    if gamma != ():
+        raise ShapeError(f"the sharpening exponent must be a scalar, got {fmt_shape(gamma)}")
+    if attrs["eps"] <= 0:
+        raise ShapeError(f"eps must be positive, got {attrs['eps']}")
+    return w
+
+
+def _cosine_flops(shapes, out, attrs):
+    n, w = shapes[0]
+    return 4 * n * w + 2 * w + 3 * n  # dot products, slot norms, key norm, divide
+
+
+def _shift_flops(shapes, out, attrs):
+    return 2 * shapes[0][0] * shapes[1][0]
+
+
 def _source(shapes, attrs):
     return tuple(attrs["shape"])
 
@@ -217,6 +261,25 @@ def _one_hot_meaning(ids, n):
 
 def _embed_meaning(ids, table):
     return table[np.asarray(ids)]
+
+
+def _cosine_meaning(m, k, eps=1e-8):
+    """Slot-wise cosine similarity; a zero slot or key gives 0, never NaN."""
+    norms = np.sqrt((m * m).sum(axis=-1)) * np.sqrt((k * k).sum())
+    return (m @ k) / (norms + np.asarray(eps, m.dtype))
+
+
+def _shift_meaning(w, s):
+    """Circular convolution: out[i] = sum_j w[(i - j) mod N] s[j + k], j = -k..k (s[k]: no shift)."""
+    k = (s.shape[0] - 1) // 2
+    return sum(s[j + k] * np.roll(w, j) for j in range(-k, k + 1))
+
+
+def _sharpen_meaning(w, gamma, eps=1e-8):
+    """w^gamma / sum(w^gamma), computed on w / max(w) so it neither overflows nor underflows to 0/0."""
+    w = np.maximum(w, 0)
+    u = (w / (w.max() + np.asarray(eps, w.dtype))) ** gamma
+    return u / (u.sum() + np.asarray(eps, w.dtype))
 
 
 def _unary(name, meaning, kind="activation", flops=1.0, doc=""):
@@ -279,6 +342,19 @@ _register(OpDef("one_hot", (1, 1), _one_hot, _one_hot_meaning, attrs={"n": REQUI
                 flops_per_elem=0, doc="one_hot(token, n): a length-n indicator vector"))
 _register(OpDef("embed", (2, 2), _embed, _embed_meaning, kind="shape", flops_per_elem=0,
                 doc="embed(token, E): row `token` of the table E"))
+
+# memory addressing (Graves et al. 2014); reads, writes, interpolation and key strength are
+# plain arithmetic: w @ M, M * (1 - outer(w, e)) + outer(w, a), g * w_c + (1 - g) * w, softmax(beta * ...)
+_register(OpDef("cosine", (2, 2), _cosine, _cosine_meaning, attrs={"eps": 1e-8}, kind="memory",
+                flops=_cosine_flops,
+                doc="cosine(M, k): cosine similarity of key k [W] with every row of M [N, W] -> [N]; "
+                    "0 for a zero row or key (M k / (|M_i| |k| + eps))"))
+_register(OpDef("shift", (2, 2), _shift, _shift_meaning, kind="memory", flops=_shift_flops,
+                doc="shift(w, s): circular convolution of a weighting w [N] with a shift weighting s [2k+1] "
+                    "(s[k]: stay, s[k+1]: one slot forward)"))
+_register(OpDef("sharpen", (2, 2), _sharpen, _sharpen_meaning, attrs={"eps": 1e-8}, kind="memory",
+                flops_per_elem=6, doc="sharpen(w, gamma): w^gamma / sum(w^gamma) for a weighting w [N] "
+                                      "and a scalar gamma >= 1"))
 
 ACTIVATIONS = {n for n, op in OPS.items() if op.kind == "activation"}
 INT_ARGS = {"one_hot": (0,), "embed": (0,)}  # argument positions that take token indices

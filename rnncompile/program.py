@@ -1,7 +1,7 @@
 """compile(): the pipeline from a spec file to a program a backend can run.
 
     spec file -> load -> validate (pydantic) -> check & lower (one graph per
-    cell) -> passes -> Program
+    cell use, and the model plan) -> passes -> Program
 """
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from pathlib import Path
 
 from .check import Checked, check_file, check_text
 from .graph import CellGraph, ParamInfo
+from .model import CellUse, Plan
 from .passes import optimise
 
 
 @dataclass
 class Program:
-    """What backends run: optimised cell graphs and how the model drives them."""
+    """What backends run: the model plan, with each cell use's optimised graph."""
 
     checked: Checked
-    cells: dict[str, CellGraph]  # optimised
-    pass_log: dict[str, list] = field(default_factory=dict)
+    optimised: dict[str, CellGraph]  # use prefix -> optimised graph
+    pass_log: dict[str, list] = field(default_factory=dict)  # use prefix -> [(pass, before, after)]
 
     @property
     def name(self) -> str:
@@ -30,37 +31,54 @@ class Program:
         return self.checked.spec
 
     @property
+    def plan(self) -> Plan:
+        return self.checked.plan
+
+    @property
     def dims(self) -> dict[str, int]:
         return self.checked.dims
-
-    @property
-    def scan_cell(self) -> CellGraph:
-        return self.cells[self.spec.model.scan]
-
-    @property
-    def direction(self) -> str:
-        return self.spec.model.direction
-
-    @property
-    def params(self) -> dict[str, ParamInfo]:
-        """Every param the model reads, keyed as in weight files."""
-        return dict(self.checked.cells[self.spec.model.scan].params)
 
     @property
     def vocab(self):
         return self.spec.vocab
 
+    @property
+    def params(self) -> dict[str, ParamInfo]:
+        """Every param the model reads, keyed as in weight files."""
+        return self.plan.params()
+
+    def cell(self, use: CellUse) -> CellGraph:
+        """The graph a backend runs for one cell use."""
+        return self.optimised[use.prefix]
+
+    @property
+    def cells(self) -> dict[str, CellGraph]:
+        """Optimised graphs by cell name (the first use of each cell)."""
+        out = {}
+        for use in self.plan.uses():
+            out.setdefault(use.cell.name, self.cell(use))
+        return out
+
+    @property
+    def main_use(self) -> CellUse:
+        return self.plan.uses()[0]
+
+    @property
+    def scan_cell(self) -> CellGraph:
+        """The optimised graph of the first cell the model runs."""
+        return self.cell(self.main_use)
+
 
 def compile(source, dims: dict[str, int] | None = None, optimize: bool = True) -> Program:
-    """Check a spec (a path, or a `Checked`) and optimise its cell graphs."""
+    """Check a spec (a path, or a `Checked`) and optimise each cell use's graph."""
     checked = source if isinstance(source, Checked) else check_file(Path(source), dims)
-    cells, log = {}, {}
-    for name, cell in checked.cells.items():
-        if optimize:
-            cells[name], log[name] = optimise(cell)
-        else:
-            cells[name], log[name] = cell, []
-    return Program(checked, cells, log)
+    optimised, log, done = {}, {}, {}
+    for use in checked.plan.uses():
+        key = id(use.cell)  # a cell lowered once (same dims) is optimised once
+        if key not in done:
+            done[key] = optimise(use.cell) if optimize else (use.cell, [])
+        optimised[use.prefix], log[use.prefix] = done[key]
+    return Program(checked, optimised, log)
 
 
 def compile_text(text: str, file: str = "<spec>.yaml", dims=None, optimize: bool = True) -> Program:

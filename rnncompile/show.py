@@ -30,11 +30,15 @@ def looks_like_distribution(v) -> bool:
     return v.ndim == 1 and v.size > 1 and np.all(v >= 0) and abs(v.sum() - 1) < 1e-3
 
 
-def summary(name: str, result, steps: int, batch: int, backend: str, dtype: str, seed: int, vocab=None) -> str:
+def summary(name: str, result, steps: int, batch: int, backend: str, dtype: str, seed: int, vocab=None,
+            per_step: bool = True) -> str:
     lines = [f"{name}: {steps} steps, batch {batch} ({backend}, {dtype}, seed {seed})"]
-    lines.append("outputs (batch 0, last step)")
+    if result.tokens is not None and vocab is not None:
+        lines.append("produced (batch 0)")
+        lines.append("  " + vocab.decode(result.tokens[0, :result.lengths[0]]))
+    lines.append("outputs (batch 0, last step)" if per_step else "outputs (batch 0)")
     for key, arr in result.outputs.items():
-        last = arr[0, -1] if arr.shape[1] else arr[0]
+        last = (arr[0, -1] if arr.shape[1] else arr[0]) if per_step else arr[0]
         extra = ""
         if vocab is not None and looks_like_distribution(last) and last.size == len(vocab):
             extra = f"  top: {distribution(last, vocab)}"
@@ -72,27 +76,45 @@ def traced_rows(cell: CellGraph) -> list[tuple[str, int]]:
     return rows
 
 
-def trace_table(cell: CellGraph, result, vocab=None, tokens=None, max_steps: int = 50) -> str:
-    rows = traced_rows(cell)
-    steps = next(iter(result.trace.values())).shape[1] if result.trace else 0
+def trace_table(program, result, vocab=None, max_steps: int = 50) -> str:
+    """Every traced use's named values, step by step (batch 0)."""
+    uses = [u for u in program.plan.uses() if u.prefix in result.trace]
+    multi = len(uses) > 1
+    sections = []  # (steps, [(row name, node, values [B, T, ...] or a constant)])
+    for use in uses:
+        cell, trace = program.cell(use), result.trace[use.prefix]
+        rows = []
+        for name, nid in traced_rows(cell):
+            if nid in trace:
+                rows.append((f"{use.prefix}{name}" if multi else name, cell.node(nid), trace[nid]))
+        steps = max((v.shape[1] for _, n, v in rows if v.ndim >= 2 and n.op not in ("param", "const")), default=0)
+        sections.append((steps, rows))
     lines = []
-    width = max((len(r) for r, _ in rows), default=4)
-    for t in range(min(steps, max_steps)):
+    main_steps = max((s for s, _ in sections), default=0)
+    width = max((len(r[0]) for _, rows in sections for r in rows), default=4)
+    for t in range(min(main_steps, max_steps)):
         lines.append(f"step {t}")
-        for name, nid in rows:
-            arr = result.trace.get(nid)
-            if arr is None:
+        for steps, rows in sections:
+            if steps != main_steps:
                 continue
-            v = arr[0, t] if arr.ndim >= 2 and arr.shape[1] == steps and nid in result.trace else arr
-            node = cell.node(nid)
-            if node.dtype == "token" and vocab is not None:
-                text = repr(vocab.tokens[int(v)])
-            else:
-                text = fmt_values(v)
-                if (vocab is not None and node.op == "softmax" and looks_like_distribution(v)
-                        and np.size(v) == len(vocab)):
-                    text += f"   next: {distribution(v, vocab)}"
-            lines.append(f"  {name:<{width}}  {text}")
-    if steps > max_steps:
-        lines.append(f"… {steps - max_steps} more steps (save them all with --output run.npz)")
+            for name, node, arr in rows:
+                lines.append(f"  {name:<{width}}  {_value_text(node, arr[0, t], vocab)}")
+    if main_steps > max_steps:
+        lines.append(f"… {main_steps - max_steps} more steps (save them all with --output run.npz)")
+    for steps, rows in sections:
+        if steps == main_steps:
+            continue
+        lines.append("after the last step")
+        for name, node, arr in rows:
+            for t in range(steps):
+                lines.append(f"  {name:<{width}}  {_value_text(node, arr[0, t], vocab)}")
     return "\n".join(lines)
+
+
+def _value_text(node, v, vocab) -> str:
+    if node.dtype == "token" and vocab is not None:
+        return repr(vocab.tokens[int(v)])
+    text = fmt_values(v)
+    if vocab is not None and node.op == "softmax" and looks_like_distribution(v) and np.size(v) == len(vocab):
+        text += f"   next: {distribution(v, vocab)}"
+    return text

@@ -101,25 +101,88 @@ class CellSpec(Strict):
 
 
 class VocabSpec(Strict):
-    tokens: list[str] = Field(description="the vocabulary, in index order")
+    tokens: list[str] | None = Field(None, description="the vocabulary, in index order")
+    file: str | None = Field(None, description="a text file with one token per line (relative to the spec)")
     level: Literal["char", "word"] = "char"
     unknown: str | None = Field(None, description="token used for anything not in the vocabulary")
-    end: str | None = Field(None, description="end-of-sequence token")
+    start: str | None = Field(None, description="start-of-sequence token a decoder begins with")
+    end: str | None = Field(None, description="end-of-sequence token; generation stops after it")
     dim: str = Field("V", description="dim name bound to the vocabulary size")
 
 
+Direction = Literal["forward", "reverse", "bidirectional"]
+Merge = Literal["concat", "sum", "mean", "separate"]
+
+
+def _inputs_shorthand(v):
+    if isinstance(v, dict):
+        for key in ("input", "context"):
+            if isinstance(v.get(key), dict):
+                v = {**v, key: {k: _as_list(s) for k, s in v[key].items()}}
+    return v
+
+
+class LayerSpec(Strict):
+    scan: str = Field(description="the cell this layer runs over time")
+    dims: dict[str, int] = Field(default_factory=dict, description="dims for this layer only, e.g. {H: 32}")
+    direction: Direction = "forward"
+    merge: Merge = Field("concat", description="how a bidirectional layer joins its two directions' outputs")
+
+
+class HeadSpec(Strict):
+    """A stateless output layer over the top layer's outputs."""
+
+    at: Literal["every_step", "last"] = Field(
+        "every_step", description="every_step: many-to-many; last: many-to-one (each sequence's final outputs)")
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    let: dict[str, Expr] = Field(default_factory=dict)
+    outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
+
+
+class EncoderSpec(Strict):
+    scan: str | None = Field(None, description="the encoder cell (or give layers)")
+    layers: list[LayerSpec] | None = None
+    direction: Direction = "forward"
+    merge: Merge = "concat"
+    input: str | None = Field(None, description="the model input it reads (default: the only one)")
+    keep: Literal["final"] = Field("final", description="the summary C: the final state of the top layer")
+
+
+class DecoderSpec(Strict):
+    scan: str = Field(description="the decoder cell; its token input is fed back")
+    dims: dict[str, int] = Field(default_factory=dict)
+    init: Union[Literal["zeros", "encoder"], dict[str, Expr]] = Field(
+        "encoder", description="encoder: start from the encoder's final state (C); or an expression per state "
+                               "over encoder.<state> and the context inputs")
+    params: dict[str, ParamSpec] = Field(default_factory=dict, description="params of the init expressions")
+    feed: Literal["previous_output", "target"] = Field(
+        "previous_output", description="target: teacher forcing with a model input; previous_output: its own output")
+    target: str | None = Field(None, description="the model input fed in teacher forcing")
+    steps: DimExpr = Field(10, description="how many tokens to produce at most")
+    stop_at_end: bool = Field(True, description="stop a sequence after the vocabulary's end token")
+    sample: Literal["greedy", "sample"] = "greedy"
+    temperature: float = Field(1.0, gt=0)
+    top_k: int | None = Field(None, ge=1)
+    head: HeadSpec
+
+
 class ModelSpec(Strict):
-    scan: str = Field(description="the cell run over the input sequence")
     input: dict[str, ShapeSpec] = Field(default_factory=dict,
-                                        description="each sequence input: [time_dim, *step_shape], e.g. [T, I]")
-    direction: Literal["forward", "reverse"] = "forward"
+                                        description="sequence inputs: [time_dim, *step_shape], e.g. [T, I]")
+    context: dict[str, ShapeSpec] = Field(default_factory=dict,
+                                          description="one vector per sequence (not a sequence), e.g. an image feature")
+    scan: str | None = Field(None, description="the cell run over the input sequence (one layer)")
+    direction: Direction = "forward"
+    merge: Merge = "concat"
+    layers: list[LayerSpec] | None = Field(None, description="a stack: each layer's outputs feed the next")
+    head: HeadSpec | None = None
+    encoder: EncoderSpec | None = None
+    decoder: DecoderSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v):
-        if isinstance(v, dict) and isinstance(v.get("input"), dict):
-            v = {**v, "input": {k: _as_list(s) for k, s in v["input"].items()}}
-        return v
+        return _inputs_shorthand(v)
 
 
 class Spec(Strict):

@@ -52,52 +52,67 @@ def _bytes(x: float) -> str:
     return f"{int(x)} B"
 
 
+def _use_title(use, plan) -> str:
+    where = use.prefix.rstrip(".") or "model"
+    direction = " (reverse)" if use.reverse else ""
+    return f"{where}: cell `{use.cell.name}`{direction}"
+
+
 def report(program: Program, batch: int = 1, steps: int | None = None, show_graph: bool = True,
            optimised: bool = True, itemsize: int = 4) -> str:
-    checked = program.checked
-    name = program.spec.model.scan
-    cell = program.cells[name] if optimised else checked.cells[name]
+    checked, plan = program.checked, program.plan
     steps = checked.steps(steps)
-    cost = cell_cost(cell)
-    lines = [f"{program.name}: scan `{name}` over {steps} steps, batch {batch}"]
+    lines = [f"{program.name}: {plan.kind} model, {steps} steps, batch {batch}"]
     dims = ", ".join(f"{k}={v}" for k, v in program.dims.items())
     if dims:
         lines.append(f"dims: {dims}")
-    lines.append("")
-    lines.append("inputs (per step)")
-    for inp in cell.inputs.values():
-        lines.append(f"  {inp.name:<12} {fmt_shape(inp.shape):<12} {inp.dtype}")
-    lines.append("state")
-    for st in cell.states.values():
-        init = st.init if isinstance(st.init, str) else f"{st.init:g}"
-        lines.append(f"  {st.name:<12} {fmt_shape(st.shape):<12} {math.prod(st.shape):>10,}  init {init}")
-    lines.append("params")
-    for p in checked.cells[name].params.values():
-        how = "literal values" if p.values is not None else (
-            f"{p.init}" + (f" {p.scale:g}" if p.scale is not None else ""))
-        lines.append(f"  {p.name:<12} {fmt_shape(p.shape):<12} {math.prod(p.shape):>10,}  {how}")
-    lines.append(f"  {'total':<12} {'':<12} {cost.params:>10,}  ({_bytes(cost.params * itemsize)})")
+    if plan.inputs:
+        lines.append("inputs (per step): " + ", ".join(
+            f"{n} {fmt_shape(s)}{' token' if plan.input_dtypes.get(n) == 'token' else ''}"
+            for n, s in plan.inputs.items()))
+    if plan.context:
+        lines.append("context (per sequence): " + ", ".join(f"{n} {fmt_shape(s)}" for n, s in plan.context.items()))
+    total = CellCost(0, 0, 0, 0, 0)
+    shown_graphs = {}
+    for use in plan.uses():
+        cell = program.cell(use) if optimised else use.cell
+        cost = cell_cost(cell)
+        total = CellCost(*(a + b for a, b in zip(vars(total).values(), vars(cost).values())))
+        lines.append("")
+        lines.append(_use_title(use, plan))
+        for st in cell.states.values():
+            init = st.init if isinstance(st.init, str) else f"{st.init:g}"
+            lines.append(f"  state  {use.key(st.name):<22} {fmt_shape(st.shape):<12} {math.prod(st.shape):>10,}"
+                         f"  init {init}")
+        for p in use.cell.params.values():
+            how = "literal values" if p.values is not None else (
+                f"{p.init}" + (f" {p.scale:g}" if p.scale is not None else ""))
+            lines.append(f"  param  {use.key(p.name):<22} {fmt_shape(p.shape):<12} {math.prod(p.shape):>10,}  {how}")
+        lines.append(f"  FLOPs per step, per example {_n(cost.flops_per_step)}")
+        log = program.pass_log.get(use.prefix, [])
+        if log and optimised:
+            lines.append("  passes (nodes): " + ", ".join(f"{name} {b}→{a}" for name, b, a in log if b != a))
+        shown_graphs.setdefault(id(cell), (use, cell))
     lines.append("")
     lines.append("cost")
-    lines.append(f"  FLOPs per step, per example   {_n(cost.flops_per_step)}")
-    lines.append(f"  FLOPs for the whole run       {_n(cost.flops_per_step * steps * batch + cost.flops_once)}")
-    lines.append(f"  values per step, per example  {cost.activations_per_step:,} "
-                 f"({_bytes(cost.activations_per_step * itemsize)})")
-    lines.append(f"  memory for one step           {_bytes((cost.activations_per_step + cost.state) * itemsize * batch)}"
-                 f" (batch {batch})")
-    lines.append(f"  params + state                {_bytes((cost.params + cost.state * batch) * itemsize)}")
-    log = program.pass_log.get(name, [])
-    if log and optimised:
-        lines.append("")
-        lines.append("passes (nodes before -> after)")
-        for pname, before, after in log:
-            lines.append(f"  {pname:<16} {before:>4} -> {after}")
-        stage = stages(cell)
-        counts = {s: sum(1 for n in cell.g.nodes if stage[n] == s and OPS[cell.node(n).op].kind != "source")
-                  for s in ("const", "seq", "loop")}
-        lines.append(f"  ops computed once: {counts['const']}, before the loop for all steps: {counts['seq']}, "
-                     f"inside the loop: {counts['loop']}")
+    lines.append(f"  params                        {total.params:,} ({_bytes(total.params * itemsize)})")
+    lines.append(f"  FLOPs per step, per example   {_n(total.flops_per_step)}")
+    lines.append(f"  FLOPs for the whole run       {_n(total.flops_per_step * steps * batch + total.flops_once)}")
+    lines.append(f"  values per step, per example  {total.activations_per_step:,} "
+                 f"({_bytes(total.activations_per_step * itemsize)})")
+    lines.append(f"  memory for one step           "
+                 f"{_bytes((total.activations_per_step + total.state) * itemsize * batch)} (batch {batch})")
+    lines.append(f"  params + state                {_bytes((total.params + total.state * batch) * itemsize)}")
+    if optimised:
+        for use, cell in shown_graphs.values():
+            stage = stages(cell)
+            counts = {s: sum(1 for n in cell.g.nodes if stage[n] == s and OPS[cell.node(n).op].kind != "source")
+                      for s in ("const", "seq", "loop")}
+            lines.append(f"  {_use_title(use, plan)}: ops once {counts['const']}, before the loop (all steps at once) "
+                         f"{counts['seq']}, inside the loop {counts['loop']}")
     if show_graph:
-        lines.append("")
-        lines.append(to_text(cell))
+        for use, cell in shown_graphs.values():
+            lines.append("")
+            lines.append(f"# {_use_title(use, plan)}")
+            lines.append(to_text(cell))
     return "\n".join(lines)

@@ -154,10 +154,11 @@ def test_trace_output_file(cli, tmp_path):
 def test_inspect(cli):
     code, out, err = cli("inspect", SPECS / "lstm.yaml")
     assert code == 0, err
-    assert "W_f          [16, 24]            384  glorot" in out
-    assert "total                          1,600" in out
-    assert "FLOPs per step, per example" in out
-    assert "fuse-gates" in out
+    assert "param  W_f                    [16, 24]            384  glorot" in out
+    assert "params                        1,600 (6.2 KiB)" in out
+    assert "FLOPs per step, per example   3.58k" in out
+    assert "fuse-gates 46→50" in out
+    assert "inside the loop 19" in out
     assert "next h = %" in out
 
 

@@ -1,9 +1,11 @@
 """The NumPy backend: the reference interpreter.
 
-It runs a cell graph in a loop over time, batched (batch is the leading
+It runs one cell graph in a loop over time, batched (batch is the leading
 axis). Nodes are computed as early as they can be: param-only nodes once per
-run, input-only nodes for all steps at once before the loop (one matrix
+bind, input-only nodes for all steps at once before the loop (one matrix
 multiply over T x B rows), and only the nodes that read state inside it.
+Variable-length batches are masked: a padded step leaves the state as it was
+and outputs exact zeros.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from .kernels import KERNELS, kernel
 
 
 @dataclass
-class RunResult:
+class ScanResult:
     outputs: dict[str, np.ndarray]  # name -> [B, T, ...]
     final_state: dict[str, np.ndarray]  # name -> [B, ...]
     trace: dict[int, np.ndarray] = field(default_factory=dict)  # node id -> [B, T, ...] (const nodes: value)
@@ -32,7 +34,7 @@ class _Step:
 
 
 class CellRunner:
-    """One cell graph, planned for repeated execution."""
+    """One cell graph, planned once; `bind` it to param values to run it."""
 
     def __init__(self, cell: CellGraph, dtype="float32"):
         self.cell, self.dtype = cell, np.dtype(dtype)
@@ -45,7 +47,7 @@ class CellRunner:
                 continue
             args = cell.args(nid)
             flags = [self.stage[a] != "const" for a in args]
-            attrs = {**{k: v for k, v in OPS[node.op].attrs.items()}, **node.attr_dict}
+            attrs = {**OPS[node.op].attrs, **node.attr_dict}
             fn = kernel(node.op, flags, [cell.node(a).shape for a in args], attrs, node.shape)
             self.plan[self.stage[nid]].append(_Step(nid, fn, tuple(args)))
         self.inputs = cell.by_name("input")
@@ -55,92 +57,122 @@ class CellRunner:
         self.consts = [n for n in order if cell.node(n).op == "const"]
         self.params = cell.by_name("param")
 
-    def initial_state(self, params: dict, batch: int) -> dict[str, np.ndarray]:
+    def bind(self, params: dict[str, np.ndarray]) -> "BoundCell":
+        return BoundCell(self, params)
+
+
+class BoundCell:
+    def __init__(self, runner: CellRunner, params: dict[str, np.ndarray]):
+        self.r = runner
+        dtype = runner.dtype
+        env = {n: np.asarray(runner.cell.node(n).attr("value"), dtype) for n in runner.consts}
+        for name, nid in runner.params.items():
+            env[nid] = np.asarray(params[name], dtype)
+        for s in runner.plan["const"]:
+            env[s.nid] = s.fn(*(env[a] for a in s.args))
+        self.const_env = env
+        self.params = params
+
+    def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         out = {}
-        for name, info in self.cell.states.items():
+        for name, info in self.r.cell.states.items():
             if isinstance(info.init, str):
-                value = np.asarray(params[info.init], self.dtype)
+                value = np.asarray(self.params[info.init], self.r.dtype)
             else:
-                value = np.full(info.shape, info.init, self.dtype)
+                value = np.full(info.shape, info.init, self.r.dtype)
             out[name] = np.broadcast_to(value, (batch,) + info.shape).copy()
         return out
 
-    def run(self, inputs: dict[str, np.ndarray], params: dict[str, np.ndarray], init_state=None,
-            trace: bool = False, reverse: bool = False) -> RunResult:
-        """inputs: name -> [B, T, ...]; params: name -> array."""
-        first = next(iter(inputs.values())) if inputs else None
-        batch, steps = (first.shape[0], first.shape[1]) if first is not None else (1, 1)
-        env: dict[int, np.ndarray] = {}
-        for n in self.consts:
-            env[n] = np.asarray(self.cell.node(n).attr("value"), self.dtype)
-        for name, nid in self.params.items():
-            env[nid] = np.asarray(params[name], self.dtype)
-        for s in self.plan["const"]:
-            env[s.nid] = s.fn(*(env[a] for a in s.args))
-
-        # input-only nodes: all steps at once, time-major rows (t, b) so each step is a contiguous block
-        seq = {}
-        for name, nid in self.inputs.items():
+    def _inputs(self, inputs, rows):
+        vals = {}
+        for name, nid in self.r.inputs.items():
             x = inputs[name]
-            x = np.swapaxes(x, 0, 1) if x.ndim > 1 else x
-            x = x.astype(self.dtype, copy=False) if self.cell.node(nid).dtype != "token" else x
-            seq[nid] = x.reshape((steps * batch,) + x.shape[2:])
-        for s in self.plan["seq"]:
-            seq[s.nid] = s.fn(*(seq[a] if a in seq else env[a] for a in s.args))
-        seq = {n: v.reshape((steps, batch) + v.shape[1:]) for n, v in seq.items()}
+            if self.r.cell.node(nid).dtype == "token":
+                vals[nid] = np.asarray(x).reshape((rows,) + x.shape[2:] if x.ndim > 1 else (rows,))
+            else:
+                vals[nid] = np.asarray(x, self.r.dtype)
+        return vals
 
-        state = self.initial_state(params, batch) if init_state is None else {
-            k: np.asarray(v, self.dtype) for k, v in init_state.items()}
-        loop = self.plan["loop"]
-        out_ids = {name: nid for name, nid in self.outputs.items()}
-        collected = {name: [None] * steps for name in out_ids}
-        traced = {n: [None] * steps for n in self.cell.g.nodes if self.stage[n] == "loop"} if trace else {}
-        state_ids = self.states
+    def scan(self, inputs: dict[str, np.ndarray], state=None, lengths=None, reverse: bool = False,
+             trace: bool = False, batch: int | None = None, steps: int | None = None) -> ScanResult:
+        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all)."""
+        r = self.r
+        first = next(iter(inputs.values())) if inputs else None
+        batch = first.shape[0] if first is not None else batch
+        steps = first.shape[1] if first is not None else steps
+        env = dict(self.const_env)
+        # input-only nodes: all steps at once, time-major rows (t, b): each step is a contiguous block
+        seq = {}
+        for name, nid in r.inputs.items():
+            x = np.asarray(inputs[name])
+            x = np.swapaxes(x, 0, 1)
+            if r.cell.node(nid).dtype != "token":
+                x = x.astype(r.dtype, copy=False)
+            seq[nid] = x.reshape((steps * batch,) + x.shape[2:])
+        for s in r.plan["seq"]:
+            seq[s.nid] = s.fn(*(seq[a] if a in seq else env[a] for a in s.args))
+        seq = {n: np.broadcast_to(v, (steps * batch,) + r.cell.node(n).shape).reshape(
+            (steps, batch) + r.cell.node(n).shape) for n, v in seq.items()}
+        state = self.initial_state(batch) if state is None else {k: np.asarray(v, r.dtype) for k, v in state.items()}
+        out_ids = r.outputs
+        out_shapes = {name: r.cell.node(nid).shape for name, nid in out_ids.items()}
+        collected = {name: np.zeros((steps, batch) + out_shapes[name], r.dtype) for name in out_ids}
+        traced = {n: [None] * steps for n in r.cell.g.nodes if r.stage[n] == "loop"} if trace else {}
+        lengths = None if lengths is None else np.asarray(lengths)
+        loop = r.plan["loop"]
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             for n, v in seq.items():
                 env[n] = v[t]
-            for name, nid in state_ids.items():
+            for name, nid in r.states.items():
                 env[nid] = state[name]
             for s in loop:
                 env[s.nid] = s.fn(*(env[a] for a in s.args))
-            state = {name: env[nid] for name, nid in self.updates.items()}
-            for name, nid in out_ids.items():
-                collected[name][t] = env[nid]
+            if lengths is None:
+                state = {name: env[nid] for name, nid in r.updates.items()}
+                for name, nid in out_ids.items():
+                    collected[name][t] = env[nid]
+            else:
+                live = t < lengths  # [B]: padded steps keep the state and output zeros
+                for name, nid in r.updates.items():
+                    m = live.reshape((batch,) + (1,) * len(r.cell.states[name].shape))
+                    state[name] = np.where(m, env[nid], state[name])
+                for name, nid in out_ids.items():
+                    m = live.reshape((batch,) + (1,) * len(out_shapes[name]))
+                    collected[name][t] = np.where(m, env[nid], 0)
             if trace:
                 for n in traced:
                     traced[n][t] = env[n]
-        outputs = {name: _stack(vals, batch, self.cell.node(out_ids[name]).shape, self.dtype)
-                   for name, vals in collected.items()}
+        outputs = {name: np.swapaxes(v, 0, 1) for name, v in collected.items()}
         tr = {}
         if trace:
-            tr = {n: np.stack(v, axis=1) for n, v in traced.items()}
+            tr = {n: np.stack([np.broadcast_to(x, (batch,) + r.cell.node(n).shape) for x in v], axis=1)
+                  for n, v in traced.items() if steps}
             for n, v in seq.items():
                 tr[n] = np.swapaxes(v, 0, 1)
-            for n in self.cell.g.nodes:
-                if self.stage[n] == "const" and n in env:
-                    tr[n] = env[n]
-        return RunResult(outputs, {k: np.asarray(v) for k, v in state.items()}, tr)
+            for n, v in self.const_env.items():
+                tr[n] = v
+        return ScanResult(outputs, state, tr)
 
-
-def _stack(vals, batch, shape, dtype):
-    vals = [np.broadcast_to(v, (batch,) + tuple(shape)) for v in vals]
-    if not vals:
-        return np.zeros((batch, 0) + tuple(shape), dtype)
-    return np.stack(vals, axis=1)
-
-
-class NumpyExecutable:
-    def __init__(self, program, dtype="float32"):
-        self.program = program
-        self.runner = CellRunner(program.scan_cell, dtype)
-
-    def run(self, inputs, params, init_state=None, trace=False) -> RunResult:
-        return self.runner.run(inputs, params, init_state, trace, reverse=self.program.direction == "reverse")
+    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray]):
+        """One step without hoisting (for loops that feed back their own output)."""
+        r = self.r
+        first = next(iter(inputs_t.values())) if inputs_t else None
+        batch = first.shape[0] if first is not None else next(iter(state.values())).shape[0]
+        env = dict(self.const_env)
+        for name, nid in r.inputs.items():
+            x = np.asarray(inputs_t[name])
+            env[nid] = x if r.cell.node(nid).dtype == "token" else x.astype(r.dtype, copy=False)
+        for name, nid in r.states.items():
+            env[nid] = state[name]
+        for s in r.plan["seq"] + r.plan["loop"]:
+            env[s.nid] = s.fn(*(env[a] for a in s.args))
+        outputs = {name: np.broadcast_to(env[nid], (batch,) + r.cell.node(nid).shape) for name, nid in r.outputs.items()}
+        return outputs, {name: env[nid] for name, nid in r.updates.items()}
 
 
 class NumpyBackend:
     name = "numpy"
     kernels = KERNELS
 
-    def prepare(self, program, dtype="float32") -> NumpyExecutable:
-        return NumpyExecutable(program, dtype)
+    def cell_runner(self, cell: CellGraph, dtype="float32") -> CellRunner:
+        return CellRunner(cell, dtype)

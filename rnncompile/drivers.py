@@ -1,0 +1,218 @@
+"""Drivers: time, direction, stacking, heads and decoding, written once.
+
+A backend only knows how to scan one cell over a batch of sequences (and
+take single steps); everything a model composes out of cells happens here,
+the same for every backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import registry
+from .errors import DataError
+from .model import CellUse, Decoder, Head, Plan, Stack
+from .program import Program
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]  # the head's outputs (or the top layer's): [B, T, ...], or [B, ...] at: last
+    final_state: dict[str, np.ndarray]  # weight-style keys: "h", "layers.1.reverse.c", "decoder.h"
+    trace: dict[str, dict] = field(default_factory=dict)  # use prefix -> node id -> [B, T, ...]
+    tokens: np.ndarray | None = None  # decoders: the produced token ids [B, N]
+    lengths: np.ndarray | None = None  # decoders: tokens per sequence, the end token included
+
+
+def sample_tokens(p: np.ndarray, how: str, temperature: float, top_k: int | None, rng) -> np.ndarray:
+    """Pick one token per row of a batch of distributions p [B, V]."""
+    p = np.asarray(p, dtype=np.float64)
+    if how == "greedy":
+        return p.argmax(axis=-1)
+    logp = np.log(np.maximum(p, 1e-300)) / temperature
+    if top_k is not None and top_k < p.shape[-1]:
+        kth = np.sort(logp, axis=-1)[:, -top_k][:, None]
+        logp = np.where(logp >= kth, logp, -np.inf)
+    q = np.exp(logp - logp.max(axis=-1, keepdims=True))
+    q /= q.sum(axis=-1, keepdims=True)
+    u = rng.random((p.shape[0], 1))
+    return np.minimum((q.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+
+
+class Executable:
+    """A program prepared for one backend and dtype; `run` it as often as you like."""
+
+    def __init__(self, program: Program, backend: str = "numpy", dtype: str = "float32"):
+        self.program, self.dtype = program, np.dtype(dtype)
+        be = registry.get(backend)
+        self.runners = {use.prefix: be.cell_runner(program.cell(use), dtype) for use in program.plan.uses()}
+
+    def bind(self, use: CellUse, params: dict):
+        local = {name: params[use.key(name)] for name in use.cell.params}
+        return self.runners[use.prefix].bind(local)
+
+    # -- sequence models ----------------------------------------------------------
+    def run_stack(self, stack: Stack, inputs: dict, params: dict, init_state: dict | None, lengths, trace: dict,
+                  want_trace: bool):
+        below = {n: inputs[n] for n in stack.inputs}
+        b, t = next(iter(below.values())).shape[:2]
+        finals_below = None
+        final_state = {}
+        for layer in stack.layers:
+            outs, finals = [], []
+            for use in layer.uses:
+                bound = self.bind(use, params)
+                cin = {cname: below[src] for cname, src in layer.feed.items()}
+                state = _state_for(use, init_state)
+                res = bound.scan(cin, state, lengths, use.reverse, want_trace)
+                if want_trace:
+                    trace[use.prefix] = res.trace
+                for name, v in res.final_state.items():
+                    final_state[use.key(name)] = v
+                outs.append(res.outputs)
+                finals.append({name: _final_step(v, lengths, use.reverse) for name, v in res.outputs.items()})
+            below = _merge(outs, layer.merge)
+            finals_below = _merge(finals, layer.merge)
+        return below, finals_below, final_state
+
+    def summary(self, stack: Stack, final_state: dict) -> dict:
+        """C: the top layer's final states, merged like its outputs."""
+        top = stack.layers[-1]
+        per_dir = [{n: final_state[u.key(n)] for n in u.cell.states} for u in top.uses]
+        return _merge(per_dir, top.merge if len(top.uses) > 1 else "none")
+
+    def run_head(self, head: Head, tops: dict, finals: dict, context: dict, params, lengths, trace, want_trace):
+        bound = self.bind(head.use, params)
+        if head.at == "last":
+            x = {n: v[:, None] for n, v in finals.items()}
+            x.update({n: v[:, None] for n, v in context.items()})
+            res = bound.scan(x, None, None, False, want_trace)
+            out = {n: v[:, 0] for n, v in res.outputs.items()}
+        else:
+            t = next(iter(tops.values())).shape[1]
+            x = dict(tops)
+            x.update({n: np.repeat(v[:, None], t, axis=1) for n, v in context.items()})
+            res = bound.scan(x, None, lengths, False, want_trace)
+            out = res.outputs
+        if want_trace:
+            trace[head.use.prefix] = res.trace
+        return out
+
+    # -- decoding -------------------------------------------------------------------
+    def decoder_start(self, dec: Decoder, summary: dict, context: dict, params: dict, batch: int):
+        bound = self.bind(dec.use, params)
+        if dec.init == "zeros":
+            return bound, bound.initial_state(batch)
+        if dec.init == "encoder":
+            return bound, {n: summary[n] for n in dec.use.cell.states}
+        bridge = self.bind(dec.init, params)
+        x = {f"encoder.{n}": v[:, None] for n, v in summary.items()}
+        x.update({n: v[:, None] for n, v in context.items()})
+        res = bridge.scan({k: x[k] for k in dec.init.cell.inputs}, None, None, False, False)
+        return bound, {n: v[:, 0] for n, v in res.outputs.items()}
+
+    def decode(self, dec: Decoder, bound, state: dict, params: dict, batch: int, context: dict, vocab,
+               target=None, seed: int = 0, steps: int | None = None, sample=None, temperature=None, top_k=None,
+               start_tokens=None):
+        head = self.bind(dec.head.use, params)
+        end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
+        start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
+        if dec.feed == "target" and target is not None:
+            prev = np.concatenate([np.full((batch, 1), start, target.dtype), target[:, :-1]], axis=1)
+            res = bound.scan({dec.token_input: prev}, state, None, False, False)
+            ctx = {n: np.repeat(v[:, None], prev.shape[1], axis=1) for n, v in context.items()}
+            out = head.scan({**res.outputs, **ctx}, None, None, False, False).outputs
+            return out, res.final_state, target, None
+        rng = np.random.default_rng(seed)
+        steps = steps or dec.steps
+        token = np.full(batch, start, np.int64) if start_tokens is None else np.asarray(start_tokens, np.int64)
+        done = np.zeros(batch, bool)
+        lengths = np.zeros(batch, np.int64)
+        tokens, probs = [], []
+        (pname,) = dec.head.use.cell.outputs()
+        for _ in range(steps):
+            outs, new_state = bound.step({dec.token_input: token}, state)
+            x = {n: v[:, None] for n, v in outs.items()}
+            x.update({n: v[:, None] for n, v in context.items()})
+            p = head.scan(x, None, None, False, False).outputs[pname][:, 0]
+            token = sample_tokens(p, sample or dec.sample, temperature or dec.temperature,
+                                  top_k if top_k is not None else dec.top_k, rng)
+            token = np.where(done, end if end is not None else 0, token)
+            state = {n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), state[n], v) for n, v in new_state.items()}
+            probs.append(np.where(done[:, None], 0, p))
+            tokens.append(token)
+            lengths += ~done
+            if end is not None and dec.stop_at_end:
+                done |= token == end
+                if done.all():
+                    break
+        return {pname: np.stack(probs, axis=1)}, state, np.stack(tokens, axis=1), lengths
+
+    # -- the whole model --------------------------------------------------------------
+    def run(self, inputs: dict, params: dict, init_state: dict | None = None, lengths=None, context=None,
+            trace: bool = False, seed: int = 0) -> RunResult:
+        plan: Plan = self.program.plan
+        context = context or {}
+        traced: dict = {}
+        if plan.kind == "sequence":
+            tops, finals, final_state = self.run_stack(plan.stack, inputs, params, init_state, lengths, traced, trace)
+            outputs = tops
+            if plan.head is not None:
+                outputs = self.run_head(plan.head, tops, finals, context, params, lengths, traced, trace)
+            return RunResult(outputs, final_state, traced)
+        batch = _batch(inputs, context)
+        summary, final_state = {}, {}
+        if plan.stack is not None:
+            _, _, final_state = self.run_stack(plan.stack, inputs, params, init_state, lengths, traced, trace)
+            summary = self.summary(plan.stack, final_state)
+        dec = plan.decoder
+        bound, state = self.decoder_start(dec, summary, context, params, batch)
+        target = inputs.get(dec.target) if dec.target else None
+        outputs, dstate, tokens, out_lengths = self.decode(dec, bound, state, params, batch, context,
+                                                           self.program.vocab, target, seed)
+        final_state.update({dec.use.key(n): v for n, v in dstate.items()})
+        return RunResult(outputs, final_state, traced, tokens, out_lengths)
+
+
+def _batch(inputs: dict, context: dict) -> int:
+    for v in list(inputs.values()) + list(context.values()):
+        return np.asarray(v).shape[0]
+    return 1
+
+
+def _state_for(use: CellUse, init_state: dict | None):
+    if not init_state:
+        return None
+    keys = {name: use.key(name) for name in use.cell.states}
+    if not any(k in init_state for k in keys.values()):
+        return None
+    missing = [k for k in keys.values() if k not in init_state]
+    if missing:
+        raise DataError(f"initial state given without {', '.join(missing)}")
+    return {name: init_state[key] for name, key in keys.items()}
+
+
+def _final_step(v: np.ndarray, lengths, reverse: bool) -> np.ndarray:
+    """Each sequence's output after its last real step (step 0 for the reverse direction)."""
+    if reverse:
+        return v[:, 0]
+    if lengths is None:
+        return v[:, -1]
+    idx = np.maximum(np.asarray(lengths) - 1, 0)
+    return v[np.arange(v.shape[0]), idx]
+
+
+def _merge(per_direction: list[dict], how: str) -> dict:
+    if len(per_direction) == 1:
+        return per_direction[0]
+    fwd, rev = per_direction
+    if how == "concat":
+        return {n: np.concatenate([fwd[n], rev[n]], axis=-1) for n in fwd}
+    if how == "sum":
+        return {n: fwd[n] + rev[n] for n in fwd}
+    if how == "mean":
+        return {n: (fwd[n] + rev[n]) * 0.5 for n in fwd}
+    out = {f"{n}_forward": v for n, v in fwd.items()}
+    out.update({f"{n}_reverse": v for n, v in rev.items()})
+    return out

@@ -1,0 +1,461 @@
+"""The model plan: how cells are composed over time.
+
+A checked spec's `model:` becomes a :class:`Plan`: stacks of layers (each one
+or two directions of a cell), an optional head, and for sequence-to-sequence
+or one-to-many models a decoder that feeds back its own output. Cells know
+nothing of time; the plan says who feeds whom, and the drivers in
+`rnncompile.drivers` run it on any backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .dims import DimError, eval_dim
+from .errors import DiagnosticSink, did_you_mean
+from .graph import CellGraph, ParamInfo
+from .lower import CellLowering
+from .ops import fmt_shape
+from .source import SourceMap, dotted
+from .spec import CellSpec, HeadSpec, InputSpec, Spec
+
+DEFAULT_STEPS = 10
+
+
+@dataclass
+class CellUse:
+    """One cell, lowered for its dims, at one place of the model."""
+
+    cell: CellGraph
+    prefix: str  # weight-file key prefix: "", "layers.1.reverse.", "head.", ...
+    reverse: bool = False
+
+    def key(self, param: str) -> str:
+        return self.prefix + param
+
+
+@dataclass
+class Layer:
+    uses: list[CellUse]  # one per direction
+    merge: str  # concat | sum | mean | separate (bidirectional only)
+    feed: dict[str, str]  # cell input -> the name it reads below (a model input or the previous layer's output)
+    outputs: dict[str, tuple]  # what the layer hands up, after merging
+
+
+@dataclass
+class Stack:
+    layers: list[Layer]
+    inputs: list[str]  # model inputs it reads
+
+    @property
+    def outputs(self) -> dict[str, tuple]:
+        return self.layers[-1].outputs
+
+    def final_states(self) -> dict[str, tuple]:
+        """The summary of the top layer: its final states, merged like its outputs."""
+        top = self.layers[-1]
+        states = top.uses[0].cell.states
+        if len(top.uses) == 1 or top.merge in ("sum", "mean"):
+            return {n: s.shape for n, s in states.items()}
+        if top.merge == "concat":
+            return {n: s.shape[:-1] + (2 * s.shape[-1],) for n, s in states.items()}
+        return {f"{n}_{d}": s.shape for n, s in states.items() for d in ("forward", "reverse")}
+
+
+@dataclass
+class Head:
+    use: CellUse  # stateless; its inputs are the stack's outputs (and context)
+    at: str  # every_step | last
+
+
+@dataclass
+class Decoder:
+    use: CellUse
+    token_input: str
+    init: str | CellUse  # "zeros" | "encoder" | a stateless bridge cell producing each state
+    feed: str  # previous_output | target
+    target: str | None
+    steps: int
+    head: Head
+    sample: str
+    temperature: float
+    top_k: int | None
+    stop_at_end: bool
+
+
+@dataclass
+class Plan:
+    inputs: dict[str, tuple]  # sequence inputs: name -> step shape
+    input_dtypes: dict[str, str]
+    context: dict[str, tuple]  # per-sequence vectors
+    time_dim: object = None
+    stack: Stack | None = None  # the sequence model, or the encoder
+    head: Head | None = None
+    decoder: Decoder | None = None
+    kind: str = "sequence"  # sequence | seq2seq | generate
+
+    def uses(self) -> list[CellUse]:
+        out = []
+        if self.stack:
+            out += [u for layer in self.stack.layers for u in layer.uses]
+        if self.head:
+            out.append(self.head.use)
+        if self.decoder:
+            out.append(self.decoder.use)
+            if isinstance(self.decoder.init, CellUse):
+                out.append(self.decoder.init)
+            out.append(self.decoder.head.use)
+        return out
+
+    def params(self) -> dict[str, ParamInfo]:
+        out = {}
+        for use in self.uses():
+            for name, info in use.cell.params.items():
+                out[use.key(name)] = info
+        return out
+
+    def steps(self, dims: dict, override: int | None = None) -> int:
+        if override is not None:
+            return override
+        if isinstance(self.time_dim, int):
+            return self.time_dim
+        return dims.get(self.time_dim, DEFAULT_STEPS)
+
+
+class PlanBuilder:
+    def __init__(self, spec: Spec, dims: dict, cells: dict[str, CellGraph], smap: SourceMap, sink: DiagnosticSink,
+                 invalid_dims: frozenset):
+        self.spec, self.dims, self.smap, self.sink, self.invalid = spec, dims, smap, sink, invalid_dims
+        self.lowered = {(name, tuple(sorted(dims.items()))): c for name, c in cells.items()}
+        self.failed_cells = set()
+
+    def error(self, path, message, hint="", value=False, width=1):
+        loc = self.smap.value_loc(path, 0, width) if value else self.smap.key_loc(path)
+        self.sink.error(message, dotted(path), loc, hint)
+
+    # -- cells ---------------------------------------------------------------
+    def cell(self, name: str, dims: dict) -> CellGraph | None:
+        key = (name, tuple(sorted(dims.items())))
+        if key not in self.lowered:
+            before = len(self.sink.errors)
+            self.lowered[key] = CellLowering(name, self.spec.cells[name], dims, self.smap, self.sink,
+                                             self.invalid).lower()
+            if len(self.sink.errors) > before:
+                self.failed_cells.add(name)
+        return self.lowered[key]
+
+    def cell_name(self, name, path) -> bool:
+        if name not in self.spec.cells:
+            self.error(path, f"no cell named `{name}`", did_you_mean(name, self.spec.cells, "cell"), True, len(name))
+            return False
+        return True
+
+    def stateless(self, spec: HeadSpec | CellSpec, inputs: dict[str, tuple], base: tuple, name: str) -> CellGraph:
+        fields = {"inputs": {n: InputSpec(shape=list(s)) for n, s in inputs.items()},
+                  "params": spec.params, "let": spec.let, "outputs": spec.outputs}
+        cell = CellSpec.model_construct(kind="step", description="", state={}, gates={}, update={}, **fields)
+        return CellLowering(name, cell, self.dims, self.smap, self.sink, self.invalid, base=base).lower()
+
+    # -- the model ----------------------------------------------------------------
+    def build(self) -> Plan | None:
+        m = self.spec.model
+        inputs, dtypes, time_dims = {}, {}, set()
+        self.failed_inputs = set()
+        for name, shape in m.input.items():
+            path = ("model", "input", name)
+            if not shape:
+                self.error(path, "a sequence input needs a time axis first, e.g. [T, I]", value=True)
+                continue
+            time = shape[0]
+            if isinstance(time, str) and not time.isidentifier():
+                self.error(path + (0,), f"the time axis `{time}` must be a dim name or a number", value=True)
+                continue
+            time_dims.add(time)
+            step = self.shape(shape[1:], path, start=1)
+            if step is not None:
+                inputs[name] = step
+            else:
+                self.failed_inputs.add(name)
+        if len(time_dims) > 1:
+            self.error(("model", "input"), "all sequence inputs must share one time axis, got "
+                       + ", ".join(map(str, sorted(time_dims, key=str))))
+        context = {}
+        for name, shape in m.context.items():
+            step = self.shape(shape, ("model", "context", name))
+            if step is not None:
+                context[name] = step
+        plan = Plan(inputs, dtypes, context, next(iter(time_dims)) if time_dims else None)
+
+        modes = [k for k in ("scan", "layers", "encoder") if getattr(m, k) is not None]
+        if len(modes) > 1:
+            self.error(("model", modes[1]), f"`{modes[0]}` and `{modes[1]}` cannot be combined",
+                       "use `layers` for a stack, `encoder`+`decoder` for sequence to sequence")
+            return None
+        if not modes and m.decoder is None:
+            self.error(("model",), "the model runs nothing", "add `scan: <cell>` (or layers, or encoder/decoder)")
+            return None
+        if m.scan is not None or m.layers is not None:
+            layers = m.layers if m.layers is not None else None
+            plan.stack = self.stack(m.scan, layers, m.direction, m.merge, ("model",), list(inputs), inputs)
+            if plan.stack and m.head is not None:
+                plan.head = self.head(m.head, plan.stack.outputs, context, ("model", "head"), "head.")
+            if m.decoder is not None:
+                self.error(("model", "decoder"), "a decoder needs an `encoder:` (or no scan/layers, for "
+                           "one-to-many generation from context inputs)")
+        elif m.encoder is not None:
+            enc = m.encoder
+            if m.decoder is None:
+                self.error(("model", "encoder"), "an encoder needs a `decoder:`")
+                return None
+            src = enc.input
+            if src is None:
+                seqs = [n for n in inputs if not (m.decoder.target == n)]
+                src = seqs[0] if len(seqs) == 1 else None
+                if src is None:
+                    self.error(("model", "encoder"), "say which model input the encoder reads: `input: <name>`")
+                    return None
+            elif src not in inputs:
+                self.error(("model", "encoder", "input"), f"no model input `{src}`",
+                           did_you_mean(src, inputs, "input"), True, len(src))
+                return None
+            plan.stack = self.stack(enc.scan, enc.layers, enc.direction, enc.merge, ("model", "encoder"),
+                                    [src], {src: inputs[src]}, prefix="encoder.")
+            plan.kind = "seq2seq"
+            if m.head is not None:
+                self.error(("model", "head"), "in an encoder-decoder the head belongs under `decoder:`")
+        if m.decoder is not None and (m.encoder is not None or not modes):
+            if not modes:
+                plan.kind = "generate"
+            plan.decoder = self.decoder(m.decoder, plan, context)
+        if plan.stack:
+            first = plan.stack.layers[0]
+            for cin, src in first.feed.items():
+                plan.input_dtypes[src] = first.uses[0].cell.inputs[cin].dtype
+        if plan.decoder and plan.decoder.target:
+            plan.input_dtypes[plan.decoder.target] = "token"
+            if inputs.get(plan.decoder.target) != ():
+                self.error(("model", "input", plan.decoder.target), "a target sequence holds one token per step: "
+                                                                     "declare it as [T]", value=True)
+        for name in inputs:
+            used = set()
+            if plan.stack:
+                used |= set(plan.stack.inputs)
+            if plan.decoder and plan.decoder.target:
+                used.add(plan.decoder.target)
+            if name not in used and plan.stack is not None:
+                self.error(("model", "input", name), f"model input `{name}` is not read by any layer")
+        return plan
+
+    def shape(self, dims_list, path, start=0, dims=None):
+        out = []
+        for i, d in enumerate(dims_list, start=start):
+            try:
+                n = eval_dim(d, dims or self.dims)
+            except DimError as e:
+                if e.undefined not in self.invalid:
+                    self.sink.error(e.message, dotted(path + (i,)), self.smap.value_loc(path + (i,), e.pos, e.width),
+                                    e.hint)
+                return None
+            if n < 1:
+                self.error(path + (i,), f"size `{d}` is {n}; sizes must be positive", value=True)
+                return None
+            out.append(n)
+        return tuple(out)
+
+    def stack(self, scan, layers, direction, merge, path, input_names, available, prefix="") -> Stack | None:
+        if layers is None:
+            layer_specs = [(scan, {}, direction, merge, path, prefix)]
+        else:
+            if not layers:
+                self.error(path + ("layers",), "a stack needs at least one layer")
+                return None
+            layer_specs = [(ls.scan, ls.dims, ls.direction, ls.merge, path + ("layers", i), f"{prefix}layers.{i}.")
+                           for i, ls in enumerate(layers)]
+        out_layers = []
+        below = dict(available)  # name -> shape of what the next layer can read
+        for i, (scan_name, ldims, ldir, lmerge, lpath, lprefix) in enumerate(layer_specs):
+            if not self.cell_name(scan_name, lpath + ("scan",)):
+                return None
+            for name, value in ldims.items():
+                if value < 1:
+                    self.error(lpath + ("dims", name), f"dim `{name}` must be a positive integer, got {value}",
+                               value=True)
+                    return None
+            cspec = self.spec.cells[scan_name]
+            feed = self.feed(cspec, below, lpath, scan_name)
+            if feed is None:
+                return None
+            dims = {**self.dims, **ldims}
+            # a layer's input size follows what is below it, unless the layer sets that dim itself
+            for cin, src in feed.items():
+                declared = cspec.inputs[cin].shape
+                if len(declared) == 1 and isinstance(declared[0], str) and declared[0].isidentifier() \
+                        and declared[0] not in ldims and len(below[src]) == 1:
+                    dims[declared[0]] = below[src][0]
+            if scan_name in self.failed_cells:
+                return None
+            cell = self.cell(scan_name, dims)
+            if scan_name in self.failed_cells:
+                return None
+            ok = True
+            for cin, src in feed.items():
+                want = cell.inputs[cin].shape if cin in cell.inputs else None
+                if want is not None and want != below[src]:
+                    self.error(lpath, f"cell `{scan_name}` takes `{cin}` of shape {fmt_shape(want)}, but it is fed "
+                                      f"`{src}` of shape {fmt_shape(below[src])}",
+                               "set the dim with this layer's `dims:`" if i else "check model.input")
+                    ok = False
+            if not ok:
+                return None
+            if ldir == "bidirectional":
+                uses = [CellUse(cell, f"{lprefix}forward."), CellUse(cell, f"{lprefix}reverse.", reverse=True)]
+            else:
+                uses = [CellUse(cell, lprefix, reverse=ldir == "reverse")]
+            outputs = {}
+            for name, nid in cell.outputs().items():
+                shape = cell.node(nid).shape
+                if len(uses) == 1:
+                    outputs[name] = shape
+                elif lmerge == "concat":
+                    if not shape:
+                        self.error(lpath + ("merge",), f"output `{name}` is a scalar; concat needs vectors",
+                                   "use merge: sum or mean")
+                        return None
+                    outputs[name] = shape[:-1] + (2 * shape[-1],)
+                elif lmerge in ("sum", "mean"):
+                    outputs[name] = shape
+                else:
+                    if i != len(layer_specs) - 1:
+                        self.error(lpath + ("merge",), "merge: separate is only possible on the top layer",
+                                   "join the directions with concat, sum or mean to feed the next layer", True)
+                        return None
+                    outputs[f"{name}_forward"] = shape
+                    outputs[f"{name}_reverse"] = shape
+            if ldir != "bidirectional" and (layers is not None and layers[i].merge != "concat"):
+                self.sink.warn("`merge` only matters for a bidirectional layer", dotted(lpath + ("merge",)),
+                               self.smap.key_loc(lpath + ("merge",)))
+            out_layers.append(Layer(uses, lmerge if ldir == "bidirectional" else "none", feed, outputs))
+            below = outputs
+        return Stack(out_layers, list(input_names))
+
+    def feed(self, cspec: CellSpec, below: dict, path, scan_name) -> dict | None:
+        cins = list(cspec.inputs)
+        if len(cins) == 1 and len(below) == 1:
+            return {cins[0]: next(iter(below))}
+        feed = {}
+        if set(cins) & self.failed_inputs or (len(cins) == 1 and not below and self.failed_inputs):
+            return None  # its shape error is already reported
+        for cin in cins:
+            if cin not in below:
+                self.error(path, f"nothing feeds input `{cin}` of cell `{scan_name}`",
+                           "inputs are matched by name; available here: " + ", ".join(below))
+                return None
+            feed[cin] = cin
+        return feed
+
+    def head(self, spec: HeadSpec, tops: dict, context: dict, path, prefix) -> Head | None:
+        clash = set(tops) & set(context)
+        if clash:
+            self.error(path, f"`{', '.join(sorted(clash))}` is both a layer output and a context input")
+            return None
+        before = len(self.sink.errors)
+        cell = self.stateless(spec, {**tops, **context}, path, prefix.rstrip("."))
+        if len(self.sink.errors) > before:
+            return None
+        return Head(CellUse(cell, prefix), spec.at)
+
+    def decoder(self, spec, plan: Plan, context: dict) -> Decoder | None:
+        path = ("model", "decoder")
+        if not self.cell_name(spec.scan, path + ("scan",)):
+            return None
+        if self.spec.vocab is None:
+            self.error(path, "a decoder produces tokens, so the spec needs a `vocab:`")
+            return None
+        dims = {**self.dims, **spec.dims}
+        cell = self.cell(spec.scan, dims)
+        if spec.scan in self.failed_cells:
+            return None
+        tokens = [n for n, i in cell.inputs.items() if i.dtype == "token"]
+        if len(cell.inputs) != 1 or len(tokens) != 1:
+            self.error(path + ("scan",), f"a decoder cell takes exactly one input, a token (its previous output); "
+                                         f"`{spec.scan}` takes {', '.join(cell.inputs) or 'none'}",
+                       "declare it as `inputs: {y_prev: token}`", True, len(spec.scan))
+            return None
+        try:
+            steps = eval_dim(spec.steps, self.dims)
+        except DimError as e:
+            self.error(path + ("steps",), e.message, e.hint, True)
+            return None
+        if steps < 1:
+            self.error(path + ("steps",), "a decoder needs at least one step", value=True)
+            return None
+        target = None
+        if spec.feed == "target":
+            target = spec.target
+            if target is None or target not in plan.inputs:
+                self.error(path + ("target",) if target else path, "teacher forcing needs `target:`, "
+                           "a model input holding the target tokens" if target is None else f"no model input `{target}`",
+                           did_you_mean(target, plan.inputs, "input") if target else "")
+                return None
+        head = self.head(spec.head, {n: cell.node(o).shape for n, o in cell.outputs().items()}, context,
+                         path + ("head",), "decoder.head.")
+        if head is None:
+            return None
+        outs = list(head.use.cell.outputs().items())
+        vocab_size = self.dims.get(self.spec.vocab.dim)
+        if len(outs) != 1 or head.use.cell.node(outs[0][1]).shape != (vocab_size,):
+            self.error(path + ("head",), f"a decoder head produces one distribution over the {vocab_size} tokens",
+                       "e.g. outputs: {p: softmax(W_p @ h + b_p)}")
+            return None
+        init = self.bridge(spec, cell, plan, context, path)
+        if init is None:
+            return None
+        return Decoder(CellUse(cell, "decoder."), tokens[0], init, spec.feed, target, steps, head, spec.sample,
+                       spec.temperature, spec.top_k, spec.stop_at_end)
+
+    def bridge(self, spec, cell: CellGraph, plan: Plan, context: dict, path):
+        if spec.init == "zeros":
+            return "zeros"
+        summary = plan.stack.final_states() if plan.stack else {}
+        if spec.init == "encoder":
+            if plan.stack is None:
+                self.error(path + ("init",), "there is no encoder to start from", "use init: zeros, or expressions "
+                           "over the context inputs", True)
+                return None
+            for name, st in cell.states.items():
+                if name not in summary:
+                    self.error(path + ("init",), f"the encoder has no final state `{name}` for the decoder",
+                               "give init expressions, e.g. {h: tanh(W @ encoder.h)}", True)
+                    return None
+                if summary[name] != st.shape:
+                    self.error(path + ("init",), f"encoder state `{name}` is {fmt_shape(summary[name])}, but the "
+                                                 f"decoder's is {fmt_shape(st.shape)}",
+                               f"project it: init: {{{name}: tanh(W_c @ encoder.{name})}} with W_c under params", True)
+                    return None
+            return "encoder"
+        missing = [s for s in cell.states if s not in spec.init]
+        extra = [s for s in spec.init if s not in cell.states]
+        if extra:
+            self.error(path + ("init", extra[0]), f"`{extra[0]}` is not a state of cell `{spec.scan}`",
+                       did_you_mean(extra[0], cell.states, "state"))
+            return None
+        if missing:
+            self.error(path + ("init",), f"init gives no value for state `{missing[0]}`",
+                       "give every state an expression (0 * x for zeros)")
+            return None
+        inputs = {f"encoder.{n}": s for n, s in summary.items()}
+        inputs.update(context)
+        bridge_spec = HeadSpec.model_construct(at="every_step", params=spec.params, let={}, outputs=dict(spec.init))
+        before = len(self.sink.errors)
+        bridge = self.stateless(bridge_spec, inputs, path, "init")
+        if len(self.sink.errors) > before:
+            return None
+        for name, nid in bridge.outputs().items():
+            if bridge.node(nid).shape != cell.states[name].shape:
+                self.error(path + ("init", name), f"init of `{name}` has shape {fmt_shape(bridge.node(nid).shape)}, "
+                                                  f"but the state is {fmt_shape(cell.states[name].shape)}", value=True)
+                return None
+        return CellUse(bridge, "decoder.init.")
+
+
+def build_plan(spec: Spec, dims, cells, smap, sink, invalid_dims=frozenset()) -> Plan | None:
+    return PlanBuilder(spec, dims, cells, smap, sink, invalid_dims).build()
