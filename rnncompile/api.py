@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from .data import check_budget, random_inputs
-from .drivers import Executable, RunResult
+from .drivers import Completion, Executable, RunResult
+from .drivers import complete as drivers_complete
 from .errors import DataError
 from .graph import InputInfo
 from .params import check_against, init_params, load_npz
@@ -78,6 +79,47 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     if init_state is not None:
         _check_state(program, init_state, b)
     return Executable(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed)
+
+
+def complete(program: Program, prompt: str, steps: int = 20, temperature: float = 1.0, top_k: int | None = None,
+             seed: int = 0, params: dict | None = None, weights=None, greedy: bool = False, dtype: str = "float32",
+             backend: str = "numpy"):
+    """Continue `prompt` with a language-model spec (token input, a per-step head over the vocabulary)."""
+    from .vocab import Vocab
+
+    vocab = Vocab(_check_language_model(program))
+    ids = vocab.encode(prompt)
+    note = vocab.unknown_note()
+    if params is None:
+        params = make_params(program, seed, weights, dtype)
+    result = drivers_complete(Executable(program, backend, dtype), params, ids, steps, temperature, top_k, seed, greedy)
+    result.note = note
+    return result
+
+
+def _check_language_model(program: Program):
+    from .errors import UsageError
+
+    plan, vocab = program.plan, program.vocab
+    problems = []
+    if vocab is None:
+        problems.append("it declares no `vocab:`")
+    if plan.kind != "sequence":
+        problems.append("it is not a sequence model (scan or layers)")
+    else:
+        infos = input_infos(program)
+        if len(infos) != 1 or next(iter(infos.values())).dtype != "token":
+            problems.append("its one sequence input must be a token")
+        if any(len(layer.uses) > 1 or layer.uses[0].reverse for layer in plan.stack.layers):
+            problems.append("a reverse or bidirectional layer needs the future, so it cannot generate")
+        head = plan.head
+        outs = list(head.use.cell.outputs().values()) if head else []
+        if head is None or head.at != "every_step" or len(outs) != 1 or \
+                head.use.cell.node(outs[0]).shape != (len(vocab.tokens) if vocab else -1,):
+            problems.append("it needs a head at every step with one output: a distribution over the vocabulary")
+    if problems:
+        raise UsageError(f"{program.checked.file} cannot complete text: " + "; ".join(problems))
+    return vocab
 
 
 def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool) -> dict:

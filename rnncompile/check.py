@@ -219,8 +219,11 @@ def _report_validation(err: ValidationError, data, smap: SourceMap, sink: Diagno
                 sink.error(f"unsupported spec format version `{got}`; this rnncompile reads version 1", where,
                            smap.value_loc(path), "write `rnncompile: 1`")
                 continue
+            hint = ""
+            if isinstance(got, bool) and "string" in msg:
+                hint = "YAML reads yes/no/on/off/true/false as booleans: quote the word, e.g. \"on\""
             sink.error(f"{msg}, got `{got}`" if not isinstance(got, (dict, list)) else msg, where,
-                       smap.value_loc(path))
+                       smap.value_loc(path), hint)
 
 
 def _data_path(loc, data) -> tuple:

@@ -89,6 +89,8 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     if text is not None:
         name = _token_input(program, spec, vocab)
         ids = vocab.encode(text)
+        if vocab.unknown_note():
+            click.echo(vocab.unknown_note(), err=True)
         inputs = {name: np.broadcast_to(ids, (batch, len(ids))).copy()}
     elif input_file:
         raw = read_arrays(input_file, next(iter(infos)) if len(infos) == 1 else None)
@@ -190,6 +192,36 @@ def inspect(spec, dims, batch, steps, no_graph, unoptimised):
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
     click.echo(report(program, batch, steps, show_graph=not no_graph, optimised=not unoptimised))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--prompt", "-p", required=True, help="the text to continue")
+@click.option("--steps", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="tokens to add")
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="below 1: safer choices; above 1: more surprising ones")
+@click.option("--top-k", type=click.IntRange(min=1), help="draw only from the k most likely tokens")
+@click.option("--greedy", is_flag=True, help="always take the most likely token")
+@click.option("--seed", default=0, show_default=True, help="seed for weights and sampling")
+@click.option("--weights", type=click.Path(dir_okay=False), help="trained params (.npz keyed by param name)")
+@click.option("--trace", is_flag=True, help="show the top tokens and their probabilities at each step")
+def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weights, trace):
+    """Continue a prompt with a character or word predictor."""
+    from .show import distribution
+
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    result = api.complete(program, prompt, steps, temperature, top_k, seed, weights=weights, greedy=greedy)
+    if result.note:
+        click.echo(result.note, err=True)
+    vocab = Vocab(program.vocab)
+    if trace:
+        for i, (tok, p) in enumerate(zip(result.tokens, result.distributions)):
+            click.echo(f"step {i:>3}  chose {vocab.tokens[tok]!r:<12} from  {distribution(p, vocab, top_k or 5)}")
+        click.echo()
+    sep = "" if vocab.level == "char" else " "
+    click.echo(prompt + sep + vocab.decode(result.tokens))
 
 
 @cli.command()

@@ -110,7 +110,9 @@ class Executable:
         x = {f"encoder.{n}": v[:, None] for n, v in summary.items()}
         x.update({n: v[:, None] for n, v in context.items()})
         res = bridge.scan({k: x[k] for k in dec.init.cell.inputs}, None, None, False, False)
-        return bound, {n: v[:, 0] for n, v in res.outputs.items()}
+        state = bound.initial_state(batch)
+        state.update({n: v[:, 0] for n, v in res.outputs.items()})
+        return bound, state
 
     def decode(self, dec: Decoder, bound, state: dict, params: dict, batch: int, context: dict, vocab,
                target=None, seed: int = 0, steps: int | None = None, sample=None, temperature=None, top_k=None,
@@ -216,3 +218,43 @@ def _merge(per_direction: list[dict], how: str) -> dict:
     out = {f"{n}_forward": v for n, v in fwd.items()}
     out.update({f"{n}_reverse": v for n, v in rev.items()})
     return out
+
+
+@dataclass
+class Completion:
+    prompt: np.ndarray  # token ids
+    tokens: np.ndarray  # the continuation's token ids
+    distributions: np.ndarray  # [len(tokens), V]: the distribution each token was drawn from
+    note: str = ""  # e.g. which prompt words were read as the unknown token
+
+
+def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temperature: float = 1.0,
+             top_k: int | None = None, seed: int = 0, greedy: bool = False) -> Completion:
+    """Continue a token sequence with a language model (a stack with a per-step head over the vocabulary):
+    run the prompt through the stack, then feed each drawn token back in."""
+    plan = exe.program.plan
+    stack, head = plan.stack, plan.head
+    vocab = exe.program.vocab
+    bound = [[exe.bind(u, params) for u in layer.uses] for layer in stack.layers]
+    head_bound = exe.bind(head.use, params)
+    (pname,) = head.use.cell.outputs()
+    (src,) = stack.inputs
+    tops, _, final_state = exe.run_stack(stack, {src: prompt[None]}, params, None, None, {}, False)
+    p = head_bound.scan({n: v[:, -1:] for n, v in tops.items()}, None, None, False, False).outputs[pname][:, 0]
+    state = {u.prefix: {n: final_state[u.key(n)] for n in u.cell.states} for layer in stack.layers for u in layer.uses}
+    rng = np.random.default_rng(seed)
+    end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
+    tokens, dists = [], []
+    for _ in range(steps):
+        token = sample_tokens(p, "greedy" if greedy else "sample", temperature, top_k, rng)
+        tokens.append(int(token[0]))
+        dists.append(p[0])
+        if end is not None and token[0] == end:
+            break
+        below = {src: token}
+        for layer, layer_bound in zip(stack.layers, bound):
+            use, b = layer.uses[0], layer_bound[0]
+            outs, state[use.prefix] = b.step({c: below[s] for c, s in layer.feed.items()}, state[use.prefix])
+            below = outs
+        p = head_bound.scan({n: v[:, None] for n, v in below.items()}, None, None, False, False).outputs[pname][:, 0]
+    return Completion(prompt, np.asarray(tokens, np.int64), np.asarray(dists))

@@ -413,7 +413,7 @@ class _ExprLowering:
 
     @staticmethod
     def _attr_kind(op, name):
-        return float if name in ("alpha", "beta") else int
+        return float if name in ("alpha", "beta") or isinstance(op.attrs.get(name), float) else int
 
     @staticmethod
     def _arity_text(op) -> str:

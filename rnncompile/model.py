@@ -432,15 +432,10 @@ class PlanBuilder:
                                f"project it: init: {{{name}: tanh(W_c @ encoder.{name})}} with W_c under params", True)
                     return None
             return "encoder"
-        missing = [s for s in cell.states if s not in spec.init]
         extra = [s for s in spec.init if s not in cell.states]
-        if extra:
+        if extra:  # states left out keep their own init (zeros unless the cell says otherwise)
             self.error(path + ("init", extra[0]), f"`{extra[0]}` is not a state of cell `{spec.scan}`",
                        did_you_mean(extra[0], cell.states, "state"))
-            return None
-        if missing:
-            self.error(path + ("init",), f"init gives no value for state `{missing[0]}`",
-                       "give every state an expression (0 * x for zeros)")
             return None
         inputs = {f"encoder.{n}": s for n, s in summary.items()}
         inputs.update(context)

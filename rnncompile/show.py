@@ -37,15 +37,16 @@ def summary(name: str, result, steps: int, batch: int, backend: str, dtype: str,
         lines.append("produced (batch 0)")
         lines.append("  " + vocab.decode(result.tokens[0, :result.lengths[0]]))
     lines.append("outputs (batch 0, last step)" if per_step else "outputs (batch 0)")
+    w = max([len(k) for k in list(result.outputs) + list(result.final_state)] + [8]) + 2
     for key, arr in result.outputs.items():
         last = (arr[0, -1] if arr.shape[1] else arr[0]) if per_step else arr[0]
         extra = ""
         if vocab is not None and looks_like_distribution(last) and last.size == len(vocab):
             extra = f"  top: {distribution(last, vocab)}"
-        lines.append(f"  {key:<10} {str(list(arr.shape)):<16} {fmt_values(last)}{extra}")
+        lines.append(f"  {key:<{w}} {str(list(arr.shape)):<16} {fmt_values(last)}{extra}")
     lines.append("final state (batch 0)")
     for key, arr in result.final_state.items():
-        lines.append(f"  {key:<10} {str(list(arr.shape)):<16} {fmt_values(arr[0])}")
+        lines.append(f"  {key:<{w}} {str(list(arr.shape)):<16} {fmt_values(arr[0])}")
     return "\n".join(lines)
 
 

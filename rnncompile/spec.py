@@ -88,6 +88,26 @@ class GateSpec(Strict):
     init: InitName = "glorot"
 
 
+class MemorySpec(Strict):
+    """Sugar for an NTM-style memory (Graves et al. 2014) with read and write heads;
+    `rnncompile.memory` writes it out as the params, state, let and update entries it stands for."""
+
+    slots: DimExpr = Field(description="N: how many rows (slots) the memory holds")
+    width: DimExpr = Field(description="W: the length of each slot")
+    controller: str = Field(description="the vector every head is computed from, e.g. the controller's new h")
+    controller_size: DimExpr | None = Field(None, description="its length; defaults to the shared width of the "
+                                                              "cell's vector states")
+    read_heads: int = Field(1, ge=1)
+    write_heads: int = Field(1, ge=0)
+    addressing: Literal["content", "content+location"] = Field(
+        "content+location", description="content: softmax(beta * cosine(M, k)); content+location adds "
+                                        "interpolation with the previous weighting, a shift and sharpening")
+    shifts: int = Field(1, ge=1, description="location addressing shifts by -k..k slots")
+    init: Union[float, str] = Field(1e-6, description="initial value of every entry, or a param [N, W]; a small "
+                                                      "constant (not zeros, not random) keeps training NaN-free")
+    name: str = Field("M", description="the memory's state name; other names are derived from the heads")
+
+
 class CellSpec(Strict):
     kind: Literal["step"] = Field("step", description="step: one time step of a recurrence")
     description: str = ""
@@ -98,12 +118,14 @@ class CellSpec(Strict):
     let: dict[str, Expr] = Field(default_factory=dict, description="intermediates; may use each other in any order")
     update: dict[str, Expr] = Field(default_factory=dict, description="next value of every state")
     outputs: dict[str, Expr] = Field(default_factory=dict, description="state names here mean their new values")
+    memory: MemorySpec | None = Field(None, description="an NTM-style memory with read and write heads (shorthand)")
 
 
 class VocabSpec(Strict):
     tokens: list[str] | None = Field(None, description="the vocabulary, in index order")
     file: str | None = Field(None, description="a text file with one token per line (relative to the spec)")
     level: Literal["char", "word"] = "char"
+    lowercase: bool = Field(False, description="lowercase text before looking tokens up")
     unknown: str | None = Field(None, description="token used for anything not in the vocabulary")
     start: str | None = Field(None, description="start-of-sequence token a decoder begins with")
     end: str | None = Field(None, description="end-of-sequence token; generation stops after it")

@@ -1,0 +1,243 @@
+"""The unrolled chain: one cluster per step, left to right, state edges between them.
+
+As in the lecture's "unrolling the loop" picture: the initial states on the
+far left, step t's input below its cell and its output above, each state
+passed to the next step along an edge labelled with its value (h₀, c₀, …),
+the final states on the far right. Elided steps (see plan.py) become one
+"…" node the state edges run through. The weights are the same at every
+step, so params are never drawn: they appear in the formulas (full detail)
+or not at all (compact), and the caption says they are shared.
+
+Two levels of detail: "full" draws every step's folded ops (fold.py), good
+for small cells like Elman's; "compact" draws each step as one box listing
+its gates, good for an LSTM. "auto" picks full for cells of a few ops.
+"""
+from __future__ import annotations
+
+import graphviz
+
+from ..graph import CellGraph
+from . import style
+from .fold import Folded, Shown, fold
+from .plan import Plan, make_plan
+
+FULL_UP_TO_OPS = 4  # auto detail: full when a step has at most this many drawn ops
+STEP_CLUSTER = dict(style="rounded,filled", fillcolor="#f8f9fa", color="#ced4da", labelloc="t", labeljust="c",
+                    fontsize="13", margin="10")
+STATE_EDGE = dict(color="#e67700", fontcolor="#b35c00", penwidth="1.6", fontsize="11", weight="4")
+
+
+def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", title: str | None = None,
+           legend: bool = True) -> str:
+    """DOT source of `cell` unrolled as `plan` says (a Plan, or an --unroll value like 4 or "3..10")."""
+    if not isinstance(plan, Plan):
+        plan = make_plan(plan)
+    folded = fold(cell)
+    if detail == "auto":
+        detail = "full" if len(folded.of_kind("activation", "op", "affine")) <= FULL_UP_TO_OPS else "compact"
+    if detail not in ("full", "compact"):
+        raise ValueError(f"detail must be auto, full or compact, not {detail!r}")
+    colours = style.activation_colours(folded.activations)
+    g = graphviz.Digraph(f"{cell.name}_unrolled", graph_attr=dict(style.GRAPH_ATTRS, rankdir="LR", newrank="true"),
+                         node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
+    step = _FullStep(folded, colours) if detail == "full" else _CompactStep(folded, colours)
+    states = list(folded.loops)
+    _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n) for n in states})
+    wires = _draw_steps(g, step, plan, states)
+    last = plan.steps - 1
+    _state_column(g, "final", {f"final_{n}": _state_node(style.sub(n, last), "final", f"{n} after step {last}",
+                                                         cell.states[n].origin) for n in states})
+    for name in states:
+        (held, _), = [(src, v) for (src, dst), v in wires.items() if dst is None and src[1] == name]
+        del wires[(held, None)]
+        _wire(wires, held, "", f"final_{name}")
+    for (src, dst), values in wires.items():
+        text = "<br/>".join(style.esc(v) for v in values if v)
+        g.edge(src[0], dst, label=f"<{text}>" if text else "", tooltip=", ".join(v for v in values if v) or None,
+               **STATE_EDGE)
+    if legend:
+        g.attr(label=_caption(folded, plan, title, colours, detail))
+    return g.source
+
+
+def _draw_steps(g, step, plan: Plan, states: list[str]) -> dict:
+    """Draw the shown steps (and a "…" where steps are elided); return the state edges to draw,
+    keyed by ((source node, state), destination node) -> the values they carry. The edges still
+    open after the last step have destination None."""
+    held = {name: f"init_{name}" for name in states}  # state -> the dot node holding its current value
+    value = {name: "" for name in states}  # ... and the name of that value (h₀), shown on the edge
+    wires: dict = {}
+    for t in plan.shown:
+        if t > 0 and t - 1 not in plan.shown:  # steps were elided just before this one
+            skip, first = f"skip_{t}", max(s for s in plan.shown if s < t) + 1
+            g.node(skip, label=style.ELLIPSIS, tooltip=f"steps {first} to {t - 1} are not drawn",
+                   **style.KIND_STYLE["ellipsis"])
+            for name in states:
+                _wire(wires, (held[name], name), value[name], skip)
+                held[name], value[name] = skip, style.sub(name, t - 1)
+        with g.subgraph(name=f"cluster_step{t}") as c:
+            c.attr(label=f"t = {t}", tooltip=f"step {t} of {plan.steps}", **STEP_CLUSTER)
+            step.draw(c, t)
+        for name in states:
+            _wire(wires, (held[name], name), value[name], step.state_in(t, name))
+            held[name], value[name] = step.state_out(t, name), style.sub(name, t)
+    for name in states:
+        wires[((held[name], name), None)] = [value[name]]
+    return wires
+
+
+def _state_column(g, name: str, nodes: dict) -> None:
+    with g.subgraph(name=name) as s:
+        s.attr(rank="same")
+        for nid, attrs in nodes.items():
+            s.node(nid, **attrs)
+
+
+def _initial_node(cell: CellGraph, name: str) -> dict:
+    info = cell.states[name]
+    init = info.init if isinstance(info.init, str) else f"{info.init:g}"
+    return _state_node(name, f"initial {init}", f"initial value of {name}", info.origin)
+
+
+def _wire(wires: dict, src: tuple[str, str], value: str, dst: str) -> None:
+    """One more state on the edge src -> dst (parallel state edges are drawn as one)."""
+    wires.setdefault((src, dst), []).append(value)
+
+
+def _state_node(name: str, note: str, what: str, origin: str) -> dict:
+    return dict(style.KIND_STYLE["state"], label=style.label(f"<b>{style.esc(name)}</b>", note, sub_size=9),
+                tooltip=style.tooltip(what, origin))
+
+
+class _CompactStep:
+    """A step as one box listing its gates, its inputs below and its outputs above
+    (several inputs or outputs share one node, so the column stays straight)."""
+
+    def __init__(self, folded: Folded, colours):
+        self.folded, self.colours = folded, colours
+        gates = [s for s in folded.of_kind("activation") if s.name] or folded.of_kind("activation")
+        self.chips = [(s.name or style.symbol(s.op), colours[s.op][0]) for s in gates]
+
+    def draw(self, c, t: int) -> None:
+        cell = self.folded.cell
+        box = f"t{t}_cell"
+        outs, ins = self.folded.of_kind("output"), self.folded.of_kind("input")
+        with c.subgraph(name=f"column{t}") as col:  # outputs, cell, inputs: one vertical column
+            col.attr(rank="same")
+            if outs:
+                col.node(f"t{t}_out", **_ends(outs, t, "output"))
+            col.node(box, label=style.cell_label(cell.name, self.chips), tooltip=f"cell {cell.name} at step {t}",
+                     **style.KIND_STYLE["cell"])
+            if ins:
+                col.node(f"t{t}_in", **_ends(ins, t, "input"))
+        if outs:
+            c.edge(box, f"t{t}_out")
+        if ins:
+            c.edge(f"t{t}_in", box)
+
+    def state_in(self, t: int, name: str) -> str:
+        return f"t{t}_cell"
+
+    state_out = state_in
+
+
+def _ends(shown: list[Shown], t: int, kind: str) -> dict:
+    """One node for all of a step's inputs (or outputs): x₃, or x₃, m₃."""
+    names = ", ".join(style.sub(s.name, t) for s in shown)
+    tips = [f"{style.sub(s.name, t)}: {kind} {s.shape_text}  ({s.origin}@{t})" for s in shown]
+    return dict(style.KIND_STYLE[kind], label=style.label(f"<b>{style.esc(names)}</b>"), tooltip=style.tooltip(*tips))
+
+
+class _FullStep:
+    """A step as its folded ops, laid out like the lecture's picture: the path
+    from the states to their next values runs left to right, and every other
+    node sits in the column of the path node it feeds (inputs, below) or is fed
+    by (outputs, above). A state read by several ops gets a small node of its
+    own where it enters the step; one read by a single op is wired straight in."""
+
+    def __init__(self, folded: Folded, colours):
+        self.folded, self.colours = folded, colours
+        users: dict[int, list[int]] = {n: [] for n in folded.nodes}
+        for src, dst in folded.edges():
+            users[src].append(dst)
+        self.users = users
+        self.direct = {name: users[sid][0] for name, (_, sid) in folded.loops.items() if len(users[sid]) == 1}
+        skipped = {folded.loops[name][1] for name in self.direct}
+        self.drawn = [s for s in folded.nodes.values() if s.nid not in skipped]
+        self.columns = _columns(folded, users, skipped)
+
+    def draw(self, c, t: int) -> None:
+        for s in self.drawn:
+            c.node(f"t{t}_n{s.nid}", **_at_step(s, t, self.colours))
+        for anchor, column in self.columns.items():
+            with c.subgraph(name=f"column{t}_{anchor}") as col:
+                col.attr(rank="same")
+                for nid in column:
+                    col.node(f"t{t}_n{nid}")
+        skipped = {self.folded.loops[name][1] for name in self.direct}
+        for src, dst in self.folded.edges():
+            if src not in skipped:
+                c.edge(f"t{t}_n{src}", f"t{t}_n{dst}")
+
+    def state_in(self, t: int, name: str) -> str:
+        return f"t{t}_n{self.direct.get(name, self.folded.loops[name][1])}"
+
+    def state_out(self, t: int, name: str) -> str:
+        return f"t{t}_n{self.folded.loops[name][0]}"
+
+
+def _columns(folded: Folded, users, skipped) -> dict[int, list[int]]:
+    """anchor (a node on a state's path) -> the nodes drawn in its column, top to bottom."""
+    order = [n for n in folded.nodes if n not in skipped]
+    position = {n: i for i, n in enumerate(order)}
+    args: dict[int, list[int]] = {n: [] for n in folded.nodes}
+    for src, dst in folded.edges():
+        args[dst].append(src)
+    from_state = _reach([sid for _, sid in folded.loops.values()], users)
+    to_update = _reach([u for u, _ in folded.loops.values()], args)
+    path = {n for n in from_state & to_update if n not in skipped}
+    above: dict[int, list[int]] = {}
+    below: dict[int, list[int]] = {}
+    for n in order:
+        if n in path:
+            continue
+        later = [p for p in _reach([n], users) if p in path and p != n]
+        earlier = [p for p in _reach([n], args) if p in path and p != n]
+        if later:  # feeds the path: sits below the first path node it reaches
+            below.setdefault(min(later, key=position.get), []).append(n)
+        elif earlier:  # hangs off the path: sits above the last path node it comes from
+            above.setdefault(max(earlier, key=position.get), []).insert(0, n)
+    return {a: above.get(a, []) + [a] + below.get(a, []) for a in sorted(path, key=position.get)
+            if a in above or a in below}
+
+
+def _reach(starts, edges) -> set[int]:
+    seen, todo = set(starts), list(starts)
+    while todo:
+        for m in edges[todo.pop()]:
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def _at_step(s: Shown, t: int, colours) -> dict:
+    name = style.sub(s.name, t) if s.kind in ("input", "output") else None
+    attrs = style.node_attrs(s, colours, name)
+    attrs["tooltip"] = attrs["tooltip"].replace(s.origin, f"{s.origin}@{t}") if s.origin else attrs["tooltip"]
+    return attrs
+
+
+def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str) -> str:
+    name = folded.cell.name
+    head = title or f"{name} unrolled over {plan.steps} step{'s' if plan.steps != 1 else ''}"
+    notes = [f"steps {a + 1}–{b - 1} not drawn" for a, b in plan.gaps()]
+    if folded.params:
+        notes.append("the same weights at every step")
+    text = head + (f" ({'; '.join(notes)})" if notes else "")
+    kinds = ["input", "state", "output"]
+    if detail == "full":
+        kinds[2:2] = [k for k in ("op", "affine") if folded.of_kind(k)]
+    row = style.legend(colours, kinds, delay=False)
+    return (f'<<table border="0" cellspacing="0"><tr><td align="left"><b>{style.esc(text)}</b></td></tr>'
+            f"<tr><td>{row}</td></tr></table>>")

@@ -1,0 +1,212 @@
+"""What a diagram shows of a cell graph: the nodes a reader wants, and their wiring.
+
+A checked cell graph spells out every matrix multiply, bias add and concat;
+drawn as is, an LSTM is thirty boxes of plumbing. Folding keeps the nodes a
+lecture slide shows (inputs, states, gates and other activations, the
+products and sums between them, outputs) and writes the rest into their
+labels as a formula: the gate ``i`` is drawn once, as ``σ`` over
+``W_i @ [h, x] + b_i``, with edges from ``h`` and ``x``.
+
+Rules, applied to the zero-delay graph:
+
+- params and literal constants are never nodes; they appear by name or value
+  in the formula of the node that reads them (unless a state is updated to,
+  or an output is, a param itself: then it is drawn as a small box);
+- an *expression* node (a matrix multiply, concat, slice, ... or an
+  elementwise op over params, inputs, states and other expression nodes)
+  that has no name, one user and is not a state's next value is written
+  into that user's formula when the user is an activation or another
+  expression node;
+- any other expression node is drawn as an "affine" box holding its
+  formula (GRU's ``W_hn @ h + b_hn`` before ``r *``, Elman's output
+  ``y = W_hy @ h + b_y``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..graph import CellGraph
+from ..ops import ACTIVATIONS, OPS, fmt_shape
+
+EXPRESSION_KINDS = ("linear", "shape")
+ELEMENTWISE_EXPR = ("add", "sub", "mul", "div", "neg")
+PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
+MAX_FORMULA = 44  # longer formulas are cut in the label (the tooltip keeps them whole)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One node of the diagram."""
+
+    nid: int
+    kind: str  # input | state | output | activation | op | affine | param
+    op: str
+    name: str  # the spec's name for it ("" when it has none)
+    formula: str  # the folded sub-expression it computes from its feeders ("" when none)
+    origin: str
+    shape: tuple
+    feeders: tuple  # ids of shown nodes it reads (zero-delay), in argument order
+
+    @property
+    def shape_text(self) -> str:
+        return fmt_shape(self.shape)
+
+
+@dataclass
+class Folded:
+    """A cell as drawn: shown nodes in dependency order, and its recurrences."""
+
+    cell: CellGraph
+    nodes: dict[int, Shown] = field(default_factory=dict)
+    loops: dict[str, tuple[int, int]] = field(default_factory=dict)  # state -> (update node, state node)
+    params: list[str] = field(default_factory=list)
+
+    def edges(self):
+        for s in self.nodes.values():
+            for f in s.feeders:
+                yield f, s.nid
+
+    def of_kind(self, *kinds: str) -> list[Shown]:
+        return [s for s in self.nodes.values() if s.kind in kinds]
+
+    @property
+    def activations(self) -> list[str]:
+        """The activation ops drawn, in order of first appearance."""
+        return list(dict.fromkeys(s.op for s in self.nodes.values() if s.kind == "activation"))
+
+
+def fold(cell: CellGraph) -> Folded:
+    order = cell.order()
+    updates = {u for u, _, d in cell.g.edges(data=True) if d["delay"] == 1}
+    is_expr = _expression_nodes(cell, order)
+    kinds: dict[int, str] = {}
+    for nid in reversed(order):  # users first: a node folds into a user that is drawn or folded itself
+        kinds[nid] = _kind(cell, nid, updates, is_expr, kinds)
+    out = Folded(cell)
+    names = {nid: _ref_name(cell, nid, kinds) for nid in order}
+    for nid in order:
+        kind = kinds[nid]
+        if kind in ("inline", "hidden"):
+            continue
+        node = cell.node(nid)
+        feeders = tuple(dict.fromkeys(_feeders(cell, nid, kinds)))
+        formula = _formula_of(cell, nid, kind, kinds, names)
+        name = node.label or (node.attr("name") or "" if kind in ("input", "state", "output", "param") else "")
+        out.nodes[nid] = Shown(nid, kind, node.op, name, formula, node.origin, node.shape, feeders)
+    for name, sid in sorted(cell.by_name("state").items(), key=lambda kv: kv[1]):
+        out.loops[name] = (cell.update_of(sid), sid)
+    out.params = sorted(cell.params)
+    return out
+
+
+def _expression_nodes(cell: CellGraph, order) -> set[int]:
+    """Nodes computing a plain expression of params, inputs, states and each other."""
+    expr: set[int] = set()
+    for nid in order:
+        node = cell.node(nid)
+        kind = OPS[node.op].kind
+        if kind in EXPRESSION_KINDS or (node.op in ELEMENTWISE_EXPR and all(
+                OPS[cell.node(a).op].kind == "source" or a in expr for a in cell.args(nid))):
+            expr.add(nid)
+    return expr
+
+
+def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
+    node = cell.node(nid)
+    op = OPS[node.op]
+    if node.op in ("param", "const"):
+        users = cell.users(nid)
+        drawn = nid in updates or any(cell.node(u).op == "output" for u in users)
+        return "param" if drawn else "hidden"
+    if op.kind == "source":
+        return node.op  # input | state
+    if op.kind == "sink":
+        return "output"
+    if nid in is_expr:
+        users = cell.users(nid)
+        foldable = not node.label and nid not in updates and len(users) == 1
+        if foldable and kinds[users[0]] in ("activation", "inline", "affine"):
+            return "inline"
+        return "affine"
+    if node.op in ACTIVATIONS:
+        return "activation"
+    return "op"
+
+
+def _feeders(cell: CellGraph, nid: int, kinds) -> list[int]:
+    out = []
+    for a in cell.args(nid):
+        k = kinds[a]
+        if k == "inline":
+            out.extend(_feeders(cell, a, kinds))
+        elif k != "hidden":
+            out.append(a)
+    return out
+
+
+def _ref_name(cell: CellGraph, nid: int, kinds) -> str:
+    """How a formula refers to a drawn node or a param."""
+    node = cell.node(nid)
+    if node.op == "const":
+        v = node.attr("value")
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return node.label or node.attr("name") or "·"
+
+
+def _formula_of(cell: CellGraph, nid: int, kind: str, kinds, names) -> str:
+    """The folded text a drawn node shows beside its symbol."""
+    node = cell.node(nid)
+    if kind in ("input", "state", "output", "param"):
+        return ""
+    if kind == "affine":
+        return _expr(cell, nid, kinds, names, top=True)
+    args = cell.args(nid)
+    if kind == "activation":
+        (a,) = args[:1] or (None,)
+        return _expr(cell, a, kinds, names) if a is not None and kinds[a] in ("inline", "hidden") else ""
+    # a drawn op: write it out only when it folds params or constants in (e.g. GRU's `1 − z`)
+    if any(kinds[a] in ("hidden", "inline") for a in args):
+        return _expr(cell, nid, kinds, names, top=True)
+    return ""
+
+
+def _expr(cell: CellGraph, nid: int, kinds, names, top: bool = False) -> str:
+    """Text of the sub-expression computed at nid; drawn nodes appear by name."""
+    if not top and kinds[nid] not in ("inline", "hidden"):
+        return names[nid]
+    node = cell.node(nid)
+    if node.op in ("param", "const"):
+        return names[nid]
+    args = cell.args(nid)
+    parts = [_expr(cell, a, kinds, names) for a in args]
+    op = OPS[node.op]
+    prec = PRECEDENCE.get(node.op)
+    if node.op == "concat":
+        return "[" + ", ".join(parts) + "]"
+    if node.op == "neg":
+        return "−" + _wrap(cell, args[0], parts[0], 3, kinds)
+    if len(args) == 2 and op.symbol and prec is not None:
+        left = _wrap(cell, args[0], parts[0], prec, kinds)
+        right = _wrap(cell, args[1], parts[1], prec + (node.op in ("sub", "div", "matmul")), kinds)
+        return f"{left} {op.symbol} {right}"
+    if node.op == "transpose":
+        return _wrap(cell, args[0], parts[0], 5, kinds) + "ᵀ"
+    if node.op == "index":
+        return f"{parts[0]}[{node.attr('i')}]"
+    if node.op == "slice":
+        start, stop = node.attr("start"), node.attr("stop")
+        return f"{parts[0]}[{'' if start is None else start}:{'' if stop is None else stop}]"
+    extra = [f"{v}" for k, v in node.attrs if k in ("n", "i")]
+    return f"{node.op}({', '.join(parts + extra)})"
+
+
+def _wrap(cell: CellGraph, nid: int, text: str, prec: int, kinds) -> str:
+    """Parenthesise a folded argument that binds less tightly than its parent."""
+    if kinds[nid] not in ("inline", "hidden"):
+        return text
+    own = PRECEDENCE.get(cell.node(nid).op)
+    return f"({text})" if own is not None and own < prec else text
+
+
+def short(formula: str, limit: int = MAX_FORMULA) -> str:
+    return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + "…"

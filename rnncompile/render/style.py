@@ -1,0 +1,156 @@
+"""The look shared by every diagram: colours, shapes, symbols, labels and the legend.
+
+Only glyphs the bundled fonts of graphviz-pure can draw are used (σ, ×, −,
+÷, ᵀ, ⁻¹, subscript digits, …); ⊙ and ⋯, for one, come out as empty boxes.
+"""
+from __future__ import annotations
+
+import html
+
+from ..ops import OPS
+
+FONT = "Helvetica"
+INK = "#343a40"
+MUTED = "#868e96"
+DELAY = "#c92a2a"  # the recurrence: dashed, marked z⁻¹
+DELAY_MARK = "z⁻¹"
+ELLIPSIS = "…"
+
+# fill, border: each activation its own colour (as in the usual LSTM pictures)
+ACTIVATION_COLOURS = {
+    "sigmoid": ("#ffd166", "#b8860b"),
+    "hard_sigmoid": ("#ffe8a3", "#b8860b"),
+    "tanh": ("#8ecae6", "#1c6e8c"),
+    "relu": ("#95d5b2", "#2d6a4f"),
+    "softplus": ("#c7f0d8", "#2d6a4f"),
+    "softmax": ("#cdb4db", "#6a4c93"),
+}
+SPARE_COLOURS = [("#f4a6a6", "#a61e4d"), ("#ffc9de", "#a61e4d"), ("#d0bfff", "#5f3dc4"), ("#ffd8a8", "#d9480f")]
+
+KIND_STYLE = {  # node kind -> dot attributes
+    "input": dict(shape="ellipse", style="filled", fillcolor="#d3f9d8", color="#2b8a3e"),
+    "state": dict(shape="box", style="rounded,filled", fillcolor="#fff3bf", color="#e67700", penwidth="2",
+                  margin="0.16,0.04"),
+    "output": dict(shape="ellipse", style="filled", fillcolor="#ffe8cc", color="#d9480f"),
+    "op": dict(shape="circle", style="filled", fillcolor="#fde2e4", color="#c2255c", fixedsize="true",
+               width="0.38", fontsize="16", margin="0"),
+    "op_text": dict(shape="ellipse", style="filled", fillcolor="#fde2e4", color="#c2255c", margin="0.04,0.02"),
+    "affine": dict(shape="box", style="filled", fillcolor="#f1f3f5", color="#adb5bd", fontsize="11",
+                   margin="0.2,0.05"),
+    "param": dict(shape="box", style="filled", fillcolor="#e9ecef", color="#adb5bd", fontsize="9", fontcolor=MUTED),
+    "activation": dict(shape="box", style="rounded,filled", margin="0.2,0.05"),
+    "cell": dict(shape="box", style="rounded,filled", fillcolor="#f8f9fa", color=INK, penwidth="1.5"),
+    "ellipsis": dict(shape="plaintext", fontsize="28", fontcolor=MUTED),
+}
+KIND_WORDS = {"input": "input", "state": "state", "output": "output", "op": "pointwise op",
+              "affine": "affine map (params folded in)"}
+
+SYMBOLS = {"sigmoid": "σ", "hard_sigmoid": "hard σ", "relu": "ReLU", "matmul": "@", "neg": "−"}
+
+GRAPH_ATTRS = dict(fontname=FONT, fontsize="12", fontcolor=INK, nodesep="0.25", ranksep="0.35",
+                   pad="0.2", labeljust="l", labelloc="b", bgcolor="white")
+NODE_ATTRS = dict(fontname=FONT, fontsize="12", fontcolor=INK, color=INK, height="0.3", margin="0.1,0.04")
+EDGE_ATTRS = dict(fontname=FONT, fontsize="10", color="#495057", arrowsize="0.7")
+DELAY_EDGE = dict(style="dashed", color=DELAY, fontcolor=DELAY, penwidth="1.4", label=DELAY_MARK,
+                  fontsize="12")
+
+
+def activation_colours(ops: list[str]) -> dict[str, tuple[str, str]]:
+    """Fill and border per activation; unknown ones take spare colours in order."""
+    out, spare = {}, iter(SPARE_COLOURS * (1 + len(ops)))
+    for op in ops:
+        out[op] = ACTIVATION_COLOURS.get(op) or next(spare)
+    return out
+
+
+def symbol(op: str) -> str:
+    return SYMBOLS.get(op) or OPS[op].symbol or op
+
+
+def esc(text) -> str:
+    """Text for inside an HTML-like label."""
+    return html.escape(str(text), quote=True)
+
+
+def tooltip(*lines: str) -> str:
+    """A tooltip attribute value; DOT reads \\n as a line break."""
+    return "\\n".join(line.replace("\\", "\\\\") for line in lines if line)
+
+
+def label(title: str = "", sub: str = "", *, title_size: int | None = None, sub_size: int = 10) -> str:
+    """An HTML-like label: a bold-able first line and a small muted second line."""
+    parts = []
+    if title:
+        parts.append(f'<font point-size="{title_size}">{title}</font>' if title_size else title)
+    if sub:
+        parts.append(f'<font point-size="{sub_size}" color="{MUTED}">{esc(sub)}</font>')
+    return "<" + "<br/>".join(parts) + ">"
+
+
+SUBSCRIPTS = str.maketrans("0123456789-", "₀₁₂₃₄₅₆₇₈₉₋")
+
+
+def sub(name: str, t) -> str:
+    """`h` at step 3 -> h₃."""
+    return f"{name}{str(t).translate(SUBSCRIPTS)}"
+
+
+def legend(activations: dict[str, tuple[str, str]], kinds: list[str], extra: str = "", delay: bool = True) -> str:
+    """A one-row HTML table: a swatch per activation and node kind, and the z⁻¹ mark."""
+    cells = []
+    for op, (fill, border) in activations.items():
+        word = esc(f"{symbol(op)}  {op}") if symbol(op).lower() != op.replace("_", " ") else esc(symbol(op))
+        cells.append(f'<td bgcolor="{fill}" color="{border}">{word}</td>')
+    for kind in kinds:
+        st = KIND_STYLE[kind]
+        cells.append(f'<td bgcolor="{st["fillcolor"]}" color="{st["color"]}">{esc(KIND_WORDS[kind])}</td>')
+    if delay:
+        cells.append(f'<td border="0"><font color="{DELAY}">- - → {DELAY_MARK}</font>  value from the previous step</td>')
+    rows = "<tr>" + "".join(cells) + "</tr>"
+    if extra:
+        rows += f'<tr><td border="0" colspan="{len(cells)}" align="left"><font color="{MUTED}">{esc(extra)}</font></td></tr>'
+    return f'<table border="0" cellborder="1" cellspacing="3" cellpadding="3">{rows}</table>'
+
+
+def cell_label(name: str, chips: list[tuple[str, str]]) -> str:
+    """A step of the unrolled chain: the cell's name over a row of coloured gate chips."""
+    row = "".join(f'<td bgcolor="{fill}" width="18">{esc(text)}</td>' for text, fill in chips)
+    span = f' colspan="{len(chips)}"' if chips else ""
+    body = f"<tr>{row}</tr>" if chips else ""
+    return (f'<<table border="0" cellborder="0" cellspacing="3" cellpadding="3">'
+            f'<tr><td{span}><b>{esc(name)}</b></td></tr>{body}</table>>')
+
+
+def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = None) -> dict[str, str]:
+    """Dot attributes for one folded node (see fold.Shown); `name` overrides its shown name."""
+    name = shown.name if name is None else name
+    bold = f"<b>{esc(name)}</b>" if name else ""
+    kind = shown.kind
+    if kind == "activation":
+        fill, border = colours[shown.op]
+        title = f"{bold}  {esc(symbol(shown.op))}" if bold else esc(symbol(shown.op))
+        attrs = dict(KIND_STYLE["activation"], fillcolor=fill, color=border,
+                     label=label(title, _short(shown.formula)))
+    elif kind == "op":
+        sym = symbol(shown.op)
+        if shown.formula or len(sym) > 1:
+            attrs = dict(KIND_STYLE["op_text"], label=label(esc(_short(shown.formula) or sym)))
+            if name:
+                attrs["label"] = label(f"{bold}  {esc(_short(shown.formula) or sym)}")
+        else:
+            attrs = dict(KIND_STYLE["op"], label=label(esc(sym)))
+            if name:  # the name goes under the symbol, in a circle just big enough
+                attrs.update(fixedsize="false", width="0.3", fontsize="15",
+                             label=label(esc(sym), name, sub_size=9))
+    elif kind == "affine":
+        text = esc(_short(shown.formula))
+        attrs = dict(KIND_STYLE["affine"], label=label(f"{bold}<br/>{text}" if bold else text))
+    else:  # input | state | output | param
+        attrs = dict(KIND_STYLE[kind], label=label(bold or esc(shown.op)))
+    what = f"{name or shown.name or shown.op}: {shown.op} {shown.shape_text}"
+    attrs["tooltip"] = tooltip(what, shown.formula and f"= {shown.formula}", shown.origin)
+    return attrs
+
+
+def _short(formula: str, limit: int = 44) -> str:
+    return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + ELLIPSIS
