@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .data import check_budget, random_inputs
-from .drivers import Completion, Executable, RunResult
+from .drivers import Executable, RunResult
 from .drivers import complete as drivers_complete
 from .errors import DataError
 from .graph import InputInfo

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from .dims import DimError, eval_dim
 from .errors import DiagnosticSink, SpecError, UsageError, did_you_mean
 from .graph import CellGraph
 from .model import Plan, PlanBuilder
@@ -36,8 +35,9 @@ class Checked:
 
     @property
     def main_cell(self) -> CellGraph:
-        """The cell a person thinks of as "the" cell: the first one the model runs."""
-        return self.plan.uses()[0].cell
+        """The cell a person thinks of as "the" cell: the first recurrent one the model runs."""
+        uses = self.plan.uses()
+        return next((u.cell for u in uses if u.cell.states), uses[0].cell)
 
     def steps(self, override: int | None = None) -> int:
         return self.plan.steps(self.dims, override)
@@ -183,7 +183,7 @@ def _check_vocab(spec: Spec, smap: SourceMap, sink: DiagnosticSink, dims: dict) 
         tok = getattr(v, key)
         if tok is not None and tok not in seen:
             sink.error(f"{key} token `{tok}` is not in the vocabulary", f"vocab.{key}", smap.value_loc(("vocab", key)),
-                       f"add it to the vocabulary")
+                       "add it to the vocabulary")
     if v.dim in spec.dims and spec.dims[v.dim] != len(v.tokens):
         sink.error(f"dim `{v.dim}` is {spec.dims[v.dim]} but the vocabulary has {len(v.tokens)} tokens",
                    f"dims.{v.dim}", smap.value_loc(("dims", v.dim)), f"remove `{v.dim}` from dims: it is set for you")

@@ -8,7 +8,7 @@ nothing of time; the plan says who feeds whom, and the drivers in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .dims import DimError, eval_dim
 from .errors import DiagnosticSink, did_you_mean

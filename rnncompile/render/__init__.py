@@ -12,8 +12,6 @@ graphviz-pure), style.py (colours and shapes).
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +84,19 @@ def dot_source(program, view: str = "cell", unroll=None) -> str:
     if unroll is None:
         if view == "unrolled":
             raise UsageError("the unrolled view needs a number of steps, e.g. --unroll 4 or --unroll 3..T")
-        return _cell.to_dot(cell)
-    return _chain.to_dot(cell, plan_for(program, unroll))
+        return _cell.to_dot(cell, title=_title(program, cell, "cell, one step"))
+    plan = plan_for(program, unroll)
+    return _chain.to_dot(cell, plan, title=_title(program, cell, f"unrolled over {plan.steps} steps"))
+
+
+def _title(program, cell: CellGraph, what: str) -> str:
+    name = getattr(program, "name", cell.name)
+    return f"{cell.name} {what}" if name == cell.name else f"{name}: {cell.name} {what}"
 
 
 def drawn_cell(program) -> CellGraph:
-    """The checked (unoptimised) graph of the cell the model scans."""
+    """The checked (unoptimised) graph of the cell the model scans: the first recurrent one
+    (a stack may start with a stateless embedding layer)."""
     return program.checked.main_cell
 
 
@@ -114,7 +119,3 @@ def _has_cairosvg() -> bool:
 def _write(path: Path, data: bytes) -> None:
     with atomic_write(path, "wb") as f:
         f.write(data)
-    mask = os.umask(0)  # atomic_write's temp file is private (0600); give the result the usual mode
-    os.umask(mask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~mask)

@@ -32,7 +32,7 @@ def to_dot(cell: CellGraph, *, title: str | None = None, legend: bool = True) ->
 
 
 def _caption(folded: Folded, title: str | None, colours) -> str:
-    kinds = [k for k in ("input", "state", "op", "affine", "output") if folded.of_kind(k)]
+    kinds = [k for k in ("input", "state", "op", "affine", "param", "output") if folded.of_kind(k)]
     params = ", ".join(folded.params[:8]) + (", …" if len(folded.params) > 8 else "")
     extra = f"params {params} appear inside the formulas" if folded.params else ""
     head = f'<tr><td align="left"><b>{style.esc(title or f"{folded.cell.name} cell, one step")}</b></td></tr>'

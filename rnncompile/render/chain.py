@@ -43,47 +43,50 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
     step = _FullStep(folded, colours) if detail == "full" else _CompactStep(folded, colours)
     states = list(folded.loops)
     _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n) for n in states})
-    wires = _draw_steps(g, step, plan, states)
+    wires: dict[tuple[str, str], list[str]] = {}  # state edges; parallel ones are drawn as one
+    held = _draw_steps(g, step, plan, states, wires)
     last = plan.steps - 1
     _state_column(g, "final", {f"final_{n}": _state_node(style.sub(n, last), "final", f"{n} after step {last}",
                                                          cell.states[n].origin) for n in states})
     for name in states:
-        (held, _), = [(src, v) for (src, dst), v in wires.items() if dst is None and src[1] == name]
-        del wires[(held, None)]
-        _wire(wires, held, "", f"final_{name}")
+        _wire(wires, held[name], "", f"final_{name}")
     for (src, dst), values in wires.items():
         text = "<br/>".join(style.esc(v) for v in values if v)
-        g.edge(src[0], dst, label=f"<{text}>" if text else "", tooltip=", ".join(v for v in values if v) or None,
+        g.edge(src, dst, label=f"<{text}>" if text else "", tooltip=", ".join(v for v in values if v) or None,
                **STATE_EDGE)
     if legend:
         g.attr(label=_caption(folded, plan, title, colours, detail))
     return g.source
 
 
-def _draw_steps(g, step, plan: Plan, states: list[str]) -> dict:
-    """Draw the shown steps (and a "…" where steps are elided); return the state edges to draw,
-    keyed by ((source node, state), destination node) -> the values they carry. The edges still
-    open after the last step have destination None."""
+def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict) -> dict[str, str]:
+    """Draw the shown steps, with a "…" where steps are elided, collecting the state edges
+    into `wires`; return the dot node holding each state after the last step."""
     held = {name: f"init_{name}" for name in states}  # state -> the dot node holding its current value
     value = {name: "" for name in states}  # ... and the name of that value (h₀), shown on the edge
-    wires: dict = {}
+    before = None  # without states nothing links the steps: an invisible edge keeps them in order
     for t in plan.shown:
         if t > 0 and t - 1 not in plan.shown:  # steps were elided just before this one
             skip, first = f"skip_{t}", max(s for s in plan.shown if s < t) + 1
             g.node(skip, label=style.ELLIPSIS, tooltip=f"steps {first} to {t - 1} are not drawn",
                    **style.KIND_STYLE["ellipsis"])
             for name in states:
-                _wire(wires, (held[name], name), value[name], skip)
+                _wire(wires, held[name], value[name], skip)
                 held[name], value[name] = skip, style.sub(name, t - 1)
+            if not states and before:
+                g.edge(before, skip, style="invis")
+                before = skip
         with g.subgraph(name=f"cluster_step{t}") as c:
             c.attr(label=f"t = {t}", tooltip=f"step {t} of {plan.steps}", **STEP_CLUSTER)
             step.draw(c, t)
+        if not states:
+            if before:
+                g.edge(before, step.entry(t), style="invis")
+            before = step.exit(t)
         for name in states:
-            _wire(wires, (held[name], name), value[name], step.state_in(t, name))
+            _wire(wires, held[name], value[name], step.state_in(t, name))
             held[name], value[name] = step.state_out(t, name), style.sub(name, t)
-    for name in states:
-        wires[((held[name], name), None)] = [value[name]]
-    return wires
+    return held
 
 
 def _state_column(g, name: str, nodes: dict) -> None:
@@ -95,11 +98,11 @@ def _state_column(g, name: str, nodes: dict) -> None:
 
 def _initial_node(cell: CellGraph, name: str) -> dict:
     info = cell.states[name]
-    init = info.init if isinstance(info.init, str) else f"{info.init:g}"
+    init = f"{info.init:g}" if isinstance(info.init, (int, float)) else str(info.init)
     return _state_node(name, f"initial {init}", f"initial value of {name}", info.origin)
 
 
-def _wire(wires: dict, src: tuple[str, str], value: str, dst: str) -> None:
+def _wire(wires: dict, src: str, value: str, dst: str) -> None:
     """One more state on the edge src -> dst (parallel state edges are drawn as one)."""
     wires.setdefault((src, dst), []).append(value)
 
@@ -140,6 +143,11 @@ class _CompactStep:
 
     state_out = state_in
 
+    def entry(self, t: int) -> str:
+        return f"t{t}_cell"
+
+    exit = entry
+
 
 def _ends(shown: list[Shown], t: int, kind: str) -> dict:
     """One node for all of a step's inputs (or outputs): x₃, or x₃, m₃."""
@@ -160,8 +168,9 @@ class _FullStep:
         users: dict[int, list[int]] = {n: [] for n in folded.nodes}
         for src, dst in folded.edges():
             users[src].append(dst)
-        self.users = users
-        self.direct = {name: users[sid][0] for name, (_, sid) in folded.loops.items() if len(users[sid]) == 1}
+        updates = {u for u, _ in folded.loops.values()}
+        self.direct = {name: users[sid][0] for name, (_, sid) in folded.loops.items()
+                       if len(users[sid]) == 1 and sid not in updates}
         skipped = {folded.loops[name][1] for name in self.direct}
         self.drawn = [s for s in folded.nodes.values() if s.nid not in skipped]
         self.columns = _columns(folded, users, skipped)
@@ -185,30 +194,46 @@ class _FullStep:
     def state_out(self, t: int, name: str) -> str:
         return f"t{t}_n{self.folded.loops[name][0]}"
 
+    def entry(self, t: int) -> str:
+        return f"t{t}_n{self.drawn[0].nid}"
+
+    def exit(self, t: int) -> str:
+        return f"t{t}_n{self.drawn[-1].nid}"
+
 
 def _columns(folded: Folded, users, skipped) -> dict[int, list[int]]:
-    """anchor (a node on a state's path) -> the nodes drawn in its column, top to bottom."""
-    order = [n for n in folded.nodes if n not in skipped]
-    position = {n: i for i, n in enumerate(order)}
+    """anchor (a node on a state's path) -> the nodes drawn in its column, top to bottom.
+
+    A column only holds simple chains: below the anchor, nodes whose one user is the node
+    above them (x -> tanh); above it, nodes whose one argument is the node below them
+    (tanh -> W_hy @ h + b_y -> y). Anything else keeps its own rank: flat edges that
+    branch or cross make dot's edge routing fail."""
     args: dict[int, list[int]] = {n: [] for n in folded.nodes}
     for src, dst in folded.edges():
         args[dst].append(src)
     from_state = _reach([sid for _, sid in folded.loops.values()], users)
     to_update = _reach([u for u, _ in folded.loops.values()], args)
-    path = {n for n in from_state & to_update if n not in skipped}
-    above: dict[int, list[int]] = {}
-    below: dict[int, list[int]] = {}
-    for n in order:
-        if n in path:
-            continue
-        later = [p for p in _reach([n], users) if p in path and p != n]
-        earlier = [p for p in _reach([n], args) if p in path and p != n]
-        if later:  # feeds the path: sits below the first path node it reaches
-            below.setdefault(min(later, key=position.get), []).append(n)
-        elif earlier:  # hangs off the path: sits above the last path node it comes from
-            above.setdefault(max(earlier, key=position.get), []).insert(0, n)
-    return {a: above.get(a, []) + [a] + below.get(a, []) for a in sorted(path, key=position.get)
-            if a in above or a in below}
+    path = [n for n in folded.nodes if n in from_state and n in to_update and n not in skipped]
+    taken = set(path) | set(skipped)
+    columns = {}
+    for anchor in path:
+        above = _chain(anchor, users, args, taken)
+        below = _chain(anchor, args, users, taken)
+        if above or below:
+            columns[anchor] = above[::-1] + [anchor] + below
+    return columns
+
+
+def _chain(start: int, onward, back, taken: set) -> list[int]:
+    """Follow single links from `start` through nodes whose only link back is the previous one."""
+    out, at = [], start
+    while True:
+        nxt = [m for m in onward[at] if m not in taken and back[m] == [at]]
+        if not nxt or (at != start and len(onward[at]) != 1):
+            return out
+        taken.add(nxt[0])
+        out.append(nxt[0])
+        at = nxt[0]
 
 
 def _reach(starts, edges) -> set[int]:
@@ -235,9 +260,10 @@ def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str
     if folded.params:
         notes.append("the same weights at every step")
     text = head + (f" ({'; '.join(notes)})" if notes else "")
-    kinds = ["input", "state", "output"]
+    kinds = ["input", "state", "output"] if folded.loops else ["input", "output"]
     if detail == "full":
-        kinds[2:2] = [k for k in ("op", "affine") if folded.of_kind(k)]
+        at = kinds.index("output")
+        kinds[at:at] = [k for k in ("op", "affine") if folded.of_kind(k)]
     row = style.legend(colours, kinds, delay=False)
     return (f'<<table border="0" cellspacing="0"><tr><td align="left"><b>{style.esc(text)}</b></td></tr>'
             f"<tr><td>{row}</td></tr></table>>")

@@ -31,7 +31,6 @@ from ..ops import ACTIVATIONS, OPS, fmt_shape
 EXPRESSION_KINDS = ("linear", "shape")
 ELEMENTWISE_EXPR = ("add", "sub", "mul", "div", "neg")
 PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
-MAX_FORMULA = 44  # longer formulas are cut in the label (the tooltip keeps them whole)
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,3 @@ def _wrap(cell: CellGraph, nid: int, text: str, prec: int, kinds) -> str:
         return text
     own = PRECEDENCE.get(cell.node(nid).op)
     return f"({text})" if own is not None and own < prec else text
-
-
-def short(formula: str, limit: int = MAX_FORMULA) -> str:
-    return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + "…"

@@ -5,7 +5,8 @@
     a..b   an unroll of b steps drawing the first a, an ellipsis and the
            last one (3..10 shows 0 1 2 … 9); all b when a >= b - 1
     a..T   as a..b, with b a dim name: the spec's time dim (or any dim),
-           e.g. 3..T with T: 10 in the spec's dims; a bare T is N = T
+           e.g. 3..T with T: 10 in the spec's dims; a bare T is N = T.
+           T is the model's number of steps even where no dim is called T
 
 Nothing is drawn for the elided steps, so a long unroll stays small; at
 most MAX_DRAWN steps are drawn.
@@ -64,7 +65,8 @@ def _plan_n(n: int) -> Plan:
 def _steps(word: str, text: str, dims, time_dim, time_steps) -> int:
     if word.isdigit():
         return _positive(int(word), text)
-    if time_dim is not None and word == str(time_dim) and time_steps is not None:
+    is_time = word == str(time_dim) or (word == "T" and "T" not in (dims or {}))
+    if is_time and time_steps is not None:
         return _positive(time_steps, text)
     if dims and word in dims:
         return _positive(dims[word], text)

@@ -15,6 +15,7 @@ MUTED = "#868e96"
 DELAY = "#c92a2a"  # the recurrence: dashed, marked z⁻¹
 DELAY_MARK = "z⁻¹"
 ELLIPSIS = "…"
+MAX_FORMULA = 44  # longer formulas are cut in labels (tooltips keep them whole)
 
 # fill, border: each activation its own colour (as in the usual LSTM pictures)
 ACTIVATION_COLOURS = {
@@ -43,7 +44,7 @@ KIND_STYLE = {  # node kind -> dot attributes
     "ellipsis": dict(shape="plaintext", fontsize="28", fontcolor=MUTED),
 }
 KIND_WORDS = {"input": "input", "state": "state", "output": "output", "op": "pointwise op",
-              "affine": "affine map (params folded in)"}
+              "affine": "affine map (params folded in)", "param": "param"}
 
 SYMBOLS = {"sigmoid": "σ", "hard_sigmoid": "hard σ", "relu": "ReLU", "matmul": "@", "neg": "−"}
 
@@ -105,10 +106,12 @@ def legend(activations: dict[str, tuple[str, str]], kinds: list[str], extra: str
         st = KIND_STYLE[kind]
         cells.append(f'<td bgcolor="{st["fillcolor"]}" color="{st["color"]}">{esc(KIND_WORDS[kind])}</td>')
     if delay:
-        cells.append(f'<td border="0"><font color="{DELAY}">- - → {DELAY_MARK}</font>  value from the previous step</td>')
+        mark = f'<font color="{DELAY}">- - → {DELAY_MARK}</font>'
+        cells.append(f'<td border="0">{mark}  value from the previous step</td>')
     rows = "<tr>" + "".join(cells) + "</tr>"
     if extra:
-        rows += f'<tr><td border="0" colspan="{len(cells)}" align="left"><font color="{MUTED}">{esc(extra)}</font></td></tr>'
+        note = f'<font color="{MUTED}">{esc(extra)}</font>'
+        rows += f'<tr><td border="0" colspan="{len(cells)}" align="left">{note}</td></tr>'
     return f'<table border="0" cellborder="1" cellspacing="3" cellpadding="3">{rows}</table>'
 
 
@@ -152,5 +155,5 @@ def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = No
     return attrs
 
 
-def _short(formula: str, limit: int = 44) -> str:
+def _short(formula: str, limit: int = MAX_FORMULA) -> str:
     return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + ELLIPSIS
