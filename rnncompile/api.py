@@ -55,10 +55,20 @@ def check_run_budget(program: Program, batch: int, steps: int, trace: bool = Fal
 def run(program: Program, inputs: dict | None = None, params: dict | None = None, weights=None,
         init_state: dict | None = None, lengths=None, context: dict | None = None, batch: int = 1,
         steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
-        trace: bool = False) -> RunResult:
+        trace: bool = False, trees=None, mode: str = "level") -> RunResult:
     """Run the model. Sequence inputs are [B, T, ...] arrays keyed by input name (seeded random when
-    omitted); `lengths` [B] marks each sequence's real steps; `context` holds per-sequence vectors."""
+    omitted); `lengths` [B] marks each sequence's real steps; `context` holds per-sequence vectors.
+    A tree model (`fold:`) reads `trees` instead (see rnncompile.tree_api.run_trees; `mode`: level
+    or node) and returns a TreeRunResult."""
     plan = program.plan
+    if plan.kind == "tree":
+        from .tree_api import run_trees
+
+        if inputs is not None:
+            raise DataError("a tree model reads trees, not input arrays: pass trees=[...]")
+        return run_trees(program, trees, params, weights, batch, seed, dtype, backend, trace, mode)
+    if trees is not None:
+        raise DataError("trees= is for tree models (`model: {fold: ...}`)")
     infos = input_infos(program)
     vocab = len(program.vocab.tokens) if program.vocab else None
     if inputs is None:

@@ -78,6 +78,7 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
 
 
 NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")
+TREE_SECTIONS = (("leaf",), ("leaf", "let"), ("node",), ("node", "let"))  # a tree cell's rules name states too
 
 
 def _check_names(data: dict, smap: SourceMap, sink: DiagnosticSink) -> dict:
@@ -90,14 +91,16 @@ def _check_names(data: dict, smap: SourceMap, sink: DiagnosticSink) -> dict:
     for cname, cell in data["cells"].items():
         if not isinstance(cell, dict):
             continue
-        for section in NAMED_SECTIONS:
-            entries = cell.get(section)
+        for section in [(s,) for s in NAMED_SECTIONS] + list(TREE_SECTIONS):
+            entries = cell
+            for part in section:
+                entries = entries.get(part) if isinstance(entries, dict) else None
             if not isinstance(entries, dict):
                 continue
             for key in list(entries):
                 if isinstance(key, str) and key.isidentifier():
                     continue
-                path = ("cells", cname, section, key)
+                path = ("cells", cname) + section + (key,)
                 hint = ("a comma inside `{...}` ends the entry: quote the expression "
                         "(h: \"f(a, b)\") or write the mapping one entry per line"
                         if entries[key] is None else "names use letters, digits and _")

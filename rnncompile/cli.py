@@ -75,13 +75,29 @@ def validate(spec, dims):
 @click.option("--trace", is_flag=True, help="record every node at every step and print a step table")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="execution backend")
+@click.option("--tree", "tree_texts", multiple=True, metavar="TREE",
+              help='tree models: a tree, e.g. "(S (NP He) (VP wins))" or JSON; repeat for a batch')
+@click.option("--trees", "trees_file", type=click.Path(dir_okay=False),
+              help="tree models: a file of trees, one per line (bracketed or JSON), or a .json {\"trees\": [...]}")
+@click.option("--per-node", is_flag=True, help="tree models: run node by node instead of level-batched (checking)")
 def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
-        backend):
-    """Simulate a spec: random inputs and seeded weights by default."""
+        backend, tree_texts, trees_file, per_node):
+    """Simulate a spec: random inputs (or trees) and seeded weights by default."""
     if input_file and text:
         raise UsageError("give either --input or --text, not both")
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
+    if program.plan.kind == "tree":
+        from .tree_cli import run_trees
+
+        if input_file or text or init_state or steps:
+            raise UsageError("a tree model reads trees: give --tree TEXT or --trees FILE "
+                             "(not --input, --text, --init-state or --steps)")
+        return run_trees(program, tree_texts, trees_file, batch, seed, weights, save_weights, output, trace, dtype,
+                         backend, per_node)
+    if tree_texts or trees_file or per_node:
+        raise UsageError(f"--tree, --trees and --per-node are for tree models (`model: {{fold: ...}}`); "
+                         f"{spec} is a {program.plan.kind} model")
     vocab = Vocab(program.vocab) if program.vocab else None
     infos = api.input_infos(program)
     inputs = context = lengths = state = None
@@ -164,19 +180,65 @@ def _token_input(program, spec, vocab) -> str:
 @dim_option
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="the diagram: .svg, .png, .pdf or .dot")
-@click.option("--unroll", "-u", help="draw the chain unrolled over N steps (`12`, or `3..T` to elide the middle)")
-@click.option("--view", type=click.Choice(["cell", "unrolled"]), default=None, help="default: cell, or unrolled with --unroll")
-def render(spec, dims, output, unroll, view):
-    """Draw the folded cell, or the unrolled chain, with Graphviz."""
+@click.option("--unroll", "-u", help="draw the chain unrolled over N steps (`12`, or `3..T` to elide the middle); "
+                                     "with --view model, the steps of every chain in the model")
+@click.option("--tree", "tree_text", metavar="TREE", help='tree models: the tree to draw, e.g. "(S (NP He) (VP wins))"')
+@click.option("--view", type=click.Choice(["cell", "unrolled", "model", "tree"]), default=None,
+              help="cell (folded), unrolled (the chain of one cell), or model (layers × time, directions, "
+                   "head, encoder → C → decoder; --unroll sets the steps, default 4), or tree (a tree model's "
+                   "tree, the cell at every node); default: cell, or unrolled with --unroll, tree with --tree")
+def render(spec, dims, output, unroll, view, tree_text):
+    """Draw the folded cell, the unrolled chain, or the whole model, with Graphviz."""
     from .render import render as draw
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
-    view = view or ("unrolled" if unroll else "cell")
-    result = draw(program, output, view=view, unroll=unroll)
+    view = view or ("unrolled" if unroll else "tree" if tree_text else "cell")
+    result = draw(program, output, view=view, unroll=unroll, tree=tree_text)
     if result.note:
         click.echo(result.note, err=True)
     click.echo(f"wrote {result.path}" + (f" (layout: {result.engine})" if result.engine else ""))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the picture: .png, .svg or .pdf")
+@click.option("--show", "-s", multiple=True, metavar="NAME",
+              help="values to draw over time, e.g. -s w_r0,w_w0 (default: every read and write weighting)")
+@click.option("--memory", "-m", multiple=True, metavar="STATE",
+              help="matrix states to draw before and after the run (default: all)")
+@click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of random inputs (default: the time dim)")
+@click.option("--seed", default=0, show_default=True, help="seed for random weights and inputs")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="inputs (.npy, .npz or .json), as for run")
+@click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
+@click.option("--sequence", default=0, show_default=True, type=click.IntRange(min=0),
+              help="which sequence of the batch to draw")
+def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, sequence):
+    """Run with a trace; draw read/write weightings over time and the memory before and after (matplotlib)."""
+    from .plot import draw
+
+    program = compile_program(spec, _parse_dims(dims), optimize=False)
+    _warn(program.checked)
+    infos = api.input_infos(program)
+    inputs = context = lengths = None
+    if input_file:
+        raw = read_arrays(input_file, next(iter(infos)) if len(infos) == 1 else None)
+        lengths = raw.pop("lengths", None)
+        if "mask" in raw:
+            lengths = api.lengths_from_mask(raw.pop("mask"))
+        context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
+        inputs = raw
+    params = api.make_params(program, seed, weights)
+    try:
+        result = api.run(program, inputs=inputs, params=params, lengths=lengths, context=context, steps=steps,
+                         seed=seed, trace=True)
+    except DataError as e:
+        raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
+    names = [n for item in show for n in item.split(",") if n]
+    mems = [n for item in memory for n in item.split(",") if n]
+    path = draw(program, result, output, names or None, mems or None, sequence)
+    click.echo(f"wrote {path}")
 
 
 @cli.command()

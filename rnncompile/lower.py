@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from . import expr as E
+from . import memory
 from .dims import DimError, eval_dim
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
@@ -37,6 +38,18 @@ class CellLowering:
         self.kind_of: dict[str, str] = {}  # name -> input | state | param | gate | let
         self.resolving: list[str] = []  # let/gate names being lowered (cycle detection)
         self.failed: set[str] = set()
+        if getattr(cell, "memory", None) is not None:
+            self.cell = self.expand_memory(cell)
+
+    def expand_memory(self, cell: CellSpec) -> CellSpec:
+        """The `memory:` shorthand, written out (rnncompile/memory.py); its entries point at `memory:`."""
+        expanded, problems = memory.expand(cell, self.dims)
+        for p in problems:
+            if p.undefined not in self.invalid_dims:
+                self.error(p.path, p.message, p.pos, p.width, p.hint)
+        self.invalid_dims |= {p.undefined for p in problems if p.undefined} | {memory.UNKNOWN}  # reported here
+        memory.locate(self.smap, self.base, cell, expanded)
+        return expanded
 
     # -- diagnostics ---------------------------------------------------------
     def error(self, path, message, offset=None, width=1, hint=""):
@@ -346,6 +359,10 @@ class _ExprLowering:
         if isinstance(node, E.Attr):
             if isinstance(node.value, E.Name) and f"{node.value.id}.{node.name}" in self.cell.kind_of:
                 return self.cell.name_node(f"{node.value.id}.{node.name}", self.path, node.value.pos, self.env)
+            inner = node.value  # children[0].h reads children.h[0] (a tree cell's children axis)
+            if isinstance(inner, E.Index) and isinstance(inner.value, E.Name) \
+                    and f"{inner.value.id}.{node.name}" in self.cell.kind_of:
+                return self.lower(E.Index(E.Attr(inner.value, node.name, node.pos), inner.index, inner.pos))
             if node.name == "T":
                 return self.apply("transpose", [self.lower(node.value)], {}, node.pos, node)
             self.fail(f"`.{node.name}` is not known here", node.pos, len(node.name),

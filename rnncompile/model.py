@@ -17,6 +17,7 @@ from .lower import CellLowering
 from .ops import fmt_shape
 from .source import SourceMap, dotted
 from .spec import CellSpec, HeadSpec, InputSpec, Spec
+from .tree_lower import check_step_cell, lower_tree_cell, not_a_tree_cell
 
 DEFAULT_STEPS = 10
 
@@ -28,9 +29,10 @@ class CellUse:
     cell: CellGraph
     prefix: str  # weight-file key prefix: "", "layers.1.reverse.", "head.", ...
     reverse: bool = False
+    weights: str | None = None  # the weight-key prefix when it is not `prefix` (a tree cell's rules share one)
 
     def key(self, param: str) -> str:
-        return self.prefix + param
+        return (self.prefix if self.weights is None else self.weights) + param
 
 
 @dataclass
@@ -91,10 +93,11 @@ class Plan:
     stack: Stack | None = None  # the sequence model, or the encoder
     head: Head | None = None
     decoder: Decoder | None = None
-    kind: str = "sequence"  # sequence | seq2seq | generate
+    kind: str = "sequence"  # sequence | seq2seq | generate | tree
+    fold: object = None  # tree models: a tree_model.Fold
 
     def uses(self) -> list[CellUse]:
-        out = []
+        out = self.fold.uses() if self.fold is not None else []
         if self.stack:
             out += [u for layer in self.stack.layers for u in layer.uses]
         if self.head:
@@ -137,8 +140,13 @@ class PlanBuilder:
         key = (name, tuple(sorted(dims.items())))
         if key not in self.lowered:
             before = len(self.sink.errors)
-            self.lowered[key] = CellLowering(name, self.spec.cells[name], dims, self.smap, self.sink,
-                                             self.invalid).lower()
+            if self.spec.cells[name].kind == "tree":
+                self.lowered[key] = lower_tree_cell(name, self.spec.cells[name], dims, self.smap, self.sink,
+                                                    self.invalid)
+            else:
+                check_step_cell(name, self.spec.cells[name], self.smap, self.sink)
+                self.lowered[key] = CellLowering(name, self.spec.cells[name], dims, self.smap, self.sink,
+                                                 self.invalid).lower()
             if len(self.sink.errors) > before:
                 self.failed_cells.add(name)
         return self.lowered[key]
@@ -158,6 +166,10 @@ class PlanBuilder:
     # -- the model ----------------------------------------------------------------
     def build(self) -> Plan | None:
         m = self.spec.model
+        if m.fold is not None:
+            from .tree_model import build_fold
+
+            return build_fold(self)
         inputs, dtypes, time_dims = {}, {}, set()
         self.failed_inputs = set()
         for name, shape in m.input.items():
@@ -273,7 +285,8 @@ class PlanBuilder:
         out_layers = []
         below = dict(available)  # name -> shape of what the next layer can read
         for i, (scan_name, ldims, ldir, lmerge, lpath, lprefix) in enumerate(layer_specs):
-            if not self.cell_name(scan_name, lpath + ("scan",)):
+            if not self.cell_name(scan_name, lpath + ("scan",)) or not not_a_tree_cell(self, scan_name,
+                                                                                        lpath + ("scan",)):
                 return None
             for name, value in ldims.items():
                 if value < 1:
@@ -353,6 +366,10 @@ class PlanBuilder:
         return feed
 
     def head(self, spec: HeadSpec, tops: dict, context: dict, path, prefix) -> Head | None:
+        if spec.at in ("root", "every_node"):
+            self.error(path + ("at",), f"`at: {spec.at}` is for tree models (`fold:`); over a sequence a head "
+                                       f"is at every_step or last", value=True, width=len(spec.at))
+            return None
         clash = set(tops) & set(context)
         if clash:
             self.error(path, f"`{', '.join(sorted(clash))}` is both a layer output and a context input")
@@ -365,7 +382,7 @@ class PlanBuilder:
 
     def decoder(self, spec, plan: Plan, context: dict) -> Decoder | None:
         path = ("model", "decoder")
-        if not self.cell_name(spec.scan, path + ("scan",)):
+        if not self.cell_name(spec.scan, path + ("scan",)) or not not_a_tree_cell(self, spec.scan, path + ("scan",)):
             return None
         if self.spec.vocab is None:
             self.error(path, "a decoder produces tokens, so the spec needs a `vocab:`")

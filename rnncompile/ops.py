@@ -48,8 +48,11 @@ def _register(op: OpDef) -> OpDef:
     return op
 
 
+CHILDREN = 0  # the size of a tree cell's children axis, which varies per node (printed K)
+
+
 def fmt_shape(shape: Shape) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    return "[" + ", ".join("K" if d == CHILDREN else str(d) for d in shape) + "]"
 
 
 # ---- shape rules ---------------------------------------------------------
@@ -215,8 +218,6 @@ def _sharpen(shapes, attrs):
         raise ShapeError(f"sharpen needs a weighting vector [N], got {fmt_shape(w)}")
     if gamma != ():
         raise ShapeError(f"the sharpening exponent must be a scalar, got {fmt_shape(gamma)}")
-    if attrs["eps"] <= 0:
-        raise ShapeError(f"eps must be positive, got {attrs['eps']}")
     return w
 
 
@@ -275,11 +276,13 @@ def _shift_meaning(w, s):
     return sum(s[j + k] * np.roll(w, j) for j in range(-k, k + 1))
 
 
-def _sharpen_meaning(w, gamma, eps=1e-8):
-    """w^gamma / sum(w^gamma), computed on w / max(w) so it neither overflows nor underflows to 0/0."""
+def _sharpen_meaning(w, gamma):
+    """w^gamma / sum(w^gamma) for gamma > 0, computed on w / max(w): the largest term is exactly 1, so
+    nothing overflows or underflows to 0/0. Negative entries count as 0; an all-zero w stays zero."""
     w = np.maximum(w, 0)
-    u = (w / (w.max() + np.asarray(eps, w.dtype))) ** gamma
-    return u / (u.sum() + np.asarray(eps, w.dtype))
+    top = w.max()
+    u = (w / (top if top > 0 else 1)) ** gamma
+    return u / (u.sum() if top > 0 else 1)
 
 
 def _unary(name, meaning, kind="activation", flops=1.0, doc=""):
@@ -352,9 +355,9 @@ _register(OpDef("cosine", (2, 2), _cosine, _cosine_meaning, attrs={"eps": 1e-8},
 _register(OpDef("shift", (2, 2), _shift, _shift_meaning, kind="memory", flops=_shift_flops,
                 doc="shift(w, s): circular convolution of a weighting w [N] with a shift weighting s [2k+1] "
                     "(s[k]: stay, s[k+1]: one slot forward)"))
-_register(OpDef("sharpen", (2, 2), _sharpen, _sharpen_meaning, attrs={"eps": 1e-8}, kind="memory",
+_register(OpDef("sharpen", (2, 2), _sharpen, _sharpen_meaning, kind="memory",
                 flops_per_elem=6, doc="sharpen(w, gamma): w^gamma / sum(w^gamma) for a weighting w [N] "
-                                      "and a scalar gamma >= 1"))
+                                      "and a scalar gamma > 0 (the NTM's is >= 1)"))
 
 ACTIVATIONS = {n for n, op in OPS.items() if op.kind == "activation"}
 INT_ARGS = {"one_hot": (0,), "embed": (0,)}  # argument positions that take token indices

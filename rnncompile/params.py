@@ -46,6 +46,10 @@ def init_value(info: ParamInfo, seed: int, dtype="float32", key: str | None = No
         out = np.ones(shape)
     elif init == "constant":
         out = np.full(shape, info.scale if info.scale is not None else 0.0)
+    elif init == "one_hot":
+        out = np.zeros(shape) if shape else np.ones(shape)
+        if shape:
+            out[..., 0] = 1.0
     elif init == "orthogonal":
         a = rng.normal(size=(max(shape[0], fan_in), min(shape[0], fan_in)) if len(shape) == 2 else shape)
         if len(shape) == 2:

@@ -59,7 +59,8 @@ class StateSpec(Strict):
         return v
 
 
-InitName = Literal["glorot", "xavier", "uniform", "normal", "zeros", "ones", "orthogonal", "constant"]
+InitName = Literal["glorot", "xavier", "uniform", "normal", "zeros", "ones", "orthogonal", "constant",
+                   "one_hot"]  # one_hot: 1 at index 0 of the last axis (a head that starts at slot 0)
 
 
 class ParamSpec(Strict):
@@ -107,9 +108,34 @@ class MemorySpec(Strict):
                                                       "constant (not zeros, not random) keeps training NaN-free")
     name: str = Field("M", description="the memory's state name; other names are derived from the heads")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _number_text(cls, v):
+        """YAML reads `1e-6` (no dot) as text; here it can only mean the number."""
+        if isinstance(v, dict) and isinstance(v.get("init"), str):
+            try:
+                v = {**v, "init": float(v["init"])}
+            except ValueError:
+                pass  # a param name
+        return v
+
+
+class TreeRuleSpec(BaseModel):
+    """One rule of a tree cell: `let:` intermediates, then one expression per state (`h: ...`).
+    State names are the keys beside `let`; rnncompile.tree_lower checks them against `state:`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    let: dict[str, Expr] = Field(default_factory=dict, description="intermediates of this rule")
+
+    @property
+    def values(self) -> dict:
+        """state name -> its expression (every key but `let`)."""
+        return dict(self.model_extra or {})
+
 
 class CellSpec(Strict):
-    kind: Literal["step"] = Field("step", description="step: one time step of a recurrence")
+    kind: Literal["step", "tree"] = Field("step", description="step: one time step of a recurrence; "
+                                                              "tree: one node of a tree (leaf and node rules)")
     description: str = ""
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     state: dict[str, StateSpec] = Field(default_factory=dict)
@@ -119,6 +145,11 @@ class CellSpec(Strict):
     update: dict[str, Expr] = Field(default_factory=dict, description="next value of every state")
     outputs: dict[str, Expr] = Field(default_factory=dict, description="state names here mean their new values")
     memory: MemorySpec | None = Field(None, description="an NTM-style memory with read and write heads (shorthand)")
+    leaf: TreeRuleSpec | None = Field(None, description="tree cells: a leaf's states from its inputs")
+    node: TreeRuleSpec | None = Field(None, description="tree cells: a node's states from its children's "
+                                                        "(children.h, children[0].h) and its inputs")
+    arity: Union[int, Literal["any"], None] = Field(None, description="tree cells: children per node, or `any` "
+                                                                      "for a children axis K (the default)")
 
 
 class VocabSpec(Strict):
@@ -161,6 +192,16 @@ class HeadSpec(Strict):
     outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
 
 
+class TreeHeadSpec(Strict):
+    """A stateless output layer over a tree model's per-node values."""
+
+    at: Literal["root", "every_node"] = Field(
+        "root", description="root: one result per tree (sentence level); every_node: one per node (phrase level)")
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    let: dict[str, Expr] = Field(default_factory=dict)
+    outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
+
+
 class EncoderSpec(Strict):
     scan: str | None = Field(None, description="the encoder cell (or give layers)")
     layers: list[LayerSpec] | None = None
@@ -197,9 +238,10 @@ class ModelSpec(Strict):
     direction: Direction = "forward"
     merge: Merge = "concat"
     layers: list[LayerSpec] | None = Field(None, description="a stack: each layer's outputs feed the next")
-    head: HeadSpec | None = None
+    head: Union[HeadSpec, TreeHeadSpec, None] = None  # a tree head (at: root | every_node) for fold models
     encoder: EncoderSpec | None = None
     decoder: DecoderSpec | None = None
+    fold: str | None = Field(None, description="the tree cell folded over each input tree, leaves to root")
 
     @model_validator(mode="before")
     @classmethod

@@ -63,6 +63,10 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
     checked, plan = program.checked, program.plan
     steps = checked.steps(steps)
     lines = [f"{program.name}: {plan.kind} model, {steps} steps, batch {batch}"]
+    if plan.kind == "tree":  # no steps: the cell runs once per node (costs below are per node)
+        cell = plan.fold.cell
+        arity = "any number of children" if cell.arity is None else f"{cell.arity} children per node"
+        lines = [f"{program.name}: tree model (fold of cell `{cell.name}`, {arity}); a step below is one node"]
     dims = ", ".join(f"{k}={v}" for k, v in program.dims.items())
     if dims:
         lines.append(f"dims: {dims}")
@@ -73,10 +77,11 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
     if plan.context:
         lines.append("context (per sequence): " + ", ".join(f"{n} {fmt_shape(s)}" for n, s in plan.context.items()))
     total = CellCost(0, 0, 0, 0, 0)
-    shown_graphs = {}
+    shown_graphs, listed = {}, set()
     for use in plan.uses():
         cell = program.cell(use) if optimised else use.cell
         cost = cell_cost(cell)
+        cost.params = sum(math.prod(p.shape) for p in use.cell.params.values() if use.key(p.name) not in listed)
         total = CellCost(*(a + b for a, b in zip(vars(total).values(), vars(cost).values())))
         lines.append("")
         lines.append(_use_title(use, plan))
@@ -85,6 +90,9 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
             lines.append(f"  state  {use.key(st.name):<22} {fmt_shape(st.shape):<12} {math.prod(st.shape):>10,}"
                          f"  init {init}")
         for p in use.cell.params.values():
+            if use.key(p.name) in listed:  # a weight two uses share (a tree cell's rules) is listed once
+                continue
+            listed.add(use.key(p.name))
             how = "literal values" if p.values is not None else (
                 f"{p.init}" + (f" {p.scale:g}" if p.scale is not None else ""))
             lines.append(f"  param  {use.key(p.name):<22} {fmt_shape(p.shape):<12} {math.prod(p.shape):>10,}  {how}")

@@ -7,6 +7,7 @@ the whole of each unbatched one) and stacks the results over b.
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -75,6 +76,19 @@ case("one_hot", ((),), {"n": 5}, ("token",))
 case("one_hot", ((3,),), {"n": 5}, ("token",))
 case("embed", ((), (5, 3)), kinds=("token", "real"))
 case("embed", ((4,), (5, 3)), kinds=("token", "real"))
+case("cosine", ((5, 3), (3,)))
+case("cosine", ((4, 6), (6,)), {"eps": 1e-3})
+case("shift", ((5,), (3,)))
+case("shift", ((6,), (5,)))
+case("shift", ((3,), (1,)))
+case("sharpen", ((5,), ()), kinds=("positive", "positive"))
+case("sharpen", ((4,), ()), kinds=("real", "positive"))  # negative entries count as 0
+
+# known kernel bugs: (op, case index, flags) -> reason; strict, so a fix shows up as XPASS
+KNOWN_BUGS = {
+    ("embed", 1, (False, True)): "embed kernel: a batched table with non-scalar ids fails to broadcast",
+    ("embed", 1, (True, True)): "embed kernel: a batched table with non-scalar ids fails to broadcast",
+}
 
 KERNEL_OPS = sorted(n for n, op in OPS.items() if op.kind not in ("source", "sink"))
 TOKENS = 5  # class count / table rows used by every token case
@@ -103,13 +117,15 @@ def _params():
         for n, (shapes, attrs, kinds) in enumerate(CASES.get(op, [])):
             for flags in itertools.product((False, True), repeat=len(shapes)):
                 fl = "".join("B" if f else "-" for f in flags)
-                yield pytest.param(op, shapes, attrs, kinds, flags, id=f"{op}-{n}-{fl}")
+                bug = KNOWN_BUGS.get((op, n, flags))
+                marks = [pytest.mark.xfail(reason=bug, strict=True, raises=IndexError)] if bug else []
+                yield pytest.param(op, shapes, attrs, kinds, flags, id=f"{op}-{n}-{fl}", marks=marks)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("op,shapes,attrs,kinds,flags", list(_params()))
 def test_kernel_matches_meaning(op, shapes, attrs, kinds, flags, dtype):
-    rng = np.random.default_rng(abs(hash((op, shapes, flags))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((op, shapes, attrs, flags)).encode()))
     attrs = _full_attrs(op, attrs)
     out_shape = OPS[op].shape(list(shapes), attrs)
     args = [_array(rng, ((B,) if f else ()) + s, k, dtype) for s, f, k in zip(shapes, flags, kinds)]

@@ -297,6 +297,7 @@ def test_pdf_without_dot_or_cairosvg_says_what_to_install(programs, tmp_path, mo
     pure = Engine("graphviz-pure", "/nonexistent/graphviz-pure", engine_mod.PURE_FORMATS)
     monkeypatch.setattr("rnncompile.render.find_engine", lambda prefer=None: pure)
     monkeypatch.setattr("rnncompile.render._has_cairosvg", lambda: False)
+    monkeypatch.setattr("rnncompile.render._has_pil", lambda: False)
     with pytest.raises(UsageError, match=r"apt-get install graphviz.*\.svg or \.png"):
         render(programs["lstm"], tmp_path / "lstm.pdf")
     assert list(tmp_path.iterdir()) == []

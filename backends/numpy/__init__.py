@@ -153,6 +153,21 @@ class BoundCell:
                 tr[n] = v
         return ScanResult(outputs, state, tr)
 
+    def rows(self, inputs: dict[str, np.ndarray], trace: bool = False):
+        """A stateless graph on a batch of rows (e.g. one level of tree nodes): its outputs, and
+        every node's value (node id -> array) when tracing."""
+        r = self.r
+        env = dict(self.const_env)
+        for name, nid in r.inputs.items():
+            x = np.asarray(inputs[name])
+            env[nid] = x if r.cell.node(nid).dtype == "token" else x.astype(r.dtype, copy=False)
+        for s in r.plan["seq"]:
+            env[s.nid] = s.fn(*(env[a] for a in s.args))
+        batch = len(next(iter(inputs.values())))
+        outputs = {name: env[nid] if r.stage[nid] != "const" else
+                   np.broadcast_to(env[nid], (batch,) + env[nid].shape) for name, nid in r.outputs.items()}
+        return outputs, (env if trace else None)
+
     def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray]):
         """One step without hoisting (for loops that feed back their own output)."""
         r = self.r

@@ -7,6 +7,8 @@ definition; tests check each kernel against it example by example.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rnncompile.ops import OPS
@@ -79,6 +81,16 @@ def _matmul(flags, shapes, attrs, out_shape):
 
 def _softmax(flags, shapes, attrs, out_shape):
     axis = _axis(attrs["axis"], flags[0], len(shapes[0]))
+    n = shapes[0][attrs["axis"]] if shapes[0] else 0
+    if flags[0] and axis in (-1, len(shapes[0])) and 1 < n <= 8:
+        # a few classes for many rows (a head at every tree node): NumPy reduces a short last axis row by
+        # row, slowly; adding its columns is the same sum in the same order (sequential below 8), far faster
+        def short(x):
+            cols = [x[..., i] for i in range(n)]
+            z = x - functools.reduce(np.maximum, cols)[..., None]
+            e = np.exp(z)
+            return e / functools.reduce(np.add, [e[..., i] for i in range(n)])[..., None]
+        return short
 
     def fn(x):
         z = x - x.max(axis=axis, keepdims=True)
@@ -137,6 +149,33 @@ def _outer(flags, shapes, attrs, out_shape):
     return lambda a, b: a[..., :, None] * b[..., None, :]
 
 
+def _cosine(flags, shapes, attrs, out_shape):
+    eps = attrs["eps"]
+
+    def fn(m, k):  # m [(B,) N, W], k [(B,) W]
+        dots = (m @ k[..., None])[..., 0]
+        norms = np.sqrt((m * m).sum(axis=-1)) * np.sqrt((k * k).sum(axis=-1))[..., None]
+        return dots / (norms + np.asarray(eps, dots.dtype))
+    return fn
+
+
+def _shift(flags, shapes, attrs, out_shape):
+    k = (shapes[1][0] - 1) // 2
+
+    def fn(w, s):  # w [(B,) N], s [(B,) 2k+1]
+        return sum(s[..., j + k:j + k + 1] * np.roll(w, j, axis=-1) for j in range(-k, k + 1))
+    return fn
+
+
+def _sharpen(flags, shapes, attrs, out_shape):
+    def fn(w, gamma):  # w [(B,) N], gamma [(B,)]
+        w = np.maximum(w, 0)
+        top = w.max(axis=-1, keepdims=True)
+        u = (w / np.where(top > 0, top, 1)) ** (gamma[..., None] if flags[1] else gamma)
+        return u / np.where(top > 0, u.sum(axis=-1, keepdims=True), 1)
+    return fn
+
+
 def _sigmoid(x):
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -182,6 +221,9 @@ KERNELS = {
     "chunk": _chunk,
     "one_hot": _one_hot,
     "embed": _embed,
+    "cosine": _cosine,
+    "shift": _shift,
+    "sharpen": _sharpen,
     "output": _unary(lambda x: x),
 }
 

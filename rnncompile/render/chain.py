@@ -118,8 +118,7 @@ class _CompactStep:
 
     def __init__(self, folded: Folded, colours):
         self.folded, self.colours = folded, colours
-        gates = [s for s in folded.of_kind("activation") if s.name] or folded.of_kind("activation")
-        self.chips = [(s.name or style.symbol(s.op), colours[s.op][0]) for s in gates]
+        self.chips = gate_chips(folded, colours)
 
     def draw(self, c, t: int) -> None:
         cell = self.folded.cell
@@ -147,6 +146,12 @@ class _CompactStep:
         return f"t{t}_cell"
 
     exit = entry
+
+
+def gate_chips(folded: Folded, colours) -> list[tuple[str, str]]:
+    """(text, fill) per gate of a compact box: the named activations, else every activation."""
+    gates = [s for s in folded.of_kind("activation") if s.name] or folded.of_kind("activation")
+    return [(s.name or style.symbol(s.op), colours[s.op][0]) for s in gates]
 
 
 def _ends(shown: list[Shown], t: int, kind: str) -> dict:

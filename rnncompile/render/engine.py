@@ -4,10 +4,12 @@ A real `dot` on PATH is used when there is one. Otherwise the `graphviz-pure`
 binary (a dependency: a pure-Rust port of Graphviz installed beside the
 Python executable, so `pip install` alone draws SVG and PNG) is used; it
 writes svg and png but not pdf, for which cairosvg (if installed) converts
-its svg. Every layout goes through :func:`run_engine`.
+its svg, or else Pillow (if installed) wraps a high-resolution png in a
+raster PDF. Every layout goes through :func:`run_engine`.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ from ..errors import RnnCompileError, UsageError
 
 TIMEOUT = 60.0  # seconds; a drawable diagram lays out in well under one
 PURE = "graphviz-pure"
+RASTER_DPI = 200  # a PDF made from a PNG (no dot, no cairosvg): sharp on screen and paper
 NOISE = ("no value for width of non-ASCII character",)  # graphviz-pure estimates those widths; harmless
 
 
@@ -85,10 +88,11 @@ def pure_candidates() -> list:
     return [shutil.which(PURE), scripts and Path(scripts) / exe, Path(sys.executable).parent / exe]
 
 
-def run_engine(engine: Engine, dot_source: str, fmt: str, timeout: float | None = None) -> bytes:
-    """Lay out DOT source and return the drawing in `fmt` (svg, png, pdf)."""
+def run_engine(engine: Engine, dot_source: str, fmt: str, timeout: float | None = None,
+               dpi: int | None = None) -> bytes:
+    """Lay out DOT source and return the drawing in `fmt` (svg, png, pdf); `dpi` sets a png's resolution."""
     timeout = TIMEOUT if timeout is None else timeout
-    cmd = [engine.path, f"-T{fmt}"]
+    cmd = [engine.path, f"-T{fmt}"] + ([f"-Gdpi={dpi}"] if dpi else [])
     try:
         done = subprocess.run(cmd, input=dot_source.encode("utf-8"), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -122,3 +126,22 @@ def svg_to_pdf(svg: bytes) -> bytes | None:
         return cairosvg.svg2pdf(bytestring=svg)
     except Exception as e:  # cairosvg raises many kinds; all mean the same thing here
         raise RenderError(f"cairosvg could not turn the SVG into PDF: {e}") from None
+
+
+def png_to_pdf(png: bytes, dpi: int = RASTER_DPI) -> bytes | None:
+    """A one-page raster PDF of a PNG drawn at `dpi` (so the page keeps the drawing's size),
+    through Pillow; None when Pillow is not installed."""
+    try:
+        from PIL import Image  # optional (matplotlib brings it)
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(png)) as im:
+            im = im.convert("RGBA")
+            page = Image.new("RGB", im.size, "white")  # PDF pages have no alpha
+            page.paste(im, mask=im.getchannel("A"))
+            out = io.BytesIO()
+            page.save(out, "PDF", resolution=float(dpi))
+    except Exception as e:  # Pillow raises many kinds; all mean the same thing here
+        raise RenderError(f"Pillow could not turn the PNG into PDF: {e}") from None
+    return out.getvalue()
