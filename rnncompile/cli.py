@@ -99,7 +99,6 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
         raise UsageError(f"--tree, --trees and --per-node are for tree models (`model: {{fold: ...}}`); "
                          f"{spec} is a {program.plan.kind} model")
     vocab = Vocab(program.vocab) if program.vocab else None
-    infos = api.input_infos(program)
     inputs = context = lengths = state = None
     if text is not None:
         name = _token_input(program, spec, vocab)
@@ -108,12 +107,7 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
             click.echo(vocab.unknown_note(), err=True)
         inputs = {name: np.broadcast_to(ids, (batch, len(ids))).copy()}
     elif input_file:
-        raw = read_arrays(input_file, next(iter(infos)) if len(infos) == 1 else None)
-        lengths = raw.pop("lengths", None)
-        if "mask" in raw:
-            lengths = api.lengths_from_mask(raw.pop("mask"))
-        context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
-        inputs = raw
+        inputs, context, lengths = _read_input_file(program, input_file)
     if init_state:
         raw = read_arrays(init_state)
         state = {k[len("state."):]: v for k, v in raw.items() if k.startswith("state.")}
@@ -149,6 +143,17 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
                         arrays[f"trace.{use.prefix}{name}"] = result.trace[use.prefix][nid]
         save_outputs(output, arrays)
         click.echo(f"outputs written to {output}")
+
+
+def _read_input_file(program, path):
+    """Sequence inputs, context inputs and lengths (from `lengths` or `mask`) of one input file."""
+    infos = api.input_infos(program)
+    raw = read_arrays(path, next(iter(infos)) if len(infos) == 1 else None)
+    lengths = raw.pop("lengths", None)
+    if "mask" in raw:
+        lengths = api.lengths_from_mask(raw.pop("mask"))
+    context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
+    return raw, context, lengths
 
 
 def _trace_names(cell) -> dict[str, int]:
@@ -220,15 +225,9 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
 
     program = compile_program(spec, _parse_dims(dims), optimize=False)
     _warn(program.checked)
-    infos = api.input_infos(program)
     inputs = context = lengths = None
     if input_file:
-        raw = read_arrays(input_file, next(iter(infos)) if len(infos) == 1 else None)
-        lengths = raw.pop("lengths", None)
-        if "mask" in raw:
-            lengths = api.lengths_from_mask(raw.pop("mask"))
-        context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
-        inputs = raw
+        inputs, context, lengths = _read_input_file(program, input_file)
     params = api.make_params(program, seed, weights)
     try:
         result = api.run(program, inputs=inputs, params=params, lengths=lengths, context=context, steps=steps,
