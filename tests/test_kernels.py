@@ -85,10 +85,7 @@ case("sharpen", ((5,), ()), kinds=("positive", "positive"))
 case("sharpen", ((4,), ()), kinds=("real", "positive"))  # negative entries count as 0
 
 # known kernel bugs: (op, case index, flags) -> reason; strict, so a fix shows up as XPASS
-KNOWN_BUGS = {
-    ("embed", 1, (False, True)): "embed kernel: a batched table with non-scalar ids fails to broadcast",
-    ("embed", 1, (True, True)): "embed kernel: a batched table with non-scalar ids fails to broadcast",
-}
+KNOWN_BUGS = {}  # (op, case, batch flags) -> reason, as strict xfails
 
 KERNEL_OPS = sorted(n for n, op in OPS.items() if op.kind not in ("source", "sink"))
 TOKENS = 5  # class count / table rows used by every token case

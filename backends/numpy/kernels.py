@@ -140,9 +140,14 @@ def _one_hot(flags, shapes, attrs, out_shape):
 
 
 def _embed(flags, shapes, attrs, out_shape):
-    if flags[1]:
-        return lambda ids, table: table[np.arange(table.shape[0]), ids]
-    return lambda ids, table: table[ids]
+    if not flags[1]:
+        return lambda ids, table: table[ids]
+    id_rank = len(shapes[0])  # the ids' own rank, without the batch axis
+
+    def batched_table(ids, table):  # table [B, V, E]; ids [(B,) ...]: each example its own table
+        rows = np.arange(table.shape[0]).reshape((-1,) + (1,) * id_rank)
+        return table[rows, ids]
+    return batched_table
 
 
 def _outer(flags, shapes, attrs, out_shape):
