@@ -1,26 +1,23 @@
 """Time the NumPy backend on an LSTM against a hand-written NumPy loop and PyTorch, in one run.
 
-    python benchmarks/bench_run.py [--repeats 7] [--warmup 2] [--threads N] [--dtype float32]
+    python benchmarks/bench_run.py [--repeats 15] [--warmup 2] [--threads N] [--dtype float32]
 
 Only the run is timed: compile and param init are done before (compile is
 timed on its own and printed beside). "ours" is the public `rnncompile.run`
-(it plans the cell graphs on each call); "ours prepared" reuses one
-`rnncompile.Executable`, so the difference is the per-call planning cost. Every peer gets
-the same weights, inputs and BLAS thread count, and the outputs are checked
-to agree before anything is timed. Ratios above 1 mean we are slower.
+(input checks, then the Executable the program keeps, binding the params,
+the run); "ours prepared" calls one `rnncompile.Executable` directly, so the
+difference is what `run` adds per call. Every peer gets the same weights,
+inputs and BLAS thread count, and the outputs are checked to agree before
+anything is timed. Ratios above 1 mean we are slower.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
-import glob
-import os
-import platform
-import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
+
+from _timing import Blas, busy_warning, command_line, interleaved_ms, load_line, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -31,73 +28,13 @@ SIZES = (  # name, I, H, B, T
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=7, help="timed runs per peer (median is reported)")
+    p.add_argument("--repeats", type=int, default=15, help="timed runs per peer (median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
     p.add_argument("--threads", type=int, default=None,
                    help="BLAS / torch threads for every peer (default: what the BLAS uses now)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when importable")
     return p.parse_args(argv)
-
-
-# ---- BLAS thread control without extra packages ----------------------------------
-
-class Blas:
-    """NumPy's OpenBLAS, through threadpoolctl when installed, else its own C entry points."""
-
-    def __init__(self):
-        self.tpc = None
-        try:
-            import threadpoolctl
-
-            self.tpc = threadpoolctl
-        except ImportError:
-            pass
-        self.lib, self.prefix = self._openblas()
-
-    @staticmethod
-    def _openblas():
-        import numpy as np
-
-        libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-        for path in sorted(glob.glob(str(libs / "*openblas*.so*"))):
-            lib = ctypes.CDLL(path)  # already loaded by numpy: the same handle
-            for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
-                if hasattr(lib, f"{prefix}_get_num_threads{suffix}"):
-                    return lib, (prefix, suffix)
-        return None, None
-
-    def _fn(self, name, restype=ctypes.c_int):
-        prefix, suffix = self.prefix
-        fn = getattr(self.lib, f"{prefix}_{name}{suffix}")
-        fn.restype = restype
-        return fn
-
-    def threads(self):
-        if self.tpc is not None:
-            return [(i["internal_api"], i["num_threads"]) for i in self.tpc.threadpool_info()]
-        if self.lib is not None:
-            return [("openblas", self._fn("get_num_threads")())]
-        return []
-
-    def set_threads(self, n):
-        if self.tpc is not None:
-            self._limit = self.tpc.threadpool_limits(n)  # kept alive for the whole run
-        elif self.lib is not None:
-            set_threads = self._fn("set_num_threads", None)
-            set_threads.argtypes = [ctypes.c_int]
-            set_threads(n)
-        else:
-            print(f"warning: cannot set BLAS threads (no threadpoolctl, no OpenBLAS found); "
-                  f"set OPENBLAS_NUM_THREADS={n} instead")
-
-    def describe(self):
-        if self.lib is None:
-            return "unknown (no OpenBLAS found beside numpy)"
-        config = self._fn("get_config", ctypes.c_char_p)().decode()
-        core = self._fn("get_corename", ctypes.c_char_p)().decode()
-        via = "threadpoolctl" if self.tpc is not None else "OpenBLAS C API (threadpoolctl not installed)"
-        return f"{config.strip()} | kernel: {core} | threads read via {via}"
 
 
 # ---- the peers ----------------------------------------------------------------------
@@ -169,20 +106,6 @@ def torch_peer(torch, w_ih, w_hh, bias, i, h, dtype):
     return run
 
 
-def interleaved_ms(peers, warmup, repeats):
-    """Each round runs every peer once, in a rotated order, so a change of machine load hits all
-    peers alike; returns peer -> (median, min) in ms over the timed rounds."""
-    names = list(peers)
-    times = {n: [] for n in names}
-    for r in range(warmup + repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            peers[n]()
-            if r >= warmup:
-                times[n].append((time.perf_counter() - t0) * 1e3)
-    return {n: (statistics.median(v), min(v)) for n, v in times.items()}
-
-
 def main(argv=None):
     args = parse_args(argv)
     import numpy as np
@@ -203,24 +126,16 @@ def main(argv=None):
         except ImportError:
             torch = None
 
-    print("command:", shlex.join([sys.executable] + sys.argv))
-    print(f"python {platform.python_version()}, numpy {np.__version__}, cpu count {os.cpu_count()}, dtype {args.dtype}")
-    print("BLAS:", blas.describe())
-    print("BLAS threads:", ", ".join(f"{api}={n}" for api, n in blas.threads()) or "unknown")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if var in os.environ:
-            print(f"note: {var}={os.environ[var]} is set" + (" (pins OpenBLAS's kernel; may slow numpy)"
-                                                                 if var == "OPENBLAS_CORETYPE" else ""))
-    if "OPENBLAS_CORETYPE" not in os.environ:
-        print("OPENBLAS_CORETYPE: not set")
+    print("command:", command_line())
+    print(f"{versions()}, dtype {args.dtype}")
+    print("\n".join(blas.header()))
     print("torch:", f"{torch.__version__}, threads {torch.get_num_threads()}" if torch else "not used")
     print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
           "compile and param init excluded")
-    load = os.getloadavg()
-    print(f"machine load average before timing: {', '.join(f'{v:.2f}' for v in load)}")
-    if load[0] > 1.0:
-        print("warning: the machine is busy; BLAS threads then wait on each other and timings swing "
-              "(re-run when idle, or compare with --threads 1)")
+    print(load_line())
+    warning = busy_warning(threads)
+    if warning:
+        print(warning)
     print()
 
     rows = []

@@ -22,13 +22,10 @@ alike. Ratios above 1 mean the level-batched run is faster.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
-import statistics
 import sys
-import time
 from pathlib import Path
+
+from _timing import command_line, interleaved_ms, load_line, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,18 +73,6 @@ def torch_peer(torch, params, trees, every_node: bool):
     return run
 
 
-def interleaved_ms(peers, warmup, repeats):
-    names = list(peers)
-    times = {n: [] for n in names}
-    for r in range(warmup + repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            peers[n]()
-            if r >= warmup:
-                times[n].append((time.perf_counter() - t0) * 1e3)
-    return {n: (statistics.median(v), min(v)) for n, v in times.items()}
-
-
 def main(argv=None):
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))  # this checkout's rnncompile, whatever is installed
@@ -95,7 +80,7 @@ def main(argv=None):
 
     from rnncompile.api import run
     from rnncompile.program import compile_text
-    from rnncompile.schedule import make_schedule
+    from rnncompile.trees.schedule import make_schedule
     from rnncompile.trees import Forest, random_trees
 
     torch = None
@@ -114,14 +99,14 @@ def main(argv=None):
     forest = Forest.of(trees)
     sched = make_schedule(forest.parent)
 
-    print("command:", shlex.join([sys.executable] + sys.argv))
-    print(f"python {platform.python_version()}, numpy {np.__version__}, cpu count {os.cpu_count()}, "
+    print("command:", command_line())
+    print(f"{versions()}, "
           f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not used'}")
     print(f"workload: {args.trees} random binary trees of {args.leaves[0]}-{args.leaves[1]} leaves, "
           f"{forest.size:,} nodes, heights up to {sched.levels - 1} ({len(sched.groups)} level groups); "
           f"specs/rvnn.yaml, hidden {args.hidden}, float32")
     print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up; spec compiled before")
-    print(f"machine load average before timing: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(load_line())
     sched_ms = interleaved_ms({"schedule": lambda: make_schedule(Forest.of(trees).parent)}, 1, args.repeats)
     results = {}
     for at in ("every_node", "root"):

@@ -46,7 +46,7 @@ def context_infos(program: Program) -> dict[str, InputInfo]:
 
 def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False) -> None:
     """Refuse, before allocating, a run whose values would not fit in memory."""
-    per_step = sum(program.cell(u).node(n).size for u in program.plan.uses() for n in program.cell(u).g.nodes)
+    per_step = program.values_per_step
     check_budget("the run's values" if trace else "one step's values", batch * per_step * (steps if trace else 1))
     inputs = sum(math.prod(s) for s in program.plan.inputs.values())
     check_budget("the inputs", batch * steps * inputs)
@@ -57,12 +57,13 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
         steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
         trace: bool = False, trees=None, mode: str = "level") -> RunResult:
     """Run the model. Sequence inputs are [B, T, ...] arrays keyed by input name (seeded random when
-    omitted); `lengths` [B] marks each sequence's real steps; `context` holds per-sequence vectors.
-    A tree model (`fold:`) reads `trees` instead (see rnncompile.tree_api.run_trees; `mode`: level
+    omitted); `lengths` [B] marks each sequence's real steps (a dict gives them per input, e.g. a
+    teacher-forced target's own lengths); `context` holds per-sequence vectors.
+    A tree model (`fold:`) reads `trees` instead (see rnncompile.trees.api.run_trees; `mode`: level
     or node) and returns a TreeRunResult."""
     plan = program.plan
     if plan.kind == "tree":
-        from .tree_api import run_trees
+        from .trees.api import run_trees
 
         if inputs is not None:
             raise DataError("a tree model reads trees, not input arrays: pass trees=[...]")
@@ -82,13 +83,19 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     context = _with_batch_axis(context or {}, context_infos(program), "context input", time=False)
     b, t = _batch_and_steps(inputs, context)
     check_run_budget(program, b, t, trace)
-    if lengths is not None:
+    if isinstance(lengths, dict):
+        unknown = [n for n in lengths if n not in infos]
+        if unknown:
+            raise DataError(f"lengths given for `{unknown[0]}`, which is not a sequence input; inputs: "
+                            f"{', '.join(infos) or 'none'}")
+        lengths = {n: _check_lengths(v, b, t, n) for n, v in lengths.items()}
+    elif lengths is not None:
         lengths = _check_lengths(lengths, b, t)
     if params is None:
         params = make_params(program, seed, weights, dtype)
     if init_state is not None:
         _check_state(program, init_state, b)
-    return Executable(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed)
+    return Executable.cached(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed)
 
 
 def complete(program: Program, prompt: str, steps: int = 20, temperature: float = 1.0, top_k: int | None = None,
@@ -102,7 +109,8 @@ def complete(program: Program, prompt: str, steps: int = 20, temperature: float 
     note = vocab.unknown_note()
     if params is None:
         params = make_params(program, seed, weights, dtype)
-    result = drivers_complete(Executable(program, backend, dtype), params, ids, steps, temperature, top_k, seed, greedy)
+    result = drivers_complete(Executable.cached(program, backend, dtype), params, ids, steps, temperature, top_k, seed,
+                              greedy)
     result.note = note
     return result
 
@@ -165,12 +173,13 @@ def _batch_and_steps(inputs: dict, context: dict) -> tuple[int, int]:
     return 1, 1
 
 
-def _check_lengths(lengths, batch: int, steps: int) -> np.ndarray:
+def _check_lengths(lengths, batch: int, steps: int, name: str | None = None) -> np.ndarray:
+    what = "lengths" if name is None else f"lengths of `{name}`"
     lengths = np.asarray(lengths)
     if lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer):
-        raise DataError(f"lengths must be {batch} whole numbers (one per sequence), got shape {list(lengths.shape)}")
+        raise DataError(f"{what} must be {batch} whole numbers (one per sequence), got shape {list(lengths.shape)}")
     if lengths.min() < 1 or lengths.max() > steps:
-        raise DataError(f"lengths must lie in 1..{steps} (the padded length); got {lengths.min()}..{lengths.max()}")
+        raise DataError(f"{what} must lie in 1..{steps} (the padded length); got {lengths.min()}..{lengths.max()}")
     return lengths
 
 

@@ -88,7 +88,7 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
     if program.plan.kind == "tree":
-        from .tree_cli import run_trees
+        from .trees.cli import run_trees
 
         if input_file or text or init_state or steps:
             raise UsageError("a tree model reads trees: give --tree TEXT or --trees FILE "
@@ -122,7 +122,10 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     first = next(iter(result.outputs.values())) if result.outputs else None
     per_step = program.plan.head is None or program.plan.head.at == "every_step"
     b = first.shape[0] if first is not None else batch
-    t = first.shape[1] if first is not None and per_step else program.checked.steps(steps)
+    if first is not None and per_step:
+        t = first.shape[1]
+    else:  # many-to-one: the steps it read
+        t = result.steps if result.steps is not None else program.checked.steps(steps)
     if trace:
         click.echo(trace_table(program, result, vocab))
         click.echo()
@@ -146,12 +149,21 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
 
 
 def _read_input_file(program, path):
-    """Sequence inputs, context inputs and lengths (from `lengths` or `mask`) of one input file."""
+    """Sequence inputs, context inputs and lengths of one input file: `lengths` [B] or `mask` [B, T] for every
+    sequence input, `lengths.<input>` or `mask.<input>` for one (e.g. a teacher-forced target)."""
     infos = api.input_infos(program)
     raw = read_arrays(path, next(iter(infos)) if len(infos) == 1 else None)
-    lengths = raw.pop("lengths", None)
-    if "mask" in raw:
-        lengths = api.lengths_from_mask(raw.pop("mask"))
+
+    def take(suffix=""):
+        if f"mask{suffix}" in raw:
+            raw.pop(f"lengths{suffix}", None)
+            return api.lengths_from_mask(raw.pop(f"mask{suffix}"))
+        return raw.pop(f"lengths{suffix}", None)
+
+    lengths = take()
+    own = {n: v for n in infos if (v := take(f".{n}")) is not None}
+    if own:
+        lengths = {**({n: lengths for n in infos} if lengths is not None else {}), **own}
     context = {n: raw.pop(n) for n in program.plan.context if n in raw} or None
     return raw, context, lengths
 
@@ -303,6 +315,32 @@ def backends():
     """List the installed execution backends."""
     for name in registry.available():
         click.echo(name)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--backend", default="python", show_default=True, help="a backend that writes standalone code")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="the file to write, e.g. lstm_model.py")
+def export(spec, dims, backend, output):
+    """Write the model as standalone code (python: one module that needs only NumPy)."""
+    from pathlib import Path
+
+    from .data import atomic_write
+
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    if not hasattr(registry.get(backend), "export"):
+        able = [n for n in registry.available() if hasattr(registry.get(n), "export")]
+        raise UsageError(f"backend `{backend}` cannot export standalone code; use --backend "
+                         f"{' or '.join(able) or '(none installed)'}")
+    result = registry.get(backend).export(program, Path(spec).name, Path(output).stem)
+    with atomic_write(output) as f:
+        f.write(result.source)
+    if result.note:
+        click.echo(result.note, err=True)
+    click.echo(f"wrote {output}")
 
 
 def main(argv=None) -> None:

@@ -23,6 +23,7 @@ class RunResult:
     trace: dict[str, dict] = field(default_factory=dict)  # use prefix -> node id -> [B, T, ...]
     tokens: np.ndarray | None = None  # decoders: the produced token ids [B, N]
     lengths: np.ndarray | None = None  # decoders: tokens per sequence, the end token included
+    steps: int | None = None  # time steps of the input sequences (padded length); None without any
 
 
 def sample_tokens(p: np.ndarray, how: str, temperature: float, top_k: int | None, rng) -> np.ndarray:
@@ -48,13 +49,22 @@ class Executable:
         be = registry.get(backend)
         self.runners = {use.prefix: be.cell_runner(program.cell(use), dtype) for use in program.plan.uses()}
 
+    @classmethod
+    def cached(cls, program: Program, backend: str = "numpy", dtype: str = "float32") -> "Executable":
+        """The program's Executable for this backend and dtype, planned once and kept on the program (a
+        program's graphs never change after compile), so repeated runs do not plan again."""
+        key = (backend, np.dtype(dtype).name)
+        if key not in program.executables:
+            program.executables[key] = cls(program, backend, dtype)
+        return program.executables[key]
+
     def bind(self, use: CellUse, params: dict):
         local = {name: params[use.key(name)] for name in use.cell.params}
         return self.runners[use.prefix].bind(local)
 
     # -- sequence models ----------------------------------------------------------
     def run_stack(self, stack: Stack, inputs: dict, params: dict, init_state: dict | None, lengths, trace: dict,
-                  want_trace: bool):
+                  want_trace: bool, context: dict | None = None):
         below = {n: inputs[n] for n in stack.inputs}
         b, t = next(iter(below.values())).shape[:2]
         finals_below = None
@@ -65,6 +75,8 @@ class Executable:
                 bound = self.bind(use, params)
                 cin = {cname: below[src] for cname, src in layer.feed.items()}
                 state = _state_for(use, init_state)
+                if state is None and any(s.from_context for s in use.cell.states.values()):
+                    state = self.initial_state(use, params, context or {}, b)
                 res = bound.scan(cin, state, lengths, use.reverse, want_trace)
                 if want_trace:
                     trace[use.prefix] = res.trace
@@ -99,33 +111,63 @@ class Executable:
             trace[head.use.prefix] = res.trace
         return out
 
+    def initial_state(self, use: CellUse, params: dict, context: dict, batch: int) -> dict[str, np.ndarray]:
+        """Each state's start value [B, ...]: its constant, its param, or a model context input (one per sequence)."""
+        out = {}
+        for name, info in use.cell.states.items():
+            if info.from_context:
+                if info.init not in context:
+                    raise DataError(f"state `{use.key(name)}` starts from context input `{info.init}`, "
+                                    f"which was not given")
+                value = np.asarray(context[info.init], self.dtype)
+                if value.shape != (batch,) + info.shape:
+                    raise DataError(f"context input `{info.init}` has shape {list(value.shape)}; state "
+                                    f"`{use.key(name)}` needs {[batch, *info.shape]} (one per sequence)")
+                out[name] = value.copy()
+                continue
+            value = params[use.key(info.init)] if isinstance(info.init, str) else info.init
+            out[name] = np.broadcast_to(np.asarray(value, self.dtype), (batch,) + info.shape).copy()
+        return out
+
     # -- decoding -------------------------------------------------------------------
-    def decoder_start(self, dec: Decoder, summary: dict, context: dict, params: dict, batch: int):
+    def decoder_start(self, dec: Decoder, summary: dict, context: dict, params: dict, batch: int,
+                      trace: dict | None = None):
+        """The bound decoder cell and its start state [B, ...]; a bridge's values go to `trace` when given."""
         bound = self.bind(dec.use, params)
         if dec.init == "zeros":
-            return bound, bound.initial_state(batch)
+            return bound, self.initial_state(dec.use, params, context, batch)
         if dec.init == "encoder":
             return bound, {n: summary[n] for n in dec.use.cell.states}
         bridge = self.bind(dec.init, params)
         x = {f"encoder.{n}": v[:, None] for n, v in summary.items()}
         x.update({n: v[:, None] for n, v in context.items()})
-        res = bridge.scan({k: x[k] for k in dec.init.cell.inputs}, None, None, False, False)
-        state = bound.initial_state(batch)
+        res = bridge.scan({k: x[k] for k in dec.init.cell.inputs}, None, None, False, trace is not None)
+        if trace is not None:
+            trace[dec.init.prefix] = res.trace
+        state = self.initial_state(dec.use, params, context, batch)
         state.update({n: v[:, 0] for n, v in res.outputs.items()})
         return bound, state
 
     def decode(self, dec: Decoder, bound, state: dict, params: dict, batch: int, context: dict, vocab,
                target=None, seed: int = 0, steps: int | None = None, sample=None, temperature=None, top_k=None,
-               start_tokens=None):
+               start_tokens=None, target_lengths=None, trace: dict | None = None):
+        """Teacher forcing (a target and its lengths given) or feeding back each step's own token.
+        Returns the head's outputs [B, N, ...], the final state, the tokens [B, N] and tokens per sequence;
+        with `trace`, the decoder's and its head's values step by step go there under their prefixes."""
         head = self.bind(dec.head.use, params)
         end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
         start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
+        want = trace is not None
         if dec.feed == "target" and target is not None:
+            # padded target steps keep the state and give zeros, as padded source steps do in the encoder
             prev = np.concatenate([np.full((batch, 1), start, target.dtype), target[:, :-1]], axis=1)
-            res = bound.scan({dec.token_input: prev}, state, None, False, False)
+            res = bound.scan({dec.token_input: prev}, state, target_lengths, False, want)
             ctx = {n: np.repeat(v[:, None], prev.shape[1], axis=1) for n, v in context.items()}
-            out = head.scan({**res.outputs, **ctx}, None, None, False, False).outputs
-            return out, res.final_state, target, None
+            hres = head.scan({**res.outputs, **ctx}, None, target_lengths, False, want)
+            if want:
+                trace[dec.use.prefix], trace[dec.head.use.prefix] = res.trace, hres.trace
+            n = np.full(batch, prev.shape[1], np.int64) if target_lengths is None else np.asarray(target_lengths)
+            return hres.outputs, res.final_state, target, n
         rng = np.random.default_rng(seed)
         steps = steps or dec.steps
         token = np.full(batch, start, np.int64) if start_tokens is None else np.asarray(start_tokens, np.int64)
@@ -133,11 +175,19 @@ class Executable:
         lengths = np.zeros(batch, np.int64)
         tokens, probs = [], []
         (pname,) = dec.head.use.cell.outputs()
+        cell_trace, head_trace = [], []
         for _ in range(steps):
-            outs, new_state = bound.step({dec.token_input: token}, state)
+            if want:  # a one-step scan records every node, as a scan of the whole sequence would
+                res = bound.scan({dec.token_input: token[:, None]}, state, None, False, True)
+                outs, new_state = {n: v[:, 0] for n, v in res.outputs.items()}, res.final_state
+                cell_trace.append(res.trace)
+            else:
+                outs, new_state = bound.step({dec.token_input: token}, state)
             x = {n: v[:, None] for n, v in outs.items()}
             x.update({n: v[:, None] for n, v in context.items()})
-            p = head.scan(x, None, None, False, False).outputs[pname][:, 0]
+            hres = head.scan(x, None, None, False, want)
+            head_trace.append(hres.trace)
+            p = hres.outputs[pname][:, 0]
             token = sample_tokens(p, sample or dec.sample, temperature or dec.temperature,
                                   top_k if top_k is not None else dec.top_k, rng)
             token = np.where(done, end if end is not None else 0, token)
@@ -149,32 +199,64 @@ class Executable:
                 done |= token == end
                 if done.all():
                     break
+        if want:
+            for use, steps_traced in ((dec.use, cell_trace), (dec.head.use, head_trace)):
+                trace[use.prefix] = _join_steps(steps_traced, self.program.cell(use))
         return {pname: np.stack(probs, axis=1)}, state, np.stack(tokens, axis=1), lengths
 
     # -- the whole model --------------------------------------------------------------
     def run(self, inputs: dict, params: dict, init_state: dict | None = None, lengths=None, context=None,
             trace: bool = False, seed: int = 0) -> RunResult:
         plan: Plan = self.program.plan
+        """`lengths`: [B] real steps of every sequence input, or a dict of them by input name."""
         context = context or {}
         traced: dict = {}
+        steps = next(iter(inputs.values())).shape[1] if inputs else None
+        stack_lengths = _lengths_for(lengths, plan.stack.inputs) if plan.stack is not None else None
         if plan.kind == "sequence":
-            tops, finals, final_state = self.run_stack(plan.stack, inputs, params, init_state, lengths, traced, trace)
+            tops, finals, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced,
+                                                       trace, context)
             outputs = tops
             if plan.head is not None:
-                outputs = self.run_head(plan.head, tops, finals, context, params, lengths, traced, trace)
-            return RunResult(outputs, final_state, traced)
+                outputs = self.run_head(plan.head, tops, finals, context, params, stack_lengths, traced, trace)
+            return RunResult(outputs, final_state, traced, steps=steps)
         batch = _batch(inputs, context)
         summary, final_state = {}, {}
         if plan.stack is not None:
-            _, _, final_state = self.run_stack(plan.stack, inputs, params, init_state, lengths, traced, trace)
+            _, _, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced, trace,
+                                               context)
             summary = self.summary(plan.stack, final_state)
         dec = plan.decoder
-        bound, state = self.decoder_start(dec, summary, context, params, batch)
+        want = traced if trace else None
+        bound, state = self.decoder_start(dec, summary, context, params, batch, want)
         target = inputs.get(dec.target) if dec.target else None
+        target_lengths = _lengths_for(lengths, [dec.target]) if dec.target else None
         outputs, dstate, tokens, out_lengths = self.decode(dec, bound, state, params, batch, context,
-                                                           self.program.vocab, target, seed)
+                                                           self.program.vocab, target, seed,
+                                                           target_lengths=target_lengths, trace=want)
         final_state.update({dec.use.key(n): v for n, v in dstate.items()})
-        return RunResult(outputs, final_state, traced, tokens, out_lengths)
+        return RunResult(outputs, final_state, traced, tokens, out_lengths, steps)
+
+
+def _lengths_for(lengths, names: list[str]):
+    """The lengths of the inputs one scan reads: the one array every input shares, or theirs by name."""
+    if not isinstance(lengths, dict):
+        return lengths
+    given = {n: np.asarray(lengths[n]) for n in names if n in lengths}
+    if not given:
+        return None
+    first, *rest = given.values()
+    if len(given) < len(names) or any(not np.array_equal(first, v) for v in rest):
+        raise DataError(f"inputs {', '.join(names)} are read by one layer, so they need the same lengths")
+    return first
+
+
+def _join_steps(traces: list[dict], cell) -> dict:
+    """One-step traces (node -> [B, 1, ...]) joined along time; a constant (just the node's shape) kept once."""
+    if not traces:
+        return {}
+    return {n: np.concatenate([t[n] for t in traces], axis=1) if np.ndim(v) == len(cell.node(n).shape) + 2 else v
+            for n, v in traces[0].items()}
 
 
 def _batch(inputs: dict, context: dict) -> int:

@@ -58,8 +58,9 @@ class ParamInfo:
 class StateInfo:
     name: str
     shape: tuple
-    init: object = 0.0  # a number, or the name of a param
+    init: object = 0.0  # a number, or the name of a param (or, with from_context, of a model context input)
     origin: str = ""
+    from_context: bool = False  # init names a model context input: one start value per sequence, given at run time
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ them, not just the first) through the diagnostic sink.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
 
 from . import expr as E
 from . import memory
@@ -26,10 +27,21 @@ class _Failed(Exception):
     """An expression could not be lowered; its diagnostic is already recorded."""
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """The model's inputs, as a state's `init:` may name them: context inputs (name -> shape; None where
+    the shape is already reported as bad) start a state; sequence inputs only get a better error."""
+
+    context: dict = field(default_factory=dict)
+    sequences: frozenset = frozenset()
+
+
 class CellLowering:
     def __init__(self, name: str, cell: CellSpec, dims: dict[str, int], smap: SourceMap, sink: DiagnosticSink,
-                 invalid_dims: frozenset = frozenset(), base: tuple | None = None):
+                 invalid_dims: frozenset = frozenset(), base: tuple | None = None,
+                 model_inputs: ModelInputs | None = None):
         self.name, self.cell, self.dims, self.smap, self.sink = name, cell, dims, smap, sink
+        self.model_inputs = model_inputs or ModelInputs()
         self.invalid_dims = invalid_dims  # declared, but already reported as invalid
         self.errors_before = len(sink.errors)
         self.base = base if base is not None else ("cells", name)  # where the cell sits in the spec file
@@ -38,7 +50,9 @@ class CellLowering:
         self.kind_of: dict[str, str] = {}  # name -> input | state | param | gate | let
         self.resolving: list[str] = []  # let/gate names being lowered (cycle detection)
         self.failed: set[str] = set()
+        self.shorthand_memory = None  # the state written by a `memory:` shorthand (its init is `memory.init`)
         if getattr(cell, "memory", None) is not None:
+            self.shorthand_memory = cell.memory.name
             self.cell = self.expand_memory(cell)
 
     def expand_memory(self, cell: CellSpec) -> CellSpec:
@@ -188,15 +202,37 @@ class CellLowering:
                        hint="lower the dims (e.g. --dim H=64)")
 
     def check_state_inits(self):
-        for name, st in self.graph.states.items():
-            if isinstance(st.init, str):
-                p = self.graph.params.get(st.init)
-                if p is None:
-                    self.error(("state", name, "init"), f"initial value `{st.init}` is not a param of this cell", 0,
-                               len(st.init), did_you_mean(st.init, self.graph.params, "param"))
-                elif p.shape != st.shape:
-                    self.error(("state", name, "init"), f"param `{st.init}` is {fmt_shape(p.shape)}, "
-                                                       f"but state `{name}` is {fmt_shape(st.shape)}", 0, len(st.init))
+        """A state starts from a constant, a param of the cell, or a model context input (in that order of lookup)."""
+        outer = self.model_inputs
+        for name, st in list(self.graph.states.items()):
+            if not isinstance(st.init, str):
+                continue
+            path = ("memory", "init") if name == self.shorthand_memory else ("state", name, "init")
+            width = len(st.init)
+            p = self.graph.params.get(st.init)
+            if p is not None:
+                if p.shape != st.shape:
+                    self.error(path, f"param `{st.init}` is {fmt_shape(p.shape)}, but state `{name}` is "
+                                     f"{fmt_shape(st.shape)}", 0, width)
+            elif st.init in outer.context:
+                shape = outer.context[st.init]
+                if shape is not None and shape != st.shape:
+                    self.error(path, f"context input `{st.init}` is {fmt_shape(shape)}, but state `{name}` is "
+                                     f"{fmt_shape(st.shape)}", 0, width,
+                               f"declare it with the state's shape under model.context, e.g. "
+                               f"{st.init}: [{', '.join(map(str, self.cell.state[name].shape))}]")
+                else:
+                    self.graph.states[name] = replace(st, from_context=True)
+            elif st.init in outer.sequences:
+                self.error(path, f"`{st.init}` is a sequence input (one value per step), but a state starts from one "
+                                 f"value per sequence", 0, width, "declare it under model.context instead of model.input")
+            else:
+                close = did_you_mean(st.init, [*self.graph.params, *outer.context])
+                self.error(path, f"initial value `{st.init}` is neither a param of this cell nor a model context "
+                                 f"input", 0, width,
+                           close if close.startswith("did you mean") else
+                           f"declare it as a param of the cell, or as a context input: model: {{context: "
+                           f"{{{st.init}: [{', '.join(map(str, self.cell.state[name].shape))}]}}}}")
 
     def warn_unused(self):
         used = set()

@@ -8,16 +8,17 @@ nothing of time; the plan says who feeds whom, and the drivers in
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .dims import DimError, eval_dim
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, ParamInfo
-from .lower import CellLowering
+from .lower import CellLowering, ModelInputs
 from .ops import fmt_shape
 from .source import SourceMap, dotted
 from .spec import CellSpec, HeadSpec, InputSpec, Spec
-from .tree_lower import check_step_cell, lower_tree_cell, not_a_tree_cell
+from .trees.lower import check_step_cell, lower_tree_cell, not_a_tree_cell
 
 DEFAULT_STEPS = 10
 
@@ -94,7 +95,7 @@ class Plan:
     head: Head | None = None
     decoder: Decoder | None = None
     kind: str = "sequence"  # sequence | seq2seq | generate | tree
-    fold: object = None  # tree models: a tree_model.Fold
+    fold: object = None  # tree models: a trees.model.Fold
 
     def uses(self) -> list[CellUse]:
         out = self.fold.uses() if self.fold is not None else []
@@ -117,8 +118,11 @@ class Plan:
         return out
 
     def steps(self, dims: dict, override: int | None = None) -> int:
+        """Steps of a run: the inputs' time axis, or for one-to-many generation the decoder's steps."""
         if override is not None:
             return override
+        if self.kind == "generate" and self.decoder is not None:
+            return self.decoder.steps
         if isinstance(self.time_dim, int):
             return self.time_dim
         return dims.get(self.time_dim, DEFAULT_STEPS)
@@ -130,6 +134,7 @@ class PlanBuilder:
         self.spec, self.dims, self.smap, self.sink, self.invalid = spec, dims, smap, sink, invalid_dims
         self.lowered = {(name, tuple(sorted(dims.items()))): c for name, c in cells.items()}
         self.failed_cells = set()
+        self.model_inputs = ModelInputs()  # what a state's `init:` may name; set by build() before any cell lowers
 
     def error(self, path, message, hint="", value=False, width=1):
         loc = self.smap.value_loc(path, 0, width) if value else self.smap.key_loc(path)
@@ -146,7 +151,7 @@ class PlanBuilder:
             else:
                 check_step_cell(name, self.spec.cells[name], self.smap, self.sink)
                 self.lowered[key] = CellLowering(name, self.spec.cells[name], dims, self.smap, self.sink,
-                                                 self.invalid).lower()
+                                                 self.invalid, model_inputs=self.model_inputs).lower()
             if len(self.sink.errors) > before:
                 self.failed_cells.add(name)
         return self.lowered[key]
@@ -157,17 +162,20 @@ class PlanBuilder:
             return False
         return True
 
-    def stateless(self, spec: HeadSpec | CellSpec, inputs: dict[str, tuple], base: tuple, name: str) -> CellGraph:
+    def stateless(self, spec: HeadSpec | CellSpec, inputs: dict[str, tuple], base: tuple, name: str,
+                  dims: dict | None = None) -> CellGraph:
+        """A head or bridge: a cell without state, lowered for `dims` (the model's unless a decoder sets its own)."""
         fields = {"inputs": {n: InputSpec(shape=list(s)) for n, s in inputs.items()},
                   "params": spec.params, "let": spec.let, "outputs": spec.outputs}
         cell = CellSpec.model_construct(kind="step", description="", state={}, gates={}, update={}, **fields)
-        return CellLowering(name, cell, self.dims, self.smap, self.sink, self.invalid, base=base).lower()
+        return CellLowering(name, cell, self.dims if dims is None else dims, self.smap, self.sink, self.invalid,
+                            base=base).lower()
 
     # -- the model ----------------------------------------------------------------
     def build(self) -> Plan | None:
         m = self.spec.model
         if m.fold is not None:
-            from .tree_model import build_fold
+            from .trees.model import build_fold
 
             return build_fold(self)
         inputs, dtypes, time_dims = {}, {}, set()
@@ -195,6 +203,7 @@ class PlanBuilder:
             step = self.shape(shape, ("model", "context", name))
             if step is not None:
                 context[name] = step
+        self.model_inputs = ModelInputs({n: context.get(n) for n in m.context}, frozenset(m.input))
         plan = Plan(inputs, dtypes, context, next(iter(time_dims)) if time_dims else None)
 
         modes = [k for k in ("scan", "layers", "encoder") if getattr(m, k) is not None]
@@ -284,6 +293,7 @@ class PlanBuilder:
                            for i, ls in enumerate(layers)]
         out_layers = []
         below = dict(available)  # name -> shape of what the next layer can read
+        below_name = "model input"  # who gives `below`, for errors
         for i, (scan_name, ldims, ldir, lmerge, lpath, lprefix) in enumerate(layer_specs):
             if not self.cell_name(scan_name, lpath + ("scan",)) or not not_a_tree_cell(self, scan_name,
                                                                                         lpath + ("scan",)):
@@ -313,9 +323,7 @@ class PlanBuilder:
             for cin, src in feed.items():
                 want = cell.inputs[cin].shape if cin in cell.inputs else None
                 if want is not None and want != below[src]:
-                    self.error(lpath, f"cell `{scan_name}` takes `{cin}` of shape {fmt_shape(want)}, but it is fed "
-                                      f"`{src}` of shape {fmt_shape(below[src])}",
-                               "set the dim with this layer's `dims:`" if i else "check model.input")
+                    self.wrong_size(lpath, i, scan_name, cin, want, below_name, src, below[src], dims, ldims)
                     ok = False
             if not ok:
                 return None
@@ -348,7 +356,31 @@ class PlanBuilder:
                                self.smap.key_loc(lpath + ("merge",)))
             out_layers.append(Layer(uses, lmerge if ldir == "bidirectional" else "none", feed, outputs))
             below = outputs
+            how = {"bidirectional": f", bidirectional, merge: {lmerge}", "reverse": ", reverse"}.get(ldir, "")
+            below_name = f"layer {i} (cell `{scan_name}`{how})"
         return Stack(out_layers, list(input_names))
+
+    def wrong_size(self, lpath, i, scan_name, cin, want, below_name, src, got, dims, ldims) -> None:
+        """A layer's input does not fit what is below it: name both sides and both sizes, and
+        suggest the dim that would make them fit."""
+        declared = self.spec.cells[scan_name].inputs[cin].shape
+        expr = declared[0] if len(declared) == 1 and isinstance(declared[0], str) else None
+        this = f"layer {i} (cell `{scan_name}`)" if len(lpath) > 1 and lpath[-2] == "layers" else f"cell `{scan_name}`"
+        given = f"`{src}` has {_size(got)}" if i == 0 else f"gives `{src}` of {_size(got)}"
+        message = f"{this} takes `{cin}` of {_size(want)}{f' (`{expr}`)' if expr else ''}, but {below_name} {given}"
+        fit = _dim_that_fits(expr, got[0], dims) if expr and len(got) == 1 else None
+        if i == 0:
+            self.error(lpath, message, f"check model.input, or the size the cell declares for `{cin}`")
+        elif fit and fit[0] == expr and expr in ldims:
+            self.error(lpath + ("dims", expr), message, f"set `{expr}: {got[0]}` in layer {i}'s `dims:`, or leave "
+                                                        f"`{expr}` out: a layer's input size follows the layer below",
+                       value=True, width=len(str(ldims[expr])))
+        elif fit:
+            self.error(lpath, message, f"set `{fit[0]}: {fit[1]}` in layer {i}'s `dims:` "
+                                       f"(then `{cin}` is `{expr}` = {got[0]})")
+        else:
+            self.error(lpath, message, f"resize layer {i - 1} to give {_size(want)}, or change the size cell "
+                                       f"`{scan_name}` declares for `{cin}`")
 
     def feed(self, cspec: CellSpec, below: dict, path, scan_name) -> dict | None:
         cins = list(cspec.inputs)
@@ -365,7 +397,7 @@ class PlanBuilder:
             feed[cin] = cin
         return feed
 
-    def head(self, spec: HeadSpec, tops: dict, context: dict, path, prefix) -> Head | None:
+    def head(self, spec: HeadSpec, tops: dict, context: dict, path, prefix, dims: dict | None = None) -> Head | None:
         if spec.at in ("root", "every_node"):
             self.error(path + ("at",), f"`at: {spec.at}` is for tree models (`fold:`); over a sequence a head "
                                        f"is at every_step or last", value=True, width=len(spec.at))
@@ -375,7 +407,7 @@ class PlanBuilder:
             self.error(path, f"`{', '.join(sorted(clash))}` is both a layer output and a context input")
             return None
         before = len(self.sink.errors)
-        cell = self.stateless(spec, {**tops, **context}, path, prefix.rstrip("."))
+        cell = self.stateless(spec, {**tops, **context}, path, prefix.rstrip("."), dims)
         if len(self.sink.errors) > before:
             return None
         return Head(CellUse(cell, prefix), spec.at)
@@ -398,7 +430,7 @@ class PlanBuilder:
                        "declare it as `inputs: {y_prev: token}`", True, len(spec.scan))
             return None
         try:
-            steps = eval_dim(spec.steps, self.dims)
+            steps = eval_dim(spec.steps, dims)
         except DimError as e:
             self.error(path + ("steps",), e.message, e.hint, True)
             return None
@@ -414,7 +446,7 @@ class PlanBuilder:
                            did_you_mean(target, plan.inputs, "input") if target else "")
                 return None
         head = self.head(spec.head, {n: cell.node(o).shape for n, o in cell.outputs().items()}, context,
-                         path + ("head",), "decoder.head.")
+                         path + ("head",), "decoder.head.", dims)
         if head is None:
             return None
         outs = list(head.use.cell.outputs().items())
@@ -423,13 +455,13 @@ class PlanBuilder:
             self.error(path + ("head",), f"a decoder head produces one distribution over the {vocab_size} tokens",
                        "e.g. outputs: {p: softmax(W_p @ h + b_p)}")
             return None
-        init = self.bridge(spec, cell, plan, context, path)
+        init = self.bridge(spec, cell, plan, context, path, dims)
         if init is None:
             return None
         return Decoder(CellUse(cell, "decoder."), tokens[0], init, spec.feed, target, steps, head, spec.sample,
                        spec.temperature, spec.top_k, spec.stop_at_end)
 
-    def bridge(self, spec, cell: CellGraph, plan: Plan, context: dict, path):
+    def bridge(self, spec, cell: CellGraph, plan: Plan, context: dict, path, dims: dict):
         if spec.init == "zeros":
             return "zeros"
         summary = plan.stack.final_states() if plan.stack else {}
@@ -458,7 +490,7 @@ class PlanBuilder:
         inputs.update(context)
         bridge_spec = HeadSpec.model_construct(at="every_step", params=spec.params, let={}, outputs=dict(spec.init))
         before = len(self.sink.errors)
-        bridge = self.stateless(bridge_spec, inputs, path, "init")
+        bridge = self.stateless(bridge_spec, inputs, path, "init", dims)
         if len(self.sink.errors) > before:
             return None
         for name, nid in bridge.outputs().items():
@@ -467,6 +499,27 @@ class PlanBuilder:
                                                   f"but the state is {fmt_shape(cell.states[name].shape)}", value=True)
                 return None
         return CellUse(bridge, "decoder.init.")
+
+
+def _size(shape: tuple) -> str:
+    return f"size {shape[0]}" if len(shape) == 1 else f"shape {fmt_shape(shape)}"
+
+
+def _dim_that_fits(expr: str, size: int, dims: dict) -> tuple[str, int] | None:
+    """A dim of `expr` and the value that makes `expr` equal `size`, if one does (e.g. `2 * H`, 32 -> H: 16)."""
+    def at(name, n):
+        return eval_dim(expr, {**dims, name: n})
+
+    for name in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", expr)):
+        try:  # sizes are mostly linear in a dim (2 * H, H + I): solve from two points, then check
+            slope = at(name, 2) - at(name, 1)
+            if slope and (size - at(name, 1)) % slope == 0:
+                n = 1 + (size - at(name, 1)) // slope
+                if n >= 1 and at(name, n) == size:
+                    return name, n
+        except DimError:
+            continue
+    return None
 
 
 def build_plan(spec: Spec, dims, cells, smap, sink, invalid_dims=frozenset()) -> Plan | None:

@@ -13,40 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import heads
 from .data import atomic_write
 from .errors import UsageError, did_you_mean
 from .graph import CellGraph, stages
+from .heads import display_name
 
 FORMATS = (".png", ".svg", ".pdf")
 
 
-def display_name(cell: CellGraph, nid: int) -> str:
-    """The spec's name for a node: a state's name for its next value, `x (prev)` for a state read."""
-    node = cell.node(nid)
-    if node.op == "state":
-        return f"{node.attr('name')} (prev)"
-    for name, upd in cell.updates().items():
-        if upd == nid:
-            return name
-    return node.label or f"%{nid}"
-
-
 def weightings(cell: CellGraph) -> list[tuple[str, int]]:
-    """(title, node) of every read and write weighting, in graph order."""
-    stage = stages(cell)
-    found: dict[int, set] = {}
-    for nid in cell.order():
-        node, args = cell.node(nid), cell.args(nid)
-        if node.op == "outer" and len(cell.node(args[0]).shape) == 1:
-            found.setdefault(args[0], set()).add("write")
-        elif node.op == "matmul":
-            w, m = args
-            ws, ms = cell.node(w).shape, cell.node(m).shape
-            if len(ws) == 1 and len(ms) == 2 and ws[0] == ms[0] and stage[m] != "const":  # w @ M, M not a weight
-                found.setdefault(w, set()).add("read")
-    order = {n: i for i, n in enumerate(cell.order())}
+    """(title, node) of every read and write weighting, in graph order (see rnncompile.heads)."""
     return [(f"{display_name(cell, w)}  ({' + '.join(sorted(kinds))} weighting)", w)
-            for w, kinds in sorted(found.items(), key=lambda kv: order[kv[0]])]
+            for w, kinds in heads.weightings(cell).items()]
 
 
 def memories(cell: CellGraph) -> list[str]:

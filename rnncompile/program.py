@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .check import Checked, check_file, check_text
@@ -21,6 +22,8 @@ class Program:
     checked: Checked
     optimised: dict[str, CellGraph]  # use prefix -> optimised graph
     pass_log: dict[str, list] = field(default_factory=dict)  # use prefix -> [(pass, before, after)]
+    # (backend, dtype) -> its drivers.Executable, planned on first use (see Executable.cached)
+    executables: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -58,6 +61,11 @@ class Program:
         for use in self.plan.uses():
             out.setdefault(use.cell.name, self.cell(use))
         return out
+
+    @cached_property
+    def values_per_step(self) -> int:
+        """How many numbers one step of every cell use holds, per example (for the memory budget)."""
+        return sum(self.cell(u).node(n).size for u in self.plan.uses() for n in self.cell(u).g.nodes)
 
     @property
     def main_use(self) -> CellUse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import CellGraph
+from .model import CellUse
 from .ops import OPS
 
 MAX_SHOWN = 8  # numbers shown per vector before eliding
@@ -32,7 +33,7 @@ def looks_like_distribution(v) -> bool:
 
 def summary(name: str, result, steps: int, batch: int, backend: str, dtype: str, seed: int, vocab=None,
             per_step: bool = True) -> str:
-    lines = [f"{name}: {steps} steps, batch {batch} ({backend}, {dtype}, seed {seed})"]
+    lines = [f"{name}: {steps} step{'' if steps == 1 else 's'}, batch {batch} ({backend}, {dtype}, seed {seed})"]
     if result.tokens is not None and vocab is not None:
         lines.append("produced (batch 0)")
         lines.append("  " + vocab.decode(result.tokens[0, :result.lengths[0]]))
@@ -78,30 +79,50 @@ def traced_rows(cell: CellGraph) -> list[tuple[str, int]]:
 
 
 def trace_table(program, result, vocab=None, max_steps: int = 50) -> str:
-    """Every traced use's named values, step by step (batch 0)."""
-    uses = [u for u in program.plan.uses() if u.prefix in result.trace]
-    multi = len(uses) > 1
-    sections = []  # (steps, [(row name, node, values [B, T, ...] or a constant)])
-    for use in uses:
-        cell, trace = program.cell(use), result.trace[use.prefix]
-        rows = []
-        for name, nid in traced_rows(cell):
-            if nid in trace:
-                rows.append((f"{use.prefix}{name}" if multi else name, cell.node(nid), trace[nid]))
-        steps = max((v.shape[1] for _, n, v in rows if v.ndim >= 2 and n.op not in ("param", "const")), default=0)
-        sections.append((steps, rows))
-    lines = []
+    """Every traced use's named values, step by step (batch 0). A decoder's model reads as it runs: the
+    encoder's steps, the decoder's start state (when a bridge computes it), then the decoder's steps."""
+    plan = program.plan
+    uses = [u for u in plan.uses() if u.prefix in result.trace]
+    rows = {u.prefix: _rows(program, u, result.trace[u.prefix], len(uses) > 1) for u in uses}
+    width = max((len(r[0]) for rs in rows.values() for r in rs), default=4)
+    dec = plan.decoder
+    if dec is None:
+        return "\n".join(_phase("", [rows[u.prefix] for u in uses], width, vocab, max_steps))
+    bridge = dec.init.prefix if isinstance(dec.init, CellUse) else None
+    decoding = (dec.use.prefix, dec.head.use.prefix)
+    encoder = [rows[u.prefix] for u in uses if u.prefix not in decoding and u.prefix != bridge]
+    lines = _phase("encoder ", encoder, width, vocab, max_steps)
+    if bridge in rows:
+        lines.append("decoder start (from the encoder's C)" if encoder else "decoder start")
+        lines += [f"  {name:<{width}}  {_value_text(node, arr[0, 0], vocab)}" for name, node, arr in rows[bridge]]
+    elif dec.init == "encoder":
+        lines.append(f"decoder start: {', '.join(dec.use.cell.states)} = the encoder's final state (C)")
+    produced = int(result.lengths[0]) if result.lengths is not None else None  # batch 0's own tokens
+    decoder = [rows[p] for p in decoding if p in rows]
+    return "\n".join(lines + _phase("decoder ", decoder, width, vocab, max_steps, produced))
+
+
+def _rows(program, use, trace: dict, prefixed: bool) -> list[tuple[str, object, np.ndarray]]:
+    """(row name, node, values [B, T, ...] or a constant) of one use's traced nodes."""
+    cell = program.cell(use)
+    return [(f"{use.prefix}{name}" if prefixed else name, cell.node(nid), trace[nid])
+            for name, nid in traced_rows(cell) if nid in trace]
+
+
+def _phase(title: str, uses: list[list], width: int, vocab, max_steps: int, real: int | None = None) -> list[str]:
+    """`{title}step t` for each step of the longest uses (up to batch 0's `real` steps); uses with fewer
+    steps (a head at the last step) follow the steps."""
+    sections = [(max((v.shape[1] for _, n, v in rows if v.ndim >= 2 and n.op not in ("param", "const")), default=0),
+                 rows) for rows in uses]
     main_steps = max((s for s, _ in sections), default=0)
-    width = max((len(r[0]) for _, rows in sections for r in rows), default=4)
-    for t in range(min(main_steps, max_steps)):
-        lines.append(f"step {t}")
-        for steps, rows in sections:
-            if steps != main_steps:
-                continue
-            for name, node, arr in rows:
-                lines.append(f"  {name:<{width}}  {_value_text(node, arr[0, t], vocab)}")
-    if main_steps > max_steps:
-        lines.append(f"… {main_steps - max_steps} more steps (save them all with --output run.npz)")
+    last = main_steps if real is None else min(real, main_steps)
+    lines = []
+    for t in range(min(last, max_steps)):
+        lines.append(f"{title}step {t}")
+        for name, node, arr in (r for steps, rows in sections if steps == main_steps for r in rows):
+            lines.append(f"  {name:<{width}}  {_value_text(node, arr[0, t], vocab)}")
+    if last > max_steps:
+        lines.append(f"… {last - max_steps} more steps (save them all with --output run.npz)")
     for steps, rows in sections:
         if steps == main_steps:
             continue
@@ -109,7 +130,7 @@ def trace_table(program, result, vocab=None, max_steps: int = 50) -> str:
         for name, node, arr in rows:
             for t in range(steps):
                 lines.append(f"  {name:<{width}}  {_value_text(node, arr[0, t], vocab)}")
-    return "\n".join(lines)
+    return lines
 
 
 def _value_text(node, v, vocab) -> str:

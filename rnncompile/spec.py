@@ -48,7 +48,8 @@ class InputSpec(Strict):
 
 class StateSpec(Strict):
     shape: ShapeSpec = Field(description="size of the state, e.g. [H] or [N, W] for a memory")
-    init: Union[float, str] = Field(0.0, description="a constant, or the name of a param holding the initial value")
+    init: Union[float, str] = Field(0.0, description="a constant, or the name of a param of the cell, or of a model "
+                                                     "context input (one start value per sequence, e.g. a memory M0)")
 
     @model_validator(mode="before")
     @classmethod
@@ -104,8 +105,9 @@ class MemorySpec(Strict):
         "content+location", description="content: softmax(beta * cosine(M, k)); content+location adds "
                                         "interpolation with the previous weighting, a shift and sharpening")
     shifts: int = Field(1, ge=1, description="location addressing shifts by -k..k slots")
-    init: Union[float, str] = Field(1e-6, description="initial value of every entry, or a param [N, W]; a small "
-                                                      "constant (not zeros, not random) keeps training NaN-free")
+    init: Union[float, str] = Field(1e-6, description="initial value of every entry, or a param [N, W], or a model "
+                                                      "context input [N, W]; a small constant (not zeros, not "
+                                                      "random) keeps training NaN-free")
     name: str = Field("M", description="the memory's state name; other names are derived from the heads")
 
     @model_validator(mode="before")
@@ -122,7 +124,7 @@ class MemorySpec(Strict):
 
 class TreeRuleSpec(BaseModel):
     """One rule of a tree cell: `let:` intermediates, then one expression per state (`h: ...`).
-    State names are the keys beside `let`; rnncompile.tree_lower checks them against `state:`."""
+    State names are the keys beside `let`; rnncompile.trees.lower checks them against `state:`."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     let: dict[str, Expr] = Field(default_factory=dict, description="intermediates of this rule")
@@ -175,11 +177,17 @@ def _inputs_shorthand(v):
     return v
 
 
-class LayerSpec(Strict):
+class Directed(Strict):
+    """The direction fields of anything that scans: a layer, an encoder, a one-scan model."""
+
+    direction: Direction = Field("forward", description="forward, reverse, or bidirectional (both, joined by merge)")
+    merge: Merge = Field("concat", description="how a bidirectional layer joins its two directions' outputs "
+                                               "(separate: both, as <name>_forward and <name>_reverse)")
+
+
+class LayerSpec(Directed):
     scan: str = Field(description="the cell this layer runs over time")
     dims: dict[str, int] = Field(default_factory=dict, description="dims for this layer only, e.g. {H: 32}")
-    direction: Direction = "forward"
-    merge: Merge = Field("concat", description="how a bidirectional layer joins its two directions' outputs")
 
 
 class HeadSpec(Strict):
@@ -202,18 +210,16 @@ class TreeHeadSpec(Strict):
     outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
 
 
-class EncoderSpec(Strict):
+class EncoderSpec(Directed):
     scan: str | None = Field(None, description="the encoder cell (or give layers)")
     layers: list[LayerSpec] | None = None
-    direction: Direction = "forward"
-    merge: Merge = "concat"
     input: str | None = Field(None, description="the model input it reads (default: the only one)")
     keep: Literal["final"] = Field("final", description="the summary C: the final state of the top layer")
 
 
 class DecoderSpec(Strict):
     scan: str = Field(description="the decoder cell; its token input is fed back")
-    dims: dict[str, int] = Field(default_factory=dict)
+    dims: dict[str, int] = Field(default_factory=dict, description="dims for the decoder, its head and its init")
     init: Union[Literal["zeros", "encoder"], dict[str, Expr]] = Field(
         "encoder", description="encoder: start from the encoder's final state (C); or an expression per state "
                                "over encoder.<state> and the context inputs")
@@ -229,14 +235,12 @@ class DecoderSpec(Strict):
     head: HeadSpec
 
 
-class ModelSpec(Strict):
+class ModelSpec(Directed):
     input: dict[str, ShapeSpec] = Field(default_factory=dict,
                                         description="sequence inputs: [time_dim, *step_shape], e.g. [T, I]")
     context: dict[str, ShapeSpec] = Field(default_factory=dict,
                                           description="one vector per sequence (not a sequence), e.g. an image feature")
     scan: str | None = Field(None, description="the cell run over the input sequence (one layer)")
-    direction: Direction = "forward"
-    merge: Merge = "concat"
     layers: list[LayerSpec] | None = Field(None, description="a stack: each layer's outputs feed the next")
     head: Union[HeadSpec, TreeHeadSpec, None] = None  # a tree head (at: root | every_node) for fold models
     encoder: EncoderSpec | None = None

@@ -87,6 +87,7 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
         lines.append(_use_title(use, plan))
         for st in cell.states.values():
             init = st.init if isinstance(st.init, str) else f"{st.init:g}"
+            init = f"context {init}" if st.from_context else init
             lines.append(f"  state  {use.key(st.name):<22} {fmt_shape(st.shape):<12} {math.prod(st.shape):>10,}"
                          f"  init {init}")
         for p in use.cell.params.values():

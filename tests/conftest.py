@@ -43,17 +43,9 @@ def cli(capsys):
     return run
 
 
-# Known bugs, each found by a test written before its fix (see the closing notes of issue 3).
-KNOWN_BUGS = {
-    "test_cli_run_trace_prints_a_step_table[captioner]": "bug: decoders are not traced",
-    "test_decoder_steps_are_traced[captioner]": "bug: decoders are not traced",
-    "test_decoder_steps_are_traced[seq2seq]": "bug: decoders are not traced",
-    "test_cli_trace_table_shows_decoder_steps[captioner]": "bug: decoders are not traced",
-    "test_cli_trace_table_shows_decoder_steps[seq2seq]": "bug: decoders are not traced",
-    "test_cli_many_to_one_header_counts_the_text_steps": "bug: many-to-one run header counts the time dim",
-    "test_decoder_dims_apply_to_its_head": "bug: a decoder's dims are not applied to its head",
-    "test_inspect_reports_the_decoders_steps": "bug: inspect uses the default steps for generate models",
-}
+# Known bugs, each found by a test written before its fix (see the closing notes of issue 3): test name -> reason.
+# Each is a strict xfail, so a fix that makes its test pass must remove the entry. None are open.
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items):

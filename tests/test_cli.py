@@ -158,7 +158,7 @@ def test_inspect(cli):
     assert "params                        1,600 (6.2 KiB)" in out
     assert "FLOPs per step, per example   3.58k" in out
     assert "fuse-gates 46→50" in out
-    assert "inside the loop 19" in out
+    assert "inside the loop 16" in out  # one add per step, one sigmoid for the i and f gates
     assert "next h = %" in out
 
 

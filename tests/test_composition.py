@@ -11,26 +11,17 @@ Decoders and text completion are in tests/test_decoding.py.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import reference
 import rnncompile
+from composition_reference import (SPECS, close, gru_cell, lstm_cell, per_sequence, random_params, ref_stack,
+                                   softmax, sub)
 from rnncompile.errors import DataError
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
 COMPOSITION_SPECS = ["deep_lstm", "bigru", "sentiment", "captioner", "seq2seq", "char_predictor", "word_predictor"]
-TOL = dict(rtol=1e-5, atol=1e-5)
 MAX_DIFF: dict[str, float] = {}  # spec -> largest |ours - torch| seen (printed with pytest -s)
-
-
-def close(a, b, what="", **tol):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-    np.testing.assert_allclose(a, b, err_msg=what, **(tol or TOL))
-    return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
 def record(spec, diff):
@@ -42,72 +33,6 @@ def _report_torch_diffs():
     yield
     if MAX_DIFF:
         print("\nmax |ours - torch| (float64): " + ", ".join(f"{k}: {v:.2e}" for k, v in sorted(MAX_DIFF.items())))
-
-
-# ---- independent references --------------------------------------------------------
-
-def lstm_cell(p, x, s):
-    return reference.lstm(p, x, s["h"], s["c"])
-
-
-def gru_cell(p, x, s):
-    return reference.gru(p, x, s["h"])
-
-
-def sub(params: dict, prefix: str) -> dict:
-    """The params under one prefix, with the prefix removed ("layers.0.forward.W_r" -> "W_r")."""
-    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
-
-
-def per_sequence(cell, p, x, lengths, reverse=False, state0=None, hidden=None, states=("h",)):
-    """Run a reference cell on each sequence's real steps alone (reversed for reverse).
-    Returns outputs [B, T, H] (zeros past each length) and each sequence's final state."""
-    b, t = x.shape[:2]
-    lengths = np.full(b, t) if lengths is None else np.asarray(lengths)
-    out = np.zeros((b, t, hidden))
-    finals = {s: np.zeros((b, hidden)) for s in states}
-    for i in range(b):
-        n = int(lengths[i])
-        xi = x[i:i + 1, :n]
-        if reverse:
-            xi = xi[:, ::-1]
-        s0 = {s: (np.zeros((1, hidden)) if state0 is None or s not in state0 else state0[s][i:i + 1]) for s in states}
-        ys, fin = cell(p, xi, s0)
-        if reverse:
-            ys = ys[:, ::-1]
-        out[i, :n] = ys[0]
-        for s in states:
-            finals[s][i] = fin[s][0]
-    return out, finals
-
-
-def ref_stack(params, x, lengths, layers, cell, hidden, states, init=None):
-    """A stack of (direction, merge) layers, each direction with its own params, as plain loops."""
-    below, finals = x, {}
-    for k, (direction, merge) in enumerate(layers):
-        dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
-        outs = []
-        for d in dirs:
-            prefix = f"layers.{k}." + (f"{d}." if direction == "bidirectional" else "")
-            s0 = None if init is None else {s: init[prefix + s] for s in states if prefix + s in init}
-            y, fin = per_sequence(cell, sub(params, prefix), below, lengths, d == "reverse", s0, hidden, states)
-            outs.append(y)
-            finals.update({prefix + s: v for s, v in fin.items()})
-        if len(outs) == 1:
-            below = outs[0]
-        elif merge == "concat":
-            below = np.concatenate(outs, axis=-1)
-        elif merge == "sum":
-            below = outs[0] + outs[1]
-        elif merge == "mean":
-            below = (outs[0] + outs[1]) / 2
-        else:
-            below = {"forward": outs[0], "reverse": outs[1]}
-    return below, finals
-
-
-def random_params(prog, seed):
-    return reference.random_params(prog.params, np.random.default_rng(seed))
 
 
 # ---- torch helpers ------------------------------------------------------------------
@@ -365,11 +290,6 @@ HEAD_LAST = """\
 """
 
 
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def test_head_at_last_reads_each_directions_final_output():
     """Many-to-one over a bidirectional top layer: forward's last real step, reverse's step 0."""
     layers = [("bidirectional", "separate")]
@@ -623,6 +543,74 @@ def test_learned_initial_state_equals_explicit_init_state(model):
         want, fin = per_sequence(lstm_cell, params, x, lengths, False, init, 4, ("h", "c"))
         close(learned.outputs["h"], want)
         close(learned.final_state["h"], fin["h"])
+
+
+# ---- a state whose update reads only params ----------------------------------------------------------
+
+PARAM_ONLY_UPDATE = """\
+rnncompile: 1
+name: param_only_update
+dims: {I: 3, H: 4, T: 5}
+cells:
+  bias_rnn:
+    inputs: {x: I}
+    state: {h: H, k: H}
+    params:
+      W: {shape: [H, I]}
+      U: {shape: [H, H]}
+      b: {shape: [H]}
+    update:
+      h: tanh(W @ x + U @ k)
+      k: tanh(b)          # no input, no state: the same value for every sequence
+    outputs: {y: h}
+model:
+  scan: bias_rnn
+  input: {x: [T, I]}
+"""
+
+
+def param_only_reference(p, x, lengths):
+    b, t = x.shape[:2]
+    lengths = np.full(b, t) if lengths is None else lengths
+    ys, hs, ks = np.zeros((b, t, 4)), np.zeros((b, 4)), np.zeros((b, 4))
+    for i in range(b):
+        h, k = np.zeros(4), np.zeros(4)
+        for s in range(lengths[i]):
+            h, k = np.tanh(p["W"] @ x[i, s] + p["U"] @ k), np.tanh(p["b"])
+            ys[i, s] = h
+        hs[i], ks[i] = h, k
+    return ys, hs, ks
+
+
+@pytest.mark.parametrize("lengths", [None, [5, 2, 1]], ids=["equal", "variable"])
+@pytest.mark.parametrize("trace", [False, True], ids=["run", "trace"])
+def test_state_updated_from_params_only_keeps_its_batch_axis(lengths, trace):
+    prog = rnncompile.compile_text(PARAM_ONLY_UPDATE)
+    params = random_params(prog, 41)
+    x = np.random.default_rng(41).normal(size=(3, 5, 3))
+    lengths = None if lengths is None else np.array(lengths)
+    res = rnncompile.run(prog, inputs={"x": x}, params=params, lengths=lengths, dtype="float64", trace=trace)
+    ys, hs, ks = param_only_reference(params, x, lengths)
+    assert res.final_state["k"].shape == (3, 4)
+    close(res.final_state["k"], ks, "k")
+    close(res.final_state["h"], hs, "h")
+    close(res.outputs["y"], ys, "y")
+    # and the final state streams into the next chunk
+    more = rnncompile.run(prog, inputs={"x": x}, params=params, init_state=res.final_state, dtype="float64")
+    assert more.final_state["k"].shape == (3, 4)
+
+
+def test_step_of_a_state_updated_from_params_only_keeps_its_batch_axis():
+    from rnncompile.drivers import Executable
+
+    prog = rnncompile.compile_text(PARAM_ONLY_UPDATE)
+    params = random_params(prog, 42)
+    exe = Executable(prog, dtype="float64")
+    bound = exe.bind(prog.plan.stack.layers[0].uses[0], params)
+    x = np.random.default_rng(42).normal(size=(3, 3))
+    _, state = bound.step({"x": x}, bound.initial_state(3))
+    assert state["k"].shape == (3, 4)
+    close(state["k"], np.broadcast_to(np.tanh(params["b"]), (3, 4)))
 
 
 # ---- init_state and lengths errors -------------------------------------------------------------

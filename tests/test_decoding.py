@@ -8,17 +8,14 @@ rule, so they share nothing with rnncompile's drivers but the weights.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import reference
 import rnncompile
 from rnncompile.errors import DataError
-from test_composition import close, per_sequence, softmax, sub
-
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from composition_reference import (SPECS, close, lstm_cell, per_sequence, random_params, replace_once, softmax,
+                                   spec_text, sub)
 
 
 def lstm_step(p, emb, tok, h, c):
@@ -61,15 +58,6 @@ def check_decoded(res, refs, end, steps):
     return lengths
 
 
-def spec_text(name):
-    return (SPECS / f"{name}.yaml").read_text()
-
-
-def replace_once(text, old, new):
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
-
-
 # ---- seq2seq --------------------------------------------------------------------------------
 
 S2S_DIMS = {"H": 6, "E": 4}
@@ -78,8 +66,7 @@ S2S_DIMS = {"H": 6, "E": 4}
 def seq2seq_reference(params, src, lengths, steps, start, end, feed=None, enc_prefix="encoder."):
     enc, dec, head = sub(params, enc_prefix), sub(params, "decoder."), sub(params, "decoder.head.")
     hidden = enc["W_i"].shape[0]
-    _, fin = per_sequence(lambda p, x, s: reference.lstm(p, x, s["h"], s["c"]), enc, enc["E_src"][src], lengths,
-                          hidden=hidden, states=("h", "c"))
+    _, fin = per_sequence(lstm_cell, enc, enc["E_src"][src], lengths, hidden=hidden, states=("h", "c"))
     return [ref_decode(dec, "E_tgt", head, fin["h"][b], fin["c"][b], steps, start, end,
                        None if feed is None else feed[b]) for b in range(len(src))], fin
 
@@ -104,7 +91,7 @@ def test_seq2seq_greedy_matches_numpy(seed):
     vocab = prog.vocab.tokens
     start, end = vocab.index("<s>"), vocab.index("</s>")
     assert (start, end) == (0, 1)
-    params = reference.random_params(prog.params, np.random.default_rng(seed), scale=1.5)
+    params = random_params(prog, seed, 1.5)
     rng = np.random.default_rng(seed)
     b, s, steps = 8, 8, 8
     src = rng.integers(0, len(vocab), (b, s))
@@ -122,7 +109,7 @@ def test_seq2seq_greedy_matches_numpy(seed):
 def test_seq2seq_without_stop_runs_every_step():
     text = replace_once(spec_text("seq2seq"), "    steps: T\n", "    steps: T\n    stop_at_end: false\n")
     prog = rnncompile.compile_text(text, file=str(SPECS / "s2s_nostop.yaml"), dims=S2S_DIMS)
-    params = reference.random_params(prog.params, np.random.default_rng(2), scale=1.5)
+    params = random_params(prog, 2, 1.5)
     params["decoder.head.b_p"][1] += 1.0  # the end token is likely, yet decoding goes on
     src = np.random.default_rng(2).integers(0, 12, (3, 8))
     res = rnncompile.run(prog, inputs={"src": src}, params=params, dtype="float64")
@@ -142,11 +129,8 @@ TEACHER = [("  input: {src: [S]}\n", "  input: {src: [T], tgt: [T]}\n"),
 
 
 def test_seq2seq_teacher_forcing_matches_numpy():
-    text = spec_text("seq2seq")
-    for old, new in TEACHER:
-        text = replace_once(text, old, new)
-    prog = rnncompile.compile_text(text, file=str(SPECS / "s2s_teacher.yaml"), dims=S2S_DIMS)
-    params = reference.random_params(prog.params, np.random.default_rng(3), scale=1.5)
+    prog = teacher_forced_seq2seq()
+    params = random_params(prog, 3, 1.5)
     rng = np.random.default_rng(3)
     b, t = 4, 8
     src, tgt = rng.integers(0, 12, (b, t)), rng.integers(2, 12, (b, t))
@@ -165,25 +149,96 @@ def test_seq2seq_teacher_forcing_matches_numpy():
     assert not np.allclose(greedy.outputs["p"][:, 1:2], res.outputs["p"][:, 1:2])
 
 
-UPPER_LSTM = """\
-  upper_lstm:
-    inputs: {x: H}
-    state: {h: H, c: H}
-    gates:
-      i: {act: sigmoid, from: [h, x]}
-      f: {act: sigmoid, from: [h, x]}
-      g: {act: tanh, from: [h, x]}
-      o: {act: sigmoid, from: [h, x]}
-    update: {c: f * c + i * g, h: o * tanh(f * c + i * g)}
-    outputs: {h: h}
-"""
+def teacher_forced_seq2seq():
+    text = spec_text("seq2seq")
+    for old, new in TEACHER:
+        text = replace_once(text, old, new)
+    return rnncompile.compile_text(text, file=str(SPECS / "s2s_teacher.yaml"), dims=S2S_DIMS)
 
-def _cell(p, x, st):
-    return reference.lstm(p, x, st["h"], st["c"])
+
+def test_teacher_forcing_with_target_lengths_matches_numpy():
+    """Padded target steps leave the decoder's state as it was and give exactly-zero distributions, as padded
+    source steps do in the encoder; each sequence's final decoder state is after its own last target token."""
+    prog = teacher_forced_seq2seq()
+    params = random_params(prog, 13, 1.5)
+    rng = np.random.default_rng(13)
+    b, t = 4, 8
+    src, tgt = rng.integers(0, 12, (b, t)), rng.integers(2, 12, (b, t))
+    src_len, tgt_len = np.array([8, 3, 5, 1]), np.array([2, 8, 1, 5])
+    res = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params, lengths={"src": src_len, "tgt": tgt_len},
+                         dtype="float64")
+    enc = sub(params, "encoder.")
+    _, fin = per_sequence(lstm_cell, enc, enc["E_src"][src], src_len, hidden=6, states=("h", "c"))
+    close(res.final_state["encoder.h"], fin["h"], "encoder h")
+    np.testing.assert_array_equal(res.lengths, tgt_len)
+    assert res.outputs["p"].shape == (b, t, 12)
+    for i in range(b):
+        n = tgt_len[i]
+        toks, dists, h, c = ref_decode(sub(params, "decoder."), "E_tgt", sub(params, "decoder.head."), fin["h"][i],
+                                       fin["c"][i], n, 0, 1, feed=tgt[i])
+        np.testing.assert_array_equal(res.tokens[i, :n], toks)
+        close(res.outputs["p"][i, :n], dists, f"distributions of sequence {i}")
+        assert np.all(res.outputs["p"][i, n:] == 0.0), "padded target steps give exactly-zero outputs"
+        close(res.final_state["decoder.h"][i], h, f"decoder h of sequence {i}")
+        close(res.final_state["decoder.c"][i], c, f"decoder c of sequence {i}")
+    # what the padding holds does not matter
+    tgt2 = tgt.copy()
+    tgt2[np.arange(t)[None] >= tgt_len[:, None]] = 1
+    res2 = rnncompile.run(prog, inputs={"src": src, "tgt": tgt2}, params=params,
+                          lengths={"src": src_len, "tgt": tgt_len}, dtype="float64")
+    np.testing.assert_array_equal(res2.outputs["p"], res.outputs["p"])
+    for k, v in res.final_state.items():
+        np.testing.assert_array_equal(res2.final_state[k], v)
+    traced = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params, dtype="float64", trace=True,
+                            lengths={"src": src_len, "tgt": tgt_len})
+    close(traced.outputs["p"], res.outputs["p"])
+    assert {"encoder.", "decoder.", "decoder.head."} <= set(traced.trace)
+
+
+def test_one_lengths_array_is_every_sequence_inputs_lengths():
+    prog = teacher_forced_seq2seq()
+    params = random_params(prog, 14, 1.5)
+    rng = np.random.default_rng(14)
+    src, tgt, lengths = rng.integers(0, 12, (3, 6)), rng.integers(2, 12, (3, 6)), np.array([6, 2, 4])
+    one = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params, lengths=lengths, dtype="float64")
+    both = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params,
+                          lengths={"src": lengths, "tgt": lengths}, dtype="float64")
+    np.testing.assert_array_equal(one.outputs["p"], both.outputs["p"])
+    np.testing.assert_array_equal(one.lengths, lengths)
+    src_only = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params, lengths={"src": lengths},
+                              dtype="float64")
+    np.testing.assert_array_equal(src_only.lengths, [6, 6, 6])  # a target without lengths is all real steps
+    with pytest.raises(DataError, match="`tgx`"):
+        rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, params=params, lengths={"tgx": lengths})
+
+
+def test_cli_target_lengths_from_an_input_file(cli, tmp_path):
+    text = spec_text("seq2seq")
+    for old, new in TEACHER:
+        text = replace_once(text, old, new)
+    (tmp_path / "s2s.yaml").write_text(text)
+    rng = np.random.default_rng(15)
+    src, tgt, tgt_len = rng.integers(0, 12, (2, 8)), rng.integers(2, 12, (2, 8)), np.array([3, 8])
+    mask = (np.arange(8)[None] < tgt_len[:, None]).astype(np.int8)
+    np.savez(tmp_path / "in.npz", src=src, tgt=tgt, **{"lengths.tgt": tgt_len})
+    np.savez(tmp_path / "mask.npz", src=src, tgt=tgt, **{"mask.tgt": mask})
+    outs = []
+    for name in ("in", "mask"):
+        code, out, err = cli("run", tmp_path / "s2s.yaml", "--input", tmp_path / f"{name}.npz", "--dtype", "float64",
+                             "-o", tmp_path / f"out_{name}.npz")
+        assert code == 0, err
+        outs.append(np.load(tmp_path / f"out_{name}.npz"))
+    prog = rnncompile.compile(tmp_path / "s2s.yaml")
+    want = rnncompile.run(prog, inputs={"src": src, "tgt": tgt}, lengths={"tgt": tgt_len}, dtype="float64",
+                          params=rnncompile.make_params(prog, 0, dtype="float64"))
+    for got in outs:
+        np.testing.assert_array_equal(got["outputs.p"], want.outputs["p"])
+        np.testing.assert_array_equal(got["lengths"], tgt_len)
+    assert np.all(outs[0]["outputs.p"][0, 3:] == 0.0)
 
 
 def _enc(params, prefix, x, lengths, hidden, reverse=False):
-    return per_sequence(_cell, sub(params, prefix), x, lengths, reverse, None, hidden, ("h", "c"))
+    return per_sequence(lstm_cell, sub(params, prefix), x, lengths, reverse, None, hidden, ("h", "c"))
 
 
 def _start_bi(join):
@@ -258,7 +313,7 @@ def test_seq2seq_encoder_variants(variant):
     if variant == "two_layers":
         text = replace_once(text, "  decoder_lstm:\n", UPPER_LSTM + "  decoder_lstm:\n")
     prog = rnncompile.compile_text(text, file=str(SPECS / f"s2s_{variant}.yaml"), dims=dims)
-    params = reference.random_params(prog.params, np.random.default_rng(4), scale=1.0)
+    params = random_params(prog, 4, 1.0)
     src = np.random.default_rng(4).integers(0, 12, (3, 8))
     lengths = np.array([8, 2, 5])
     res = rnncompile.run(prog, inputs={"src": src}, params=params, lengths=lengths, dtype="float64")
@@ -275,7 +330,7 @@ def test_decoder_dims_apply_to_its_head():
     text = replace_once(text, "    scan: decoder_lstm\n", "    scan: decoder_lstm\n    dims: {H: 8}\n")
     prog = rnncompile.compile_text(text, file=str(SPECS / "s2s_decoder_dims.yaml"), dims={"H": 4, "E": 3})
     assert prog.params["decoder.head.W_p"].shape == (12, 8)
-    params = reference.random_params(prog.params, np.random.default_rng(5))
+    params = random_params(prog, 5)
     src = np.random.default_rng(5).integers(0, 12, (2, 8))
     res = rnncompile.run(prog, inputs={"src": src}, params=params, dtype="float64")
     h0 = np.concatenate([res.final_state["encoder.forward.h"], res.final_state["encoder.reverse.h"]], -1)
@@ -300,17 +355,29 @@ CAP_DIMS = {"F": 5, "E": 4, "H": 6}
 def test_captioner_greedy_matches_numpy():
     prog = rnncompile.compile(SPECS / "captioner.yaml", dims=CAP_DIMS)
     assert prog.vocab.tokens[:2] == ["<s>", "</s>"]
-    params = reference.random_params(prog.params, np.random.default_rng(2), scale=2.0)
+    params = random_params(prog, 2, 2.0)
     img = np.random.default_rng(2).normal(size=(8, 5))
     refs = varied_end_bias(params, "decoder.head.b_p", lambda: captioner_reference(params, img), 12)
     res = rnncompile.run(prog, context={"img": img}, params=params, dtype="float64")
     check_decoded(res, refs, 1, 12)
 
 
+def test_decoder_dims_apply_to_its_bridge():
+    """The captioner's `init: {h: tanh(W_img @ img + b_img)}` is sized by the decoder's own H, not the spec's."""
+    text = replace_once(spec_text("captioner"), "    scan: lstm\n", "    scan: lstm\n    dims: {H: 7}\n")
+    prog = rnncompile.compile_text(text, file=str(SPECS / "captioner_dims.yaml"), dims=CAP_DIMS)
+    assert prog.params["decoder.init.W_img"].shape == (7, 5)
+    assert prog.params["decoder.head.W_p"].shape == (20, 7)
+    params = random_params(prog, 12, 1.5)
+    img = np.random.default_rng(12).normal(size=(3, 5))
+    res = rnncompile.run(prog, context={"img": img}, params=params, dtype="float64")
+    check_decoded(res, captioner_reference(params, img), 1, 12)
+
+
 def test_captioner_init_from_context():
     """h starts at tanh(W_img img + b_img), c at zeros: the first distribution shows it."""
     prog = rnncompile.compile(SPECS / "captioner.yaml", dims=CAP_DIMS)
-    params = reference.random_params(prog.params, np.random.default_rng(6))
+    params = random_params(prog, 6)
     img = np.random.default_rng(6).normal(size=(2, 5))
     res = rnncompile.run(prog, context={"img": img}, params=params, dtype="float64")
     h0 = np.tanh(img @ params["decoder.init.W_img"].T + params["decoder.init.b_img"])
@@ -330,7 +397,7 @@ def sampling_captioner(top_k=None, temperature=None):
 
 def test_captioner_sampling_is_reproducible_and_seeded():
     prog = sampling_captioner(temperature=2.0)
-    params = reference.random_params(prog.params, np.random.default_rng(7), scale=1.5)
+    params = random_params(prog, 7, 1.5)
     img = np.random.default_rng(7).normal(size=(4, 5))
     a = rnncompile.run(prog, context={"img": img}, params=params, seed=3, dtype="float64")
     b = rnncompile.run(prog, context={"img": img}, params=params, seed=3, dtype="float64")
@@ -360,7 +427,7 @@ def check_fed_tokens(res, params, img):
 def test_captioner_top_k_1_equals_greedy():
     greedy = rnncompile.compile(SPECS / "captioner.yaml", dims=CAP_DIMS)
     sampled = sampling_captioner(top_k=1)
-    params = reference.random_params(greedy.params, np.random.default_rng(8), scale=1.5)
+    params = random_params(greedy, 8, 1.5)
     img = np.random.default_rng(8).normal(size=(5, 5))
     g = rnncompile.run(greedy, context={"img": img}, params=params, dtype="float64")
     for seed in (0, 1):
@@ -373,7 +440,7 @@ def test_captioner_top_k_1_equals_greedy():
 def test_captioner_top_k_draws_among_the_k_most_likely():
     k = 3
     prog = sampling_captioner(top_k=k, temperature=3.0)
-    params = reference.random_params(prog.params, np.random.default_rng(9), scale=1.5)
+    params = random_params(prog, 9, 1.5)
     img = np.random.default_rng(9).normal(size=(6, 5))
     drawn = set()  # positions among the k most likely that were drawn
     for seed in range(3):
@@ -398,6 +465,33 @@ def test_decoder_steps_are_traced(name):
     n = res.tokens.shape[1]
     arrays = [v for v in res.trace["decoder."].values() if np.ndim(v) >= 2 and np.shape(v)[:1] == (2,)]
     assert any(np.shape(v)[1] == n for v in arrays)
+    # the traced values are the run's: the head's distribution at every real step, the tokens it chose
+    plain = rnncompile.run(prog, batch=2, steps=3, seed=0)
+    np.testing.assert_array_equal(res.tokens, plain.tokens)
+    head = prog.cell(prog.plan.decoder.head.use)
+    p = res.trace["decoder.head."][head.args(head.outputs()["p"])[0]]
+    dec = prog.cell(prog.plan.decoder.use)
+    fed = res.trace["decoder."][dec.by_name("input")[prog.plan.decoder.token_input]]
+    for b in range(2):
+        m = res.lengths[b]
+        close(p[b, :m], plain.outputs["p"][b, :m], f"traced distributions of sequence {b}")
+        np.testing.assert_array_equal(fed[b, 1:m], res.tokens[b, :m - 1])  # each step reads the previous token
+    if name == "captioner":  # the bridge's start state is traced too
+        assert "decoder.init." in res.trace
+
+
+def test_trace_records_each_states_previous_value():
+    """A state's row is its value before the step: the start state at step 0, the last step's next value after."""
+    prog = rnncompile.compile(SPECS / "seq2seq.yaml", dims=S2S_DIMS)
+    params = random_params(prog, 16, 1.5)
+    src = np.random.default_rng(16).integers(0, 12, (2, 5))
+    res = rnncompile.run(prog, inputs={"src": src}, params=params, dtype="float64", trace=True)
+    for prefix, start in (("encoder.", np.zeros((2, 6))), ("decoder.", res.final_state["encoder.h"])):
+        cell = prog.cell(next(u for u in prog.plan.uses() if u.prefix == prefix))
+        prev = res.trace[prefix][cell.by_name("state")["h"]]
+        nxt = res.trace[prefix][cell.updates()["h"]]
+        close(prev[:, 0], start, f"{prefix}h (prev) at step 0")
+        close(prev[:, 1:], nxt[:, :-1], f"{prefix}h (prev) after step 0")
 
 
 @pytest.mark.parametrize("name", ["captioner", "seq2seq"])
@@ -446,7 +540,7 @@ LM = {
 def lm_setup(name, seed):
     layers, emb, dims = LM[name]
     prog = rnncompile.compile(SPECS / f"{name}.yaml", dims=dims)
-    params = reference.random_params(prog.params, np.random.default_rng(seed), scale=1.5)
+    params = random_params(prog, seed, 1.5)
     vocab = prog.vocab.tokens
     end = vocab.index("<eos>") if name == "word_predictor" else None
     return prog, params, vocab, layers, emb, end
@@ -564,7 +658,7 @@ def test_decoder_state_left_out_of_init_keeps_its_own_init():
                         "      E_w: {shape: [V, E], init: normal, scale: 0.5}\n      c0: {shape: [H], init: normal}\n")
     prog = rnncompile.compile_text(text, file=str(SPECS / "captioner_c0.yaml"), dims=CAP_DIMS)
     assert "decoder.c0" in prog.params
-    params = reference.random_params(prog.params, np.random.default_rng(10), scale=1.5)
+    params = random_params(prog, 10, 1.5)
     img = np.random.default_rng(10).normal(size=(3, 5))
     res = rnncompile.run(prog, context={"img": img}, params=params, dtype="float64")
     h0 = np.tanh(img @ params["decoder.init.W_img"].T + params["decoder.init.b_img"])

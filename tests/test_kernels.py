@@ -152,3 +152,56 @@ def test_every_op_has_a_kernel_case_here():
     untested = [n for n in KERNEL_OPS if n not in CASES]
     assert not untested, f"add cases to tests/test_kernels.py for: {', '.join(untested)}"
     assert set(CASES) <= set(OPS), f"cases for unknown ops: {set(CASES) - set(OPS)}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_is_the_meaning_and_never_overflows(dtype):
+    """The kernel computes 0.5 * tanh(0.5 x) + 0.5: within a few ulps of 1 of the table's meaning on
+    ordinary and huge arguments, no warning (overflow, invalid) anywhere, 0 and 1 at -inf and +inf."""
+    big = np.finfo(dtype).max
+    x = np.concatenate([np.linspace(-40, 40, 801), [-1e4, 1e4, -1e30, 1e30, -big, big, -np.inf, np.inf, 0.0]])
+    x = x.astype(dtype)
+    fn = kernel("sigmoid", (True,), [(x.size,)], {}, (x.size,))
+    with np.errstate(all="raise"):
+        got = fn(x[None])[0]
+    with np.errstate(under="ignore"):  # the meaning's exp(-|x|) underflows to 0, as it should
+        want = _meaning("sigmoid", [x], {})
+    assert got.dtype == np.dtype(dtype)
+    assert np.all((got >= 0) & (got <= 1)) and not np.isnan(got).any()
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * np.finfo(dtype).eps)
+    assert got[-3] == 0 and got[-2] == 1 and got[-1] == 0.5
+    assert np.isnan(fn(np.array([[np.nan]], dtype))[0, 0])  # NaN in, NaN out, like the meaning
+
+
+def _kernel_cases(attr):
+    for case in _params():
+        op, shapes, attrs, kinds, flags = case.values
+        fn = kernel(op, flags, shapes, _full_attrs(op, attrs), OPS[op].shape(list(shapes), _full_attrs(op, attrs)))
+        if getattr(fn, attr, None):
+            yield case
+
+
+@pytest.mark.parametrize("op,shapes,attrs,kinds,flags", list(_kernel_cases("prepared")))
+def test_prepared_form_equals_the_kernel(op, shapes, attrs, kinds, flags):
+    """A kernel's prepared form (its run-once argument laid out once per bind) gives the kernel's values."""
+    rng = np.random.default_rng(7)
+    attrs = _full_attrs(op, attrs)
+    fn = kernel(op, flags, shapes, attrs, OPS[op].shape(list(shapes), attrs))
+    args = [_array(rng, ((B,) if f else ()) + s, k, "float64") for s, f, k in zip(shapes, flags, kinds)]
+    i, prepare, fast = fn.prepared
+    assert not flags[i], "only an argument without a batch axis is computed once per bind"
+    ready = list(args)
+    ready[i] = prepare(args[i])
+    np.testing.assert_allclose(fast(*ready), fn(*args), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("op,shapes,attrs,kinds,flags", list(_kernel_cases("takes_out")))
+def test_kernel_writing_into_its_argument_gives_the_same_values(op, shapes, attrs, kinds, flags):
+    rng = np.random.default_rng(8)
+    attrs = _full_attrs(op, attrs)
+    fn = kernel(op, flags, shapes, attrs, OPS[op].shape(list(shapes), attrs))
+    (x,) = [_array(rng, ((B,) if f else ()) + s, k, "float32") for s, f, k in zip(shapes, flags, kinds)]
+    want = fn(x)
+    got = fn(x, out=x)
+    assert got is x
+    np.testing.assert_array_equal(got, want)

@@ -9,7 +9,7 @@ import pytest
 import rnncompile
 from rnncompile.graph import stages, to_text, verify
 from rnncompile.passes import PIPELINE, optimise
-from rnncompile.program import Program
+from rnncompile.program import Program, compile_text
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
 SPEC_IDS = [p.stem for p in SPECS]
@@ -135,3 +135,75 @@ def test_pass_log_counts_nodes(spec):
         assert [entry[0] for entry in log] == PASS_NAMES
         assert all(after == before_next for (_, _, after), (_, before_next, _) in zip(log, log[1:]))
         assert log[-1][2] == prog.optimised[name].g.number_of_nodes()
+
+
+def _ops_by_stage(cell, op):
+    st = stages(cell)
+    return sorted((st[n], cell.node(n).shape) for n in cell.nodes_of(op))
+
+
+def test_lstm_biases_join_the_input_projection_and_one_add_per_step_remains():
+    prog, _ = _lstm({"I": 3, "H": 5})
+    cell = prog.scan_cell
+    assert _ops_by_stage(cell, "add") == [("loop", (5,)), ("loop", (20,)), ("seq", (20,))]
+    (seq_add,) = [n for n in cell.nodes_of("add") if stages(cell)[n] == "seq"]
+    bias = [cell.node(a) for a in cell.args(seq_add) if cell.node(a).op == "concat"]
+    assert len(bias) == 1 and bias[0].shape == (20,)
+    # the input and forget gates are adjacent rows: one sigmoid for both, one for the output gate
+    assert _ops_by_stage(cell, "sigmoid") == [("loop", (5,)), ("loop", (10,))]
+
+
+def _fuse_alone(let: str, update: str):
+    """The fuse-elementwise pass alone on a small cell: `let` as "name: expr; ...", `update` the new h [4]. Checks the graph and that the values do not change."""
+    lets = "".join(f"      {item.strip()}\n" for item in let.split(";"))
+    text = f"""rnncompile: 1
+name: slices
+dims: {{T: 3}}
+cells:
+  c:
+    inputs: {{x: 2}}
+    state: {{h: 4}}
+    params: {{W: {{shape: [4, 4]}}, U: {{shape: [4, 2]}}, b: {{shape: [2]}}, d: {{shape: [2]}}}}
+    let:
+{lets}    update:
+      h: {update}
+    outputs: {{y: h}}
+model: {{scan: c, input: {{x: [T, 2]}}}}
+"""
+    plain = compile_text(text, "slices.yaml", optimize=False)
+    cell = dict(PIPELINE)["fuse-elementwise"](plain.scan_cell)
+    verify(cell)
+    _assert_same_run(_run(_with(plain, plain.main_use.prefix, cell)), _run(plain))
+    return plain.scan_cell, cell
+
+
+def test_fuse_elementwise_joins_adjacent_slices_with_the_same_op():
+    before, after = _fuse_alone("f: W @ h; e0: sigmoid(f[0:2]); e1: sigmoid(f[2:4])",
+                                "concat(e0, e1) * h")
+    assert _ops_by_stage(before, "sigmoid") == [("loop", (2,)), ("loop", (2,))]
+    assert _ops_by_stage(after, "sigmoid") == [("loop", (4,))]
+
+
+def test_fuse_elementwise_joins_biases_and_matching_rows():
+    _, after = _fuse_alone("f: W @ h; g: U @ x; e0: f[0:2] + g[0:2] + b; e1: f[2:4] + g[2:4] + d",
+                           "concat(e0, e1)")
+    assert _ops_by_stage(after, "add") == [("loop", (4,)), ("loop", (4,))]
+    assert len(after.nodes_of("concat")) == 2  # the biases joined, and the update's own concat
+
+
+@pytest.mark.parametrize("let", [
+    "f: W @ h; e0: sigmoid(f[0:2]); e1: tanh(f[2:4])",  # different ops
+    "f: W @ h; e0: sigmoid(f[0:1]); e1: sigmoid(f[2:3])",  # rows not adjacent
+    "f: W @ h; e0: f[0:2] - b; e1: b - f[2:4]",  # the slice on different sides of a subtraction
+    "f: W @ h; e0: f[0:2] + h[0:2]; e1: f[2:4] + h[1:3]",  # the other rows do not match
+])
+def test_fuse_elementwise_leaves_what_is_not_the_same_op_on_adjacent_rows(let):
+    before, after = _fuse_alone(let, "concat(e0, e1, e0, e1)[0:4]")
+    assert to_text(after) == to_text(before)
+
+
+def test_fuse_elementwise_never_makes_an_op_read_its_own_result():
+    """The second bias is made from the first sum: one add with concat(b, tanh(e0)) would read itself."""
+    before, after = _fuse_alone("p: W @ concat(b, d); e0: p[0:2] + b; e1: p[2:4] + tanh(e0)",
+                                "concat(e0, e1) * h")
+    assert _ops_by_stage(after, "add") == _ops_by_stage(before, "add") == [("const", (2,)), ("const", (2,))]

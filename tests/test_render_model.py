@@ -170,6 +170,7 @@ def test_seq2seq_is_encoder_then_c_then_a_decoder_fed_its_own_tokens(dots):
     assert not has_edge(dot, "dec_in_7", "dec_out_6")  # step 6 is not drawn
     assert "&lt;s&gt;" in dot  # the vocabulary's start token begins the decoder
     assert "encoder–decoder" in dot
+    assert "the encoder and the decoder have their own weights" in dot and "each row" not in dot
 
 
 def test_teacher_forcing_has_no_feedback_edges():

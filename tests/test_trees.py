@@ -11,7 +11,7 @@ import pytest
 
 import rnncompile
 from rnncompile.errors import DataError, SpecError
-from rnncompile.schedule import heights, make_schedule
+from rnncompile.trees.schedule import heights, make_schedule
 from rnncompile.trees import Forest, Tree, parse_tree, random_trees, read_tree, read_trees
 
 import tree_reference as ref
@@ -141,7 +141,8 @@ def test_schedule_groups_every_node_once_by_height_and_arity():
     for g in sched.groups:
         assert (sched.height[g.nodes] == g.height).all()
         assert (sched.nchildren[g.nodes] == g.arity).all()
-        for node, children in zip(g.nodes, g.children):
+        assert (sched.order[g.rows] == g.nodes).all()
+        for node, children in zip(g.nodes, sched.children(g)):
             local = [k for k in range(forest.size) if forest.parent[k] == node]
             assert children.tolist() == local  # in order
     assert len({(g.height, g.arity) for g in sched.groups}) == len(sched.groups)

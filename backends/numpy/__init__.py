@@ -5,10 +5,13 @@ axis). Nodes are computed as early as they can be: param-only nodes once per
 bind, input-only nodes for all steps at once before the loop (one matrix
 multiply over T x B rows), and only the nodes that read state inside it.
 Variable-length batches are masked: a padded step leaves the state as it was
-and outputs exact zeros.
+and outputs exact zeros. The loop body is a flat list of closures; steps.py
+says how a node becomes one (weights laid out once per bind, results written
+into temporaries that die at their only reader).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +20,7 @@ from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS
 
 from .kernels import KERNELS, kernel
+from .steps import Step, call, closure, plan_in_place
 
 
 @dataclass
@@ -24,13 +28,6 @@ class ScanResult:
     outputs: dict[str, np.ndarray]  # name -> [B, T, ...]
     final_state: dict[str, np.ndarray]  # name -> [B, ...]
     trace: dict[int, np.ndarray] = field(default_factory=dict)  # node id -> [B, T, ...] (const nodes: value)
-
-
-@dataclass
-class _Step:
-    nid: int
-    fn: object
-    args: tuple
 
 
 class CellRunner:
@@ -49,10 +46,16 @@ class CellRunner:
             flags = [self.stage[a] != "const" for a in args]
             attrs = {**OPS[node.op].attrs, **node.attr_dict}
             fn = kernel(node.op, flags, [cell.node(a).shape for a in args], attrs, node.shape)
-            self.plan[self.stage[nid]].append(_Step(nid, fn, tuple(args)))
+            self.plan[self.stage[nid]].append(Step(nid, fn, tuple(args), getattr(fn, "prepared", None)))
         self.inputs = cell.by_name("input")
         self.states = cell.by_name("state")
         self.updates = cell.updates()
+        plan_in_place(cell, self.stage, self.plan, self.updates, self.dtype)
+        # states whose update reads only params (no input, no state): computed once, without a batch axis
+        self.param_only = {name for name, nid in self.updates.items() if self.stage[nid] == "const"}
+        # values made before the loop that a step reads: its own slice of them is set at every step
+        read = {a for s in self.plan["loop"] for a in s.args} | set(self.updates.values()) | set(cell.outputs().values())
+        self.read_per_step = [n for n in order if n in read and self.stage[n] == "seq"]
         self.outputs = cell.outputs()
         self.consts = [n for n in order if cell.node(n).op == "const"]
         self.params = cell.by_name("param")
@@ -72,6 +75,14 @@ class BoundCell:
             env[s.nid] = s.fn(*(env[a] for a in s.args))
         self.const_env = env
         self.params = params
+        # (node, function, args) to call before the loop and in it, run-once arguments prepared now, once
+        # per bind
+        self.calls = {stage: [call(s, env) for s in runner.plan[stage]] for stage in ("seq", "loop")}
+
+    @functools.cached_property
+    def plain(self) -> dict:
+        """The calls without writing into arguments, so every node keeps its value (for traces)."""
+        return {stage: [call(s, self.const_env, False) for s in self.r.plan[stage]] for stage in ("seq", "loop")}
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         out = {}
@@ -109,8 +120,9 @@ class BoundCell:
             if r.cell.node(nid).dtype != "token":
                 x = x.astype(r.dtype, copy=False)
             seq[nid] = x.reshape((steps * batch,) + x.shape[2:])
-        for s in r.plan["seq"]:
-            seq[s.nid] = s.fn(*(seq[a] if a in seq else env[a] for a in s.args))
+        calls = self.plain if trace else self.calls
+        for nid, fn, args in calls["seq"]:
+            seq[nid] = fn(*(seq[a] if a in seq else env[a] for a in args))
         seq = {n: np.broadcast_to(v, (steps * batch,) + r.cell.node(n).shape).reshape(
             (steps, batch) + r.cell.node(n).shape) for n, v in seq.items()}
         state = self.initial_state(batch) if state is None else {k: np.asarray(v, r.dtype) for k, v in state.items()}
@@ -119,29 +131,36 @@ class BoundCell:
         collected = {name: np.zeros((steps, batch) + out_shapes[name], r.dtype) for name in out_ids}
         traced = {n: [None] * steps for n in r.cell.g.nodes if r.stage[n] == "loop"} if trace else {}
         lengths = None if lengths is None else np.asarray(lengths)
-        loop = r.plan["loop"]
+        batched = {name: _with_batch(env[r.updates[name]], batch) for name in r.param_only}
+        # the step as a flat list of closures over env, and what moves between steps, resolved once
+        run = [closure(fn, nid, args, env) for nid, fn, args in calls["loop"]]
+        per_step = [(n, seq[n]) for n in r.read_per_step]
+        carry = [(r.states[name], batched.get(name), nid, (batch,) + (1,) * len(r.cell.states[name].shape))
+                 for name, nid in r.updates.items()]
+        collect = [(collected[name], nid, (batch,) + (1,) * len(out_shapes[name])) for name, nid in out_ids.items()]
+        for name, nid in r.states.items():
+            env[nid] = state[name]
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            for n, v in seq.items():
+            for n, v in per_step:
                 env[n] = v[t]
-            for name, nid in r.states.items():
-                env[nid] = state[name]
-            for s in loop:
-                env[s.nid] = s.fn(*(env[a] for a in s.args))
-            if lengths is None:
-                state = {name: env[nid] for name, nid in r.updates.items()}
-                for name, nid in out_ids.items():
-                    collected[name][t] = env[nid]
-            else:
-                live = t < lengths  # [B]: padded steps keep the state and output zeros
-                for name, nid in r.updates.items():
-                    m = live.reshape((batch,) + (1,) * len(r.cell.states[name].shape))
-                    state[name] = np.where(m, env[nid], state[name])
-                for name, nid in out_ids.items():
-                    m = live.reshape((batch,) + (1,) * len(out_shapes[name]))
-                    collected[name][t] = np.where(m, env[nid], 0)
-            if trace:
+            for step in run:
+                step()
+            if trace:  # before the states move on: a state's row is its value before the step
                 for n in traced:
                     traced[n][t] = env[n]
+            new = [env[nid] if fixed is None else fixed for _, fixed, nid, _ in carry]  # all read, then written
+            if lengths is None:
+                for (sid, *_), v in zip(carry, new):
+                    env[sid] = v
+                for col, nid, _ in collect:
+                    col[t] = env[nid]
+            else:
+                live = t < lengths  # [B]: padded steps keep the state and output zeros
+                for (sid, _, _, m), v in zip(carry, new):
+                    env[sid] = np.where(live.reshape(m), v, env[sid])
+                for col, nid, m in collect:
+                    col[t] = np.where(live.reshape(m), env[nid], 0)
+        state = {name: env[nid] for name, nid in r.states.items()}
         outputs = {name: np.swapaxes(v, 0, 1) for name, v in collected.items()}
         tr = {}
         if trace:
@@ -161,8 +180,8 @@ class BoundCell:
         for name, nid in r.inputs.items():
             x = np.asarray(inputs[name])
             env[nid] = x if r.cell.node(nid).dtype == "token" else x.astype(r.dtype, copy=False)
-        for s in r.plan["seq"]:
-            env[s.nid] = s.fn(*(env[a] for a in s.args))
+        for nid, fn, args in (self.plain if trace else self.calls)["seq"]:
+            env[nid] = fn(*(env[a] for a in args))
         batch = len(next(iter(inputs.values())))
         outputs = {name: env[nid] if r.stage[nid] != "const" else
                    np.broadcast_to(env[nid], (batch,) + env[nid].shape) for name, nid in r.outputs.items()}
@@ -179,10 +198,15 @@ class BoundCell:
             env[nid] = x if r.cell.node(nid).dtype == "token" else x.astype(r.dtype, copy=False)
         for name, nid in r.states.items():
             env[nid] = state[name]
-        for s in r.plan["seq"] + r.plan["loop"]:
-            env[s.nid] = s.fn(*(env[a] for a in s.args))
+        for nid, fn, args in self.calls["seq"] + self.calls["loop"]:
+            env[nid] = fn(*(env[a] for a in args))
         outputs = {name: np.broadcast_to(env[nid], (batch,) + r.cell.node(nid).shape) for name, nid in r.outputs.items()}
-        return outputs, {name: env[nid] for name, nid in r.updates.items()}
+        return outputs, {name: _with_batch(env[nid], batch) if name in r.param_only else env[nid]
+                         for name, nid in r.updates.items()}
+
+
+def _with_batch(value: np.ndarray, batch: int) -> np.ndarray:
+    return np.broadcast_to(value, (batch,) + value.shape).copy()
 
 
 class NumpyBackend:

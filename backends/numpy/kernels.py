@@ -8,10 +8,20 @@ definition; tests check each kernel against it example by example.
 from __future__ import annotations
 
 import functools
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from rnncompile.ops import OPS
+
+
+class Prepared(NamedTuple):
+    """A faster form of a kernel, for when argument `arg` has no batch axis and so is computed once per
+    bind: `fast(*args)` with args[arg] replaced by `prepare(args[arg])` equals `kernel(*args)`. A kernel
+    offers one as its `prepared` attribute; the backend calls `prepare` once per bind, not at every step."""
+    arg: int
+    prepare: Callable
+    fast: Callable
 
 
 def _align(flags, shapes, out_rank):
@@ -52,8 +62,13 @@ def _matmul(flags, shapes, attrs, out_shape):
     (ba, bb), (sa, sb) = flags, shapes
     if not ba and not bb:
         return np.matmul
-    if not ba and len(sa) == 2 and len(sb) == 1:  # W @ x, x batched: one GEMM
-        return lambda w, x: x @ w.T
+    if not ba and len(sa) == 2 and len(sb) == 1:  # W @ x, x batched: one GEMM, x @ W^T
+        def w_x(w, x):
+            return np.dot(x, w.T)
+        # W^T laid out row-major once per bind: the GEMM then runs without a transposed operand (~10% faster
+        # at H=256) and np.dot skips matmul's ufunc dispatch (~0.5 us a call at small sizes)
+        w_x.prepared = Prepared(0, lambda w: np.ascontiguousarray(w.T), lambda wt, x: np.dot(x, wt))
+        return w_x
     if ba and not bb and len(sa) == 1:  # x @ M, x batched
         return np.matmul
     if ba and bb and len(sa) == 1 and len(sb) == 1:
@@ -181,9 +196,26 @@ def _sharpen(flags, shapes, attrs, out_shape):
     return fn
 
 
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+_HALF = {np.dtype(t): np.array(0.5, t) for t in ("float16", "float32", "float64")}  # 0-d: the cheapest operand
+
+
+def _sigmoid(flags, shapes, attrs, out_shape):
+    """1 / (1 + exp(-x)) computed as 0.5 * tanh(0.5 * x) + 0.5, in place on one new array: a third of the
+    time of the overflow-safe exp form, and it never overflows (tanh saturates to +-1). It differs from the
+    op table's meaning by a few ulps of 1 at most (float32: ~1e-7 absolute), so a gate far below 0 comes
+    out as 0 or a few ulps instead of its tiny value."""
+    if not flags[0] and not shapes[0]:  # a 0-d value: NumPy gives a scalar, which has no `out`
+        return lambda x: np.asarray(0.5 * np.tanh(0.5 * x) + 0.5, x.dtype)
+
+    def fn(x, out=None):
+        half = _HALF.get(x.dtype, 0.5)
+        y = np.multiply(x, half, out=out)
+        np.tanh(y, out=y)
+        np.multiply(y, half, out=y)
+        np.add(y, half, out=y)
+        return y
+    fn.takes_out = True
+    return fn
 
 
 def _hard_sigmoid(flags, shapes, attrs, out_shape):
@@ -205,7 +237,7 @@ KERNELS = {
     "minimum": _elementwise(np.minimum),
     "matmul": _matmul,
     "neg": _unary(np.negative),
-    "sigmoid": _unary(_sigmoid),
+    "sigmoid": _sigmoid,
     "tanh": _unary(np.tanh),
     "relu": _unary(lambda x: np.maximum(x, 0, dtype=x.dtype)),
     "hard_sigmoid": _hard_sigmoid,

@@ -8,6 +8,7 @@ from .cse import eliminate_common_subexpressions
 from .dce import remove_dead_nodes
 from .fold import fold_constants
 from .fuse import fuse_gates
+from .fuse_elementwise import fuse_elementwise
 from .hoist import hoist_inputs
 
 PIPELINE = (
@@ -15,6 +16,7 @@ PIPELINE = (
     ("hoist-inputs", hoist_inputs),
     ("cse", eliminate_common_subexpressions),
     ("fuse-gates", fuse_gates),
+    ("fuse-elementwise", fuse_elementwise),
     ("cse", eliminate_common_subexpressions),
     ("dce", remove_dead_nodes),
 )

@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..graph import CellGraph
 from . import cell as _cell
 from . import chain as _chain
+from . import memory as _memory
 from . import model as _model
 from . import tree as _tree
 from .engine import RASTER_DPI, RenderError, find_engine, png_to_pdf, run_engine, svg_to_pdf
@@ -91,6 +92,8 @@ def dot_source(program, view: str = "cell", unroll=None, tree=None) -> str:
     if unroll is None:
         if view == "unrolled":
             raise UsageError("the unrolled view needs a number of steps, e.g. --unroll 4 or --unroll 3..T")
+        if _memory.has_memory(cell):  # controller, memory matrix, read and write heads
+            return _memory.to_dot(cell, title=_title(program, cell, "cell, one step"))
         return _cell.to_dot(cell, title=_title(program, cell, "cell, one step"))
     plan = plan_for(program, unroll)
     return _chain.to_dot(cell, plan, title=_title(program, cell, f"unrolled over {plan.steps} steps"))

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import graphviz
 
+from .. import heads
 from ..graph import CellGraph
+from . import memory as _memory
 from . import style
 from .fold import Folded, Shown, fold
 from .plan import Plan, make_plan
@@ -24,6 +26,7 @@ from .plan import Plan, make_plan
 FULL_UP_TO_OPS = 4  # auto detail: full when a step has at most this many drawn ops
 STEP_CLUSTER = dict(style="rounded,filled", fillcolor="#f8f9fa", color="#ced4da", labelloc="t", labeljust="c",
                     fontsize="13", margin="10")
+SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉₋"  # what style.sub appends to a state's name
 STATE_EDGE = dict(color="#e67700", fontcolor="#b35c00", penwidth="1.6", fontsize="11", weight="4")
 
 
@@ -33,35 +36,49 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
     if not isinstance(plan, Plan):
         plan = make_plan(plan)
     folded = fold(cell)
+    parts = heads.find(cell)
     if detail == "auto":
-        detail = "full" if len(folded.of_kind("activation", "op", "affine")) <= FULL_UP_TO_OPS else "compact"
+        small = len(folded.of_kind("activation", "op", "affine")) <= FULL_UP_TO_OPS
+        detail = "full" if small and not parts.heads else "compact"
     if detail not in ("full", "compact"):
         raise ValueError(f"detail must be auto, full or compact, not {detail!r}")
     colours = style.activation_colours(folded.activations)
     g = graphviz.Digraph(f"{cell.name}_unrolled", graph_attr=dict(style.GRAPH_ATTRS, rankdir="LR", newrank="true"),
                          node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
     step = _FullStep(folded, colours) if detail == "full" else _CompactStep(folded, colours)
+    if parts.heads and detail == "compact":  # the memory of every step as a grid, with its heads' edges
+        step = _memory.MemoryStep(step, parts, cell)
+    memories = parts.memories if parts.heads and detail == "compact" else {}
     states = list(folded.loops)
-    _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n) for n in states})
+    _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n, n in memories) for n in states})
     wires: dict[tuple[str, str], list[str]] = {}  # state edges; parallel ones are drawn as one
-    held = _draw_steps(g, step, plan, states, wires)
+    held = _draw_steps(g, step, plan, states, wires, memories)
     last = plan.steps - 1
     _state_column(g, "final", {f"final_{n}": _state_node(style.sub(n, last), "final", f"{n} after step {last}",
-                                                         cell.states[n].origin) for n in states})
+                                                         cell.states[n].origin) for n in states
+                               if n not in memories})
     for name in states:
-        _wire(wires, held[name], "", f"final_{name}")
+        if name not in memories:  # the memory after the last step is the last step's grid
+            _wire(wires, held[name], "", f"final_{name}")
+    memory_starts = {f"init_{m}" for m in memories}
     for (src, dst), values in wires.items():
-        text = "<br/>".join(style.esc(v) for v in values if v)
-        g.edge(src, dst, label=f"<{text}>" if text else "", tooltip=", ".join(v for v in values if v) or None,
-               **STATE_EDGE)
+        text = style.edge_label([style.esc(v) for v in values if v])
+        tip = ", ".join(v for v in values if v) or None
+        if memories and (any(v.rstrip(SUBSCRIPT_DIGITS) in memories for v in values) or src in memory_starts):
+            # the memory's row follows the controllers'; its grids name their values (M₀, M₁), the edges need not
+            g.edge(src, dst, tooltip=tip, **{**STATE_EDGE, "weight": "1"})
+        elif memories:  # the controllers' row: room for a step's memory between steps, labels that do not push it
+            g.edge(src, dst, xlabel=text, tooltip=tip, minlen="2", **STATE_EDGE)
+        else:
+            g.edge(src, dst, label=text, tooltip=tip, **STATE_EDGE)
     if legend:
-        g.attr(label=_caption(folded, plan, title, colours, detail))
+        g.attr(label=_caption(folded, plan, title, colours, detail, bool(memories)))
     return g.source
 
 
-def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict) -> dict[str, str]:
-    """Draw the shown steps, with a "…" where steps are elided, collecting the state edges
-    into `wires`; return the dot node holding each state after the last step."""
+def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict, memories=()) -> dict[str, str]:
+    """Draw the shown steps, with a "…" where steps are elided (a memory has its own, in its row),
+    collecting the state edges into `wires`; return the dot node holding each state after the last step."""
     held = {name: f"init_{name}" for name in states}  # state -> the dot node holding its current value
     value = {name: "" for name in states}  # ... and the name of that value (h₀), shown on the edge
     before = None  # without states nothing links the steps: an invisible edge keeps them in order
@@ -70,9 +87,13 @@ def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict) -> dict[str
             skip, first = f"skip_{t}", max(s for s in plan.shown if s < t) + 1
             g.node(skip, label=style.ELLIPSIS, tooltip=f"steps {first} to {t - 1} are not drawn",
                    **style.KIND_STYLE["ellipsis"])
+            for name in memories:
+                g.node(f"{skip}_{name}", label=style.ELLIPSIS, tooltip=f"{name} over steps {first} to {t - 1}",
+                       **style.KIND_STYLE["ellipsis"])
             for name in states:
-                _wire(wires, held[name], value[name], skip)
-                held[name], value[name] = skip, style.sub(name, t - 1)
+                into = f"{skip}_{name}" if name in memories else skip
+                _wire(wires, held[name], value[name], into)
+                held[name], value[name] = into, style.sub(name, t - 1)
             if not states and before:
                 g.edge(before, skip, style="invis")
                 before = skip
@@ -96,9 +117,13 @@ def _state_column(g, name: str, nodes: dict) -> None:
             s.node(nid, **attrs)
 
 
-def _initial_node(cell: CellGraph, name: str) -> dict:
+def _initial_node(cell: CellGraph, name: str, memory: bool = False) -> dict:
     info = cell.states[name]
     init = f"{info.init:g}" if isinstance(info.init, (int, float)) else str(info.init)
+    init = f"input {init}" if info.from_context else init
+    if memory:
+        return style.matrix_node(name, info.shape, f"initial {init}", style.tooltip(f"initial value of {name}",
+                                                                                     info.origin))
     return _state_node(name, f"initial {init}", f"initial value of {name}", info.origin)
 
 
@@ -258,7 +283,7 @@ def _at_step(s: Shown, t: int, colours) -> dict:
     return attrs
 
 
-def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str) -> str:
+def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str, memory: bool = False) -> str:
     name = folded.cell.name
     head = title or f"{name} unrolled over {plan.steps} step{'s' if plan.steps != 1 else ''}"
     notes = [f"steps {a + 1}–{b - 1} not drawn" for a, b in plan.gaps()]
@@ -270,5 +295,6 @@ def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str
         at = kinds.index("output")
         kinds[at:at] = [k for k in ("op", "affine") if folded.of_kind(k)]
     row = style.legend(colours, kinds, delay=False)
+    heads_row = f"<tr><td>{_memory.head_legend(content=False)}</td></tr>" if memory else ""
     return (f'<<table border="0" cellspacing="0"><tr><td align="left"><b>{style.esc(text)}</b></td></tr>'
-            f"<tr><td>{row}</td></tr></table>>")
+            f"{heads_row}<tr><td>{row}</td></tr></table>>")

@@ -383,5 +383,8 @@ def _stack_words(stack: Stack) -> str:
 
 def _weights_note(model: ModelPlan) -> str:
     rows = sum(len(layer.uses) for layer in model.stack.layers if layer.uses[0].cell.states) if model.stack else 0
+    if model.kind == "seq2seq":  # encoder and decoder share one row: say whose weights differ
+        encoder = "the encoder" if rows == 1 else "each encoder row"
+        return f"{encoder} and the decoder have their own weights, the same at every step"
     rows += model.decoder is not None
     return "each row its own weights, the same at every step" if rows > 1 else "the same weights at every step"

@@ -42,6 +42,10 @@ KIND_STYLE = {  # node kind -> dot attributes
     "activation": dict(shape="box", style="rounded,filled", margin="0.2,0.05"),
     "cell": dict(shape="box", style="rounded,filled", fillcolor="#f8f9fa", color=INK, penwidth="1.5"),
     "ellipsis": dict(shape="plaintext", fontsize="28", fontcolor=MUTED),
+    "controller": dict(shape="box", style="rounded,filled", fillcolor="#f8f9fa", color=INK, penwidth="1.5"),
+    "write_head": dict(shape="box", style="rounded,filled", fillcolor="#fff0f6", color="#c2255c", penwidth="1.5"),
+    "read_head": dict(shape="box", style="rounded,filled", fillcolor="#e7f5ff", color="#1864ab", penwidth="1.5"),
+    "matrix": dict(shape="plaintext", margin="0"),
 }
 KIND_WORDS = {"input": "input", "state": "state", "output": "output", "op": "pointwise op",
               "affine": "affine map (params folded in)", "param": "param"}
@@ -52,6 +56,11 @@ GRAPH_ATTRS = dict(fontname=FONT, fontsize="12", fontcolor=INK, nodesep="0.25", 
                    pad="0.2", labeljust="l", labelloc="b", bgcolor="white")
 NODE_ATTRS = dict(fontname=FONT, fontsize="12", fontcolor=INK, color=INK, height="0.3", margin="0.1,0.04")
 EDGE_ATTRS = dict(fontname=FONT, fontsize="10", color="#495057", arrowsize="0.7")
+WRITE_EDGE = dict(color="#c2255c", fontcolor="#a61e4d", penwidth="1.8")
+READ_EDGE = dict(color="#1864ab", fontcolor="#1864ab", penwidth="1.8")
+ADDRESS_EDGE = dict(color="#adb5bd", fontcolor=MUTED, style="dotted", penwidth="1.4")
+MATRIX_FILL, MATRIX_BORDER = "#fff3bf", "#e67700"  # a memory: the colours of a state, as a grid of slots
+MATRIX_ROWS, MATRIX_COLUMNS = 6, 8  # slots and columns drawn; more are elided with …
 DELAY_EDGE = dict(style="dashed", color=DELAY, fontcolor=DELAY, penwidth="1.4", label=DELAY_MARK,
                   fontsize="12")
 
@@ -157,3 +166,51 @@ def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = No
 
 def _short(formula: str, limit: int = MAX_FORMULA) -> str:
     return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + ELLIPSIS
+
+
+def edge_label(lines: list[str]) -> str:
+    """An edge's HTML label: the lines (already HTML), with a spacer below, so the edge, drawn along
+    the label's bottom, never runs through the text (it hid underscores: `w_w₀` read as `w  w₀`)."""
+    if not lines:
+        return ""
+    text = "<br/>".join(lines)
+    return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr><td>{text}</td></tr>'
+            f'<tr><td height="{EDGE_LABEL_GAP}"></td></tr></table>>')
+
+
+EDGE_LABEL_GAP = 8  # points between an edge label's last line and the edge
+
+
+def group_node(title: str, sub: str, chips: list[tuple[str, str, str]], kind: str, per_row: int) -> dict:
+    """A box for a part of a cell (the controller, a head): its title, a muted line, and its named steps
+    as coloured chips (text, fill, tooltip line), a few per row."""
+    rows = [f'<tr><td><b>{esc(title)}</b></td></tr>']
+    if sub:
+        rows.append(f'<tr><td><font point-size="10" color="{MUTED}">{esc(sub)}</font></td></tr>')
+    for i in range(0, len(chips), per_row):
+        row = "".join(f'<td bgcolor="{fill}">{esc(text)}</td>' for text, fill, _ in chips[i:i + per_row])
+        rows.append(f'<tr><td><table border="0" cellborder="0" cellspacing="3" cellpadding="3"><tr>{row}</tr>'
+                    f'</table></td></tr>')
+    label = f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="2">{"".join(rows)}</table>>'
+    return dict(KIND_STYLE[kind], label=label, tooltip=tooltip(title, *(tip for _, _, tip in chips)))
+
+
+def matrix_node(name: str, shape: tuple, note: str, tip: str, fill: str = MATRIX_FILL) -> dict:
+    """A memory as a grid: one row per slot, one column per entry (the first few of each), its name and
+    size above and `note` below."""
+    n, w = shape
+    rows, cols = min(n, MATRIX_ROWS), min(w, MATRIX_COLUMNS)
+    cell = f'<td width="13" height="9" bgcolor="{fill}"></td>'
+    more = f'<td border="0" width="13" height="9"><font point-size="8" color="{MUTED}">{ELLIPSIS}</font></td>'
+    body = "".join("<tr>" + cell * cols + (more if w > cols and r == 0 else '<td border="0"></td>' if w > cols
+                                             else "") + "</tr>" for r in range(rows))
+    if n > rows:
+        body += f'<tr><td colspan="{cols}" border="0"><font point-size="8" color="{MUTED}">{ELLIPSIS}</font></td></tr>'
+    span = cols + (w > cols)
+    head = (f'<tr><td colspan="{span}" border="0" cellpadding="2"><b>{esc(name)}</b>  '
+            f'<font point-size="9" color="{MUTED}">{n} slots × {w}</font></td></tr>')
+    foot = (f'<tr><td colspan="{span}" border="0" cellpadding="2"><font point-size="9" color="{MUTED}">'
+            f'{esc(note)}</font></td></tr>') if note else ""
+    label = (f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="0" color="{MATRIX_BORDER}">'
+             f'{head}{body}{foot}</table>>')
+    return dict(KIND_STYLE["matrix"], label=label, tooltip=tip)

@@ -22,7 +22,9 @@ import numpy as np
 from ..errors import UsageError
 from ..graph import CellGraph
 from ..ops import CHILDREN
-from ..trees import NO_TOKEN, Tree, random_trees
+from ..trees.generate import random_trees
+from ..trees.parse import read_tree
+from ..trees.tree import NO_TOKEN, Tree
 from . import style
 from .chain import gate_chips
 from .fold import fold
@@ -49,8 +51,6 @@ def dot_for(program, view: str, tree=None, unroll=None) -> str:
 
 def default_tree(program) -> Tree:
     """What the tree view draws when given none: a small parse tree that fits the cell."""
-    from ..trees import read_tree
-
     fold_ = program.plan.fold
     arity = fold_.cell.arity
     if arity in (None, 2) and "word" not in fold_.cell.reads.get("node", ()):
@@ -63,8 +63,6 @@ def default_tree(program) -> Tree:
 # ---- the tree ---------------------------------------------------------------------------
 
 def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, legend: bool = True) -> str:
-    from ..trees import read_tree
-
     if isinstance(tree, str):
         tree = read_tree(tree, "--tree")
     tree = tree if tree is not None else default_tree(program)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import click
 
-from . import api
-from .data import save_outputs
-from .params import save_npz
-from .tree_show import output_arrays, summary, trace_table
-from .trees import read_tree, read_trees
-from .vocab import Vocab
+from .. import api
+from ..data import save_outputs
+from ..params import save_npz
+from ..vocab import Vocab
+from .parse import read_tree, read_trees
+from .show import output_arrays, summary, trace_table
 
 
 def run_trees(program, tree_texts, trees_file, batch, seed, weights, save_weights, output, trace, dtype, backend,

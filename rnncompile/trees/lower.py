@@ -6,7 +6,7 @@ for an inner node, from its children's states. Each rule is lowered like a
 stateless step cell by CellLowering: its `let:` entries and its state
 expressions become named values, and its outputs are the states followed by
 the cell's `outputs:` (per node, over the new states). The rules know
-nothing of recursion; the fold driver (rnncompile.tree_run) runs a rule on a
+nothing of recursion; the fold driver (run.py) runs a rule on a
 batch of nodes at a time, leaves to root.
 
 The children axis. In the node rule, each state `s` of the children is one
@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import expr as E
-from .errors import DiagnosticSink, did_you_mean
-from .graph import CellGraph, InputInfo, Node, StateInfo, make_attrs
-from .lower import CellLowering
-from .ops import CHILDREN, fmt_shape
-from .source import SourceMap, dotted
-from .spec import CellSpec, TreeRuleSpec
+from .. import expr as E
+from ..errors import DiagnosticSink, did_you_mean
+from ..graph import CellGraph, InputInfo, Node, StateInfo, make_attrs
+from ..lower import CellLowering
+from ..ops import CHILDREN, fmt_shape
+from ..source import SourceMap, dotted
+from ..spec import CellSpec, TreeRuleSpec
 
 TREE_INPUTS = {"word": "a leaf's token (every node's, in a dependency tree)", "label": "a node's label"}
 RULES = ("leaf", "node")

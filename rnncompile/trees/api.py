@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 
-from .data import check_budget
-from .drivers import Executable
-from .errors import DataError
-from .program import Program
-from .trees import Forest, as_trees, random_trees
+from ..data import check_budget
+from ..drivers import Executable
+from ..errors import DataError
+from ..program import Program
+from .forest import Forest
+from .generate import random_trees
+from .parse import as_trees
+from .schedule import make_schedule
 
 RANDOM_LEAVES = (3, 8)
 
@@ -23,8 +26,8 @@ def run_trees(program: Program, trees=None, params: dict | None = None, weights=
               mode: str = "level"):
     """Fold the tree cell over `trees` (bracketed text, JSON-like values, Trees, or a Forest;
     seeded random trees when None) and apply the head. mode: level (batched) or node (one at a time)."""
-    from .api import make_params
-    from .tree_run import FoldRunner, check_forest
+    from ..api import make_params
+    from .run import FoldRunner, check_forest
 
     fold = program.plan.fold
     forest = trees if isinstance(trees, Forest) else Forest.of(
@@ -34,10 +37,11 @@ def run_trees(program: Program, trees=None, params: dict | None = None, weights=
     if trace:
         check_budget("the trace", forest.size * sum(program.cell(u).node(n).size for u in program.plan.uses()
                                                     for n in program.cell(u).g.nodes))
-    tokens = check_forest(forest, fold, program.vocab)
+    schedule = make_schedule(forest.parent)
+    tokens = check_forest(forest, fold, program.vocab, schedule.nchildren)
     if params is None:
         params = make_params(program, seed, weights, dtype)
-    return FoldRunner(Executable(program, backend, dtype), params).run(forest, tokens, mode, trace)
+    return FoldRunner(Executable.cached(program, backend, dtype), params).run(forest, tokens, mode, trace, schedule)
 
 
 def default_trees(program: Program, batch: int, seed: int):

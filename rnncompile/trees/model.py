@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import CellUse, Head, Plan
-from .spec import HeadSpec
-from .tree_lower import TreeCell
+from ..model import CellUse, Head, Plan
+from ..spec import HeadSpec
+from .lower import TreeCell
 
 TREE_INPUT = "tree"
 

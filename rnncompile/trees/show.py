@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .show import distribution, fmt_values, looks_like_distribution, traced_rows
-from .trees import NO_TOKEN, Forest
+from ..show import distribution, fmt_values, looks_like_distribution, traced_rows
+from .forest import Forest
+from .tree import NO_TOKEN
 
 MAX_TREES = 10  # trees summarised before eliding
 MAX_NODE_ROWS = 24  # per-node head rows shown for a tree at: every_node
