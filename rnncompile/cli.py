@@ -317,14 +317,20 @@ def backends():
         click.echo(name)
 
 
-@cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-@dim_option
-@click.option("--backend", default="python", show_default=True, help="a backend that writes standalone code")
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
-              help="the file to write, e.g. lstm_model.py")
-def export(spec, dims, backend, output):
-    """Write the model as standalone code (python: one module that needs only NumPy)."""
+def _standalone_options(fn):
+    for option in reversed([
+        click.option("--weights", type=click.Path(dir_okay=False),
+                     help="c: the weights to write into the file (.npz keyed by param name; default: seeded random)"),
+        click.option("--seed", type=int, default=None, help="c: the seed of the random weights without --weights [0]"),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default=None,
+                     help="c: the number type, float or double [float32]"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="--backend"):
+    """`output`: a file name, or a function of the spec's name giving one."""
     from pathlib import Path
 
     from .data import atomic_write
@@ -333,14 +339,58 @@ def export(spec, dims, backend, output):
     _warn(program.checked)
     if not hasattr(registry.get(backend), "export"):
         able = [n for n in registry.available() if hasattr(registry.get(n), "export")]
-        raise UsageError(f"backend `{backend}` cannot export standalone code; use --backend "
+        raise UsageError(f"backend `{backend}` cannot export standalone code; use {flag} "
                          f"{' or '.join(able) or '(none installed)'}")
-    result = registry.get(backend).export(program, Path(spec).name, Path(output).stem)
+    extra = {}
+    if getattr(registry.get(backend), "embeds_weights", False):
+        dtype, seed = dtype or "float32", seed or 0
+        extra = {"params": api.make_params(program, seed, weights, dtype), "dtype": dtype,
+                 "weights_from": Path(weights).name if weights else
+                 f"seeded random, as `rnncompile run --seed {seed}` makes them"}
+    elif weights or seed is not None or dtype:
+        raise UsageError(f"--weights, --seed and --dtype choose the weights written into the file, and backend "
+                         f"`{backend}` writes none (its code takes the params at run time)")
+    if callable(output):
+        output = output(program.name)
+    result = registry.get(backend).export(program, Path(spec).name, Path(output).stem, **extra)
     with atomic_write(output) as f:
         f.write(result.source)
     if result.note:
         click.echo(result.note, err=True)
     click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--backend", default="python", show_default=True, help="a backend that writes standalone code")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="the file to write, e.g. lstm_model.py")
+@_standalone_options
+def export(spec, dims, backend, output, weights, seed, dtype):
+    """Write the model as standalone code (python: one module that needs only NumPy; c: one C99 file with
+    the weights in it)."""
+    _write_standalone(spec, dims, backend, output, weights, seed, dtype)
+
+
+CODEGEN_FILES = {"c": "{name}.c", "python": "{name}_model.py"}
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--target", default="c", show_default=True, help="c or python (any backend that exports)")
+@click.option("--output", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="the folder to write into (made when missing)")
+@_standalone_options
+def codegen(spec, dims, target, out_dir, weights, seed, dtype):
+    """Generate standalone code into a folder: `export`, named after the spec (build/lstm.c, build/lstm_model.py)."""
+    from pathlib import Path
+
+    def output(name):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return str(Path(out_dir) / CODEGEN_FILES.get(target, "{name}." + target).format(name=name))
+    _write_standalone(spec, dims, target, output, weights, seed, dtype, flag="--target")
 
 
 def main(argv=None) -> None:

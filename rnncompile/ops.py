@@ -175,6 +175,14 @@ def _chunk(shapes, attrs):
     return s[:-1] + (s[-1] // n,)
 
 
+def _flatten(shapes, attrs):
+    s = shapes[0]
+    if CHILDREN in s:
+        raise ShapeError(f"flatten needs fixed sizes, got {fmt_shape(s)}: the children axis K varies from node "
+                         f"to node")
+    return (_size(s),)
+
+
 def _one_hot(shapes, attrs):
     if attrs["n"] < 1:
         raise ShapeError("one_hot needs a positive number of classes")
@@ -341,6 +349,9 @@ _register(OpDef("index", (1, 1), _index, lambda x, i: x[i], attrs={"i": REQUIRED
                 flops_per_elem=0, doc="x[i] along the first axis"))
 _register(OpDef("chunk", (1, 1), _chunk, _chunk_meaning, attrs={"n": REQUIRED, "i": REQUIRED}, kind="shape",
                 flops_per_elem=0, doc="chunk(x, n, i): part i of n equal parts along the last axis"))
+_register(OpDef("flatten", (1, 1), _flatten, lambda x: np.reshape(x, -1), kind="shape", flops_per_elem=0,
+                doc="all of x's numbers as one vector, row after row: flatten(children.h) is the children's "
+                    "states side by side"))
 _register(OpDef("one_hot", (1, 1), _one_hot, _one_hot_meaning, attrs={"n": REQUIRED}, kind="shape",
                 flops_per_elem=0, doc="one_hot(token, n): a length-n indicator vector"))
 _register(OpDef("embed", (2, 2), _embed, _embed_meaning, kind="shape", flops_per_elem=0,

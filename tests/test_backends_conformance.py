@@ -40,6 +40,14 @@ def program_of(path, optimize=True):
     return _PROGRAMS[key]
 
 
+def require(backend: str, program) -> None:
+    """Skip, with the backend's reason, where it says it cannot run this program here (e.g. the c backend
+    without a C compiler on PATH)."""
+    why = getattr(registry.get(backend), "unsupported", lambda program: None)(program)
+    if why:
+        pytest.skip(f"backend {backend}: {why}")
+
+
 def test_backends_beyond_the_reference_are_registered():
     assert "python" in BACKENDS, ("the python backend is not registered: reinstall with `pip install -e .` "
                                   "so pyproject.toml's rnncompile.backends entry points are seen")
@@ -77,6 +85,7 @@ def run_both(program, backend, dtype, **kw):
 @pytest.mark.parametrize("spec", SHIPPED, ids=IDS)
 def test_spec_agrees_with_the_interpreter(spec, dtype, backend):
     program = program_of(spec)
+    require(backend, program)
     params = make_params(program, seed=0, dtype=dtype)
     if program.plan.kind == "tree":
         for mode in ("level", "node"):
@@ -102,6 +111,7 @@ SEQUENCE = [p for p in SHIPPED if program_of(p).plan.kind == "sequence"]
 def test_given_start_state_agrees(spec, backend):
     """Streaming: every layer starts from a given state instead of its init."""
     program = program_of(spec)
+    require(backend, program)
     inputs, context, lengths = sequence_case(program, "float64")
     rng = np.random.default_rng(5)
     state = {u.key(n): rng.standard_normal((BATCH,) + s.shape) * 0.5
@@ -118,6 +128,7 @@ def test_given_start_state_agrees(spec, backend):
 def test_trace_agrees(spec, optimize, backend):
     """`run --trace`: every node at every step (the previous state at step t is the state before step t)."""
     program = program_of(spec, optimize)
+    require(backend, program)
     if program.plan.kind == "tree":
         want, got = run_both(program, backend, "float64", batch=2, trace=True)
         assert [(r, list(n)) for r, n, _ in got.trace] == [(r, list(n)) for r, n, _ in want.trace]
@@ -143,6 +154,7 @@ LANGUAGE_MODELS = [p for p in SHIPPED if p.stem in ("char_predictor", "word_pred
 def test_complete_agrees(spec, backend):
     """Generation feeds each token back through single steps (BoundCell.step)."""
     program = program_of(spec)
+    require(backend, program)
     prompt = "the" if "char" in spec.stem else "the man"
     want, got = (rnncompile.complete(program, prompt, steps=8, temperature=0.8, seed=2, backend=b, dtype="float64")
                  for b in (REFERENCE, backend))

@@ -153,8 +153,24 @@ def test_export_is_the_same_bytes_each_time(cli, tmp_path):
 def test_export_needs_a_backend_that_writes_code(cli, tmp_path):
     code, out, err = cli("export", SPECS / "lstm.yaml", "--backend", "numpy", "-o", tmp_path / "m.py")
     assert code == 2
-    assert err.strip() == "error: backend `numpy` cannot export standalone code; use --backend python"
+    assert err.strip() == "error: backend `numpy` cannot export standalone code; use --backend c or python"
     assert not (tmp_path / "m.py").exists()
+
+
+def test_codegen_writes_into_a_folder_named_after_the_spec(cli, tmp_path):
+    build = tmp_path / "build"
+    code, out, err = cli("codegen", SPECS / "lstm.yaml", "--target", "python", "-o", build)
+    assert (code, err) == (0, "")
+    assert out.strip() == f"wrote {build / 'lstm_model.py'}"
+    assert cli("export", SPECS / "lstm.yaml", "-o", tmp_path / "lstm_model.py")[0] == 0
+    assert (build / "lstm_model.py").read_bytes() == (tmp_path / "lstm_model.py").read_bytes()
+
+
+def test_codegen_of_a_backend_without_code_writes_nothing(cli, tmp_path):
+    code, out, err = cli("codegen", SPECS / "lstm.yaml", "--target", "numpy", "-o", tmp_path / "build")
+    assert code == 2
+    assert err.strip() == "error: backend `numpy` cannot export standalone code; use --target c or python"
+    assert not (tmp_path / "build").exists()
 
 
 def test_export_of_a_bad_spec_writes_nothing(cli, tmp_path):

@@ -161,6 +161,25 @@ def test_cycles_are_refused():
         make_schedule(np.array([-1, 2, 1]))
 
 
+def test_rows_are_blocks_and_height_1_reads_its_children_in_place():
+    trees = random_trees(40, (1, 12), None, 10, seed=8) + [parse_tree("wins")]  # mixed arity, a one-node tree
+    forest = Forest.of(trees)
+    sched = make_schedule(forest.parent)
+    assert (sched.row[sched.order] == np.arange(forest.size)).all()
+    assert [g.rows.start for g in sched.groups] == [0] + [g.rows.stop for g in sched.groups[:-1]]
+    assert sched.groups[-1].rows.stop == forest.size
+    assert (np.diff(sched.row_height) >= 0).all() and (sched.height[sched.order] == sched.row_height).all()
+    for g in sched.groups:
+        assert (sched.row[sched.children(g)] == g.child_rows).all()
+        assert (g.child_rows < g.rows.start).all()  # children sit in earlier blocks
+        if g.height == 1:  # all its children are leaves, laid out in the order it reads them
+            assert (g.child_rows.ravel() == np.arange(g.child_block.start, g.child_block.stop)).all()
+        else:
+            assert g.child_block is None
+    for node in range(forest.size):
+        assert sched.children_of(node).tolist() == np.flatnonzero(forest.parent == node).tolist()
+
+
 # ---- the fold against the references ----------------------------------------------------------------
 
 def _params(program, seed=0, dtype="float64"):
@@ -202,6 +221,47 @@ def test_fold_equals_the_papers_equations(programs, name, mode):
             np.testing.assert_allclose(result.final_state["h"][t], want, atol=1e-12)
             y = ref.softmax(p["head.W_s"] @ want + p["head.b_s"])
             np.testing.assert_allclose(result.outputs["p"][t], y, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", TREE_SPECS)
+def test_blocks_of_a_few_rows_give_the_same_values(programs, name, monkeypatch):
+    import rnncompile.trees.run as fold_driver
+
+    prog = programs[name]
+    p = _params(prog, seed=9)
+    trees = _trees(prog, 30, seed=10)
+    whole = rnncompile.run(prog, trees=trees, params=p, dtype="float64")
+    monkeypatch.setattr(fold_driver, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(fold_driver, "MIN_BLOCK_ROWS", 3)  # every group (and the head) in blocks of 3 rows
+    blocks = rnncompile.run(prog, trees=trees, params=p, dtype="float64")
+    assert max(len(g.nodes) for g in blocks.schedule.groups) > 3
+    for k in whole.outputs:  # the same sums, up to the rounding a BLAS may change with the row count
+        np.testing.assert_allclose(blocks.outputs[k], whole.outputs[k], rtol=1e-13, atol=1e-15)
+    for k in whole.nodes:
+        np.testing.assert_allclose(blocks.nodes[k], whole.nodes[k], rtol=1e-13, atol=1e-15)
+
+
+def test_the_node_rule_reads_the_gathered_children_without_a_copy(programs):
+    """concat(children[0].h, children[1].h) is compiled to flatten(children.h): the same numbers, read in
+    place from the children's rows; the checked graph (what diagrams draw) keeps the concat."""
+    prog = programs["rvnn"]
+    node = prog.cell(prog.plan.fold.node)
+    ops = [node.node(n).op for n in node.g.nodes]
+    assert "flatten" in ops and "concat" not in ops and "index" not in ops
+    assert "concat" in [prog.plan.fold.node.cell.node(n).op for n in prog.plan.fold.node.cell.g.nodes]
+    nary = programs["treelstm_nary"].cell(programs["treelstm_nary"].plan.fold.node)
+    assert "flatten" in [nary.node(n).op for n in nary.g.nodes]  # and its five gates share one multiply
+    swapped = rnncompile.compile_text((SPECS / "rvnn.yaml").read_text().replace(
+        "concat(children[0].h, children[1].h)", "concat(children[1].h, children[0].h)"), str(SPECS / "swapped.yaml"))
+    node = swapped.cell(swapped.plan.fold.node)
+    assert "concat" in [node.node(n).op for n in node.g.nodes]  # not the rows in order: not a flatten
+
+
+def test_flatten_needs_fixed_sizes():
+    text = (SPECS / "treelstm_childsum.yaml").read_text()
+    assert "sum(children.h, axis=0)" in text
+    with pytest.raises(SpecError, match=r"flatten needs fixed sizes, got \[K, 16\]"):
+        rnncompile.compile_text(text.replace("sum(children.h, axis=0)", "sum(flatten(children.h))", 1), "c.yaml")
 
 
 @pytest.mark.parametrize("name", TREE_SPECS)

@@ -149,6 +149,12 @@ def _chunk(flags, shapes, attrs, out_shape):
     return lambda x: x[..., i * w:(i + 1) * w]
 
 
+def _flatten(flags, shapes, attrs, out_shape):  # a view when the rows are contiguous (a gather's are)
+    if flags[0]:
+        return lambda x: x.reshape((x.shape[0],) + out_shape)
+    return lambda x: x.reshape(out_shape)
+
+
 def _one_hot(flags, shapes, attrs, out_shape):
     classes = np.arange(attrs["n"])
     return lambda ids: (ids[..., None] == classes).astype(np.float32)  # exact; promotes under float64
@@ -256,6 +262,7 @@ KERNELS = {
     "slice": _slice,
     "index": _index,
     "chunk": _chunk,
+    "flatten": _flatten,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

@@ -139,6 +139,11 @@ def _chunk(s: Site) -> str:
     return f"{s.args[0]}[..., {i * w}:{(i + 1) * w}]"
 
 
+def _flatten(s: Site) -> str:
+    lead = f"{s.args[0]}.shape[0], " if s.flags[0] else ""
+    return f"{s.args[0]}.reshape(({lead}{', '.join(map(str, s.out_shape))},))"
+
+
 def _one_hot(s: Site) -> str:
     # float32 by definition (exact); it promotes under float64 as the NumPy backend's does
     return f"({s.args[0]}[..., None] == np.arange({s.attrs['n']})).astype(np.float32)"
@@ -195,6 +200,7 @@ EMITTERS = {
     "slice": _slice,
     "index": _index,
     "chunk": _chunk,
+    "flatten": _flatten,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..graph import CellGraph, verify
 from .cse import eliminate_common_subexpressions
 from .dce import remove_dead_nodes
+from .flatten import flatten_joined_rows
 from .fold import fold_constants
 from .fuse import fuse_gates
 from .fuse_elementwise import fuse_elementwise
@@ -13,6 +14,7 @@ from .hoist import hoist_inputs
 
 PIPELINE = (
     ("fold-constants", fold_constants),
+    ("flatten-rows", flatten_joined_rows),
     ("hoist-inputs", hoist_inputs),
     ("cse", eliminate_common_subexpressions),
     ("fuse-gates", fuse_gates),

@@ -76,7 +76,9 @@ def _join(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def encode(values: np.ndarray, vocab, what: str, forest: Forest) -> np.ndarray:
-    """Token ids [N] for the words or labels of a forest (NO_TOKEN where a node holds none)."""
+    """Token ids [N] for the words or labels of a forest (NO_TOKEN where a node holds none); `vocab`:
+    the spec's VocabSpec. Ids are checked against its size; words are looked up (case-folded when
+    it says so)."""
     n = len(vocab.tokens)
     if values.dtype == np.int64:
         bad = np.flatnonzero((values >= n) | (values < NO_TOKEN))
@@ -85,6 +87,9 @@ def encode(values: np.ndarray, vocab, what: str, forest: Forest) -> np.ndarray:
             raise TreeError(f"{what} id {values[bad[0]]} of {node} is not a token id (the vocabulary has {n})",
                             where, text, col)
         return values
+    from ..vocab import Vocab
+
+    vocab = Vocab(vocab)
     out = np.full(len(values), NO_TOKEN, np.int64)
     present = np.flatnonzero(values != None)  # noqa: E711  (elementwise on an object array)
     if not present.size:

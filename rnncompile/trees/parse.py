@@ -217,6 +217,9 @@ def as_trees(items) -> list[Tree]:
     """What the API accepts: a Tree, text, or a JSON-like value, or a list of them."""
     if isinstance(items, (str, Tree, dict)):
         items = [items]
+    items = list(items)
+    if items and all(isinstance(item, Tree) for item in items):
+        return items
     out = []
     for i, item in enumerate(items):
         where = f"tree {i}"

@@ -8,12 +8,11 @@ rule and writes the results as one contiguous block. `result.nodes` puts
 the rows back in node order when first read.
 
 A large group runs in blocks of rows, as many as keep the rule's widest
-value near BLOCK_BYTES (2,048 rows at H = 64). A rule makes a new array per
-op; at that size they stay in the L2 cache and the allocator recycles them
-from one block to the next, where a whole level's (megabytes, mapped fresh
-each time) costs a page fault per 4 KB. On the benchmark's 2-core VM that
-takes the level-batched run from 22 to 13 ms (59,308 nodes, H = 64); each
-block's affine maps are still one matrix multiply over its rows.
+value near BLOCK_BYTES (2,048 rows at H = 64). A rule makes new arrays; at
+that size they stay in cache and the allocator recycles them from one block
+to the next, where a whole level's (megabytes, mapped fresh each time) cost
+a page fault per 4 KB, which on the benchmark's VM was a third of the
+level-batched run. Each block's affine maps are still one matrix multiply.
 
     level (default)  the schedule's groups: all nodes of one height (and one
                      number of children) across every tree in one call, so
@@ -30,7 +29,6 @@ from functools import cached_property
 
 import numpy as np
 
-from ..graph import stages
 from ..ops import CHILDREN
 from .forest import Forest, encode
 from .schedule import Schedule, make_schedule
@@ -74,8 +72,6 @@ class TreeRunResult:
 def check_forest(forest: Forest, fold, vocab, nchildren: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Refuse trees the cell cannot fold (arity, missing words or labels); the token ids [N] of
     the inputs the rules read. `nchildren`: each node's number of children, when known."""
-    from ..vocab import Vocab
-
     cell = fold.cell
     sched_children = nchildren if nchildren is not None else \
         np.bincount(forest.parent[forest.parent >= 0], minlength=forest.size)
@@ -89,7 +85,6 @@ def check_forest(forest: Forest, fold, vocab, nchildren: np.ndarray | None = Non
                             f"{cell.arity} (arity: {cell.arity})", where, text, col,
                             "binarize the trees, or give the cell `arity: any` and a children axis")
     tokens = {}
-    voc = Vocab(vocab) if vocab is not None else None
     is_leaf = sched_children == 0
     runs = {"leaf": is_leaf, "node": ~is_leaf} if cell.leaf is not None else {"node": np.ones(forest.size, bool)}
     for name in ("word", "label"):
@@ -97,7 +92,7 @@ def check_forest(forest: Forest, fold, vocab, nchildren: np.ndarray | None = Non
         if not readers:
             continue
         values = forest.words if name == "word" else forest.labels
-        ids = encode_tokens(values, voc, name, forest)
+        ids = encode_tokens(values, vocab, name, forest)
         for rule in readers:
             missing = np.flatnonzero(runs[rule] & (ids == NO_TOKEN))
             if missing.size:
@@ -113,6 +108,7 @@ def check_forest(forest: Forest, fold, vocab, nchildren: np.ndarray | None = Non
 
 
 def encode_tokens(values: np.ndarray, vocab, what: str, forest: Forest) -> np.ndarray:
+    """Token ids [N] of the forest's words or labels; `vocab`: the spec's (a VocabSpec, or None)."""
     if vocab is None:
         raise TreeError(f"the trees' {what}s need a vocabulary to become token ids, and the spec has none")
     return encode(values, vocab, what, forest)
@@ -129,8 +125,9 @@ class FoldRunner:
             self.rules["leaf"] = exe.bind(self.fold.leaf, params)
         self.head = exe.bind(plan.head.use, params) if plan.head is not None else None
         self.dtype = exe.dtype
-        widest = max(_widest(b.r.cell) for b in [*self.rules.values(), self.head] if b is not None)
-        self.block_rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (self.dtype.itemsize * widest))
+        uses = {"node": self.fold.node, "leaf": self.fold.leaf, "head": plan.head.use if plan.head else None}
+        self.block_rows = {name: self._block(exe.program.cell(u))
+                           for name, u in uses.items() if u is not None}  # per rule, and the head's
 
     def run(self, forest: Forest, tokens: dict[str, np.ndarray], mode: str = "level", trace: bool = False,
             schedule: Schedule | None = None) -> TreeRunResult:
@@ -139,14 +136,16 @@ class FoldRunner:
         sched = schedule if schedule is not None else make_schedule(forest.parent)
         stored = {name: np.empty((forest.size,) + shape, self.dtype) for name, shape in self.fold.cell.values.items()}
         traced = [] if trace else None
-        block = forest.size if trace else self.block_rows
         if mode == "level":  # rows in the schedule's order
             row_of, node_at = sched.row, sched.order
             for g in sched.groups:
+                block = len(g.nodes) if trace else self.block_rows[self._rule(g.arity)]
                 for a in range(0, len(g.nodes), block):
-                    part = slice(a, a + block)
-                    rows = slice(g.rows.start + a, min(g.rows.start + a + block, g.rows.stop))
-                    self._apply(g.nodes[part], g.child_rows[part], rows, stored, tokens, traced)
+                    b = min(a + block, len(g.nodes))
+                    rows = slice(g.rows.start + a, g.rows.start + b)
+                    kids = None if g.child_block is None else \
+                        slice(g.child_block.start + a * g.arity, g.child_block.start + b * g.arity)
+                    self._apply(g.nodes[a:b], g.child_rows[a:b], rows, stored, tokens, traced, kids)
         else:  # row i is node i
             row_of, node_at = None, np.arange(forest.size)
             for node in sched.order.tolist():
@@ -160,10 +159,17 @@ class FoldRunner:
             if trace:
                 traced.append(("head", forest.roots, env))
         else:
-            outputs = self._head_every_node(stored, node_at, block, traced)
+            outputs = self._head_every_node(stored, node_at, forest.size if trace else self.block_rows["head"], traced)
             if row_of is not None:
                 outputs = {name: np.take(v, row_of, axis=0) for name, v in outputs.items()}
         return TreeRunResult(outputs, stored, forest, sched, at, mode, traced or [], row_of)
+
+    def _block(self, cell) -> int:
+        """Rows per call of a graph: its widest value near BLOCK_BYTES."""
+        return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (self.dtype.itemsize * _widest(cell)))
+
+    def _rule(self, arity: int) -> str:
+        return "leaf" if arity == 0 and "leaf" in self.rules else "node"
 
     def _head_every_node(self, stored: dict, node_at: np.ndarray, block: int, traced) -> dict:
         """The head on every row of `stored`, a block of rows at a time; [N, ...] in row order."""
@@ -179,15 +185,21 @@ class FoldRunner:
                 traced.append(("head", node_at[rows], env))
         return outputs
 
-    def _apply(self, nodes: np.ndarray, child_rows: np.ndarray, rows, stored: dict, tokens: dict, traced) -> None:
-        """Run one rule on `nodes`, reading their children's states from `child_rows` of `stored` and
-        writing theirs to `rows` (a block, or one node's row)."""
-        rule = "leaf" if child_rows.shape[1] == 0 and "leaf" in self.rules else "node"
+    def _apply(self, nodes: np.ndarray, child_rows: np.ndarray, rows, stored: dict, tokens: dict, traced,
+               child_block: slice | None = None) -> None:
+        """Run one rule on `nodes`, reading their children's states from `child_rows` of `stored` (the
+        rows of `child_block` in order, when given: read in place) and writing theirs to `rows` (a
+        block, or one node's row)."""
+        rule = self._rule(child_rows.shape[1])
         bound = self.rules[rule]
         x = {}
         for name in bound.r.inputs:
-            if name.startswith("children."):
-                x[name] = np.take(stored[name[len("children."):]], child_rows, axis=0)  # faster than [rows]
+            if name.startswith("children."):  # [n, k, ...]
+                v = stored[name[len("children."):]]
+                if child_block is not None:
+                    x[name] = v[child_block].reshape(child_rows.shape + v.shape[1:])
+                else:  # a take of the flat rows is the fastest gather
+                    x[name] = np.take(v, child_rows.ravel(), axis=0).reshape(child_rows.shape + v.shape[1:])
             else:
                 x[name] = tokens[name][nodes] if name in tokens else np.zeros(len(nodes), np.int64)
         outputs, env = bound.rows(x, traced is not None)
@@ -198,7 +210,13 @@ class FoldRunner:
 
 
 def _widest(cell) -> int:
-    """The most numbers any one per-row value of a graph holds (a children axis counted as 8)."""
-    stage = stages(cell)
-    return max((math.prod(d if d != CHILDREN else 8 for d in cell.node(n).shape)
-                for n in cell.g.nodes if stage[n] != "const"), default=1)
+    """The most numbers one value of a graph holds per row: its inputs and what is computed from them
+    (a children axis counted as 8)."""
+    stack = list(cell.by_name("input").values())
+    per_row = set(stack)
+    while stack:
+        for user in cell.users(stack.pop()):
+            if user not in per_row:
+                per_row.add(user)
+                stack.append(user)
+    return max((math.prod(d if d != CHILDREN else 8 for d in cell.node(n).shape) for n in per_row), default=1)

@@ -8,7 +8,10 @@ a plain [n, k, ...] gather of its children's states.
 
 The groups also lay the nodes out in rows: each group's nodes take the next
 block of rows, so the fold writes a group's results as one contiguous block
-and reads its children from rows of earlier blocks (`Group.child_rows`).
+and reads its children from rows of earlier blocks (`Group.child_rows`). The
+leaves come first, in the order their parents read them, so the nodes of
+height 1 (a third of a binary tree's inner nodes) read their children as one
+block of rows (`Group.child_block`) where the others gather theirs.
 
 Everything is computed with NumPy over the parent-pointer array, without
 recursion and without a Python loop per node: heights come from peeling
@@ -31,6 +34,7 @@ class Group:
     nodes: np.ndarray  # [n] node ids
     rows: slice  # the block of rows its nodes take
     child_rows: np.ndarray  # [n, k] the rows of their children, in child order (k = 0 for leaves)
+    child_block: slice | None = None  # when child_rows are these rows in order (height 1: leaves)
 
     @property
     def arity(self) -> int:
@@ -78,7 +82,7 @@ def heights(parent: np.ndarray) -> np.ndarray | None:
 
 
 def _nchildren(parent: np.ndarray) -> np.ndarray:
-    return np.bincount(parent[parent >= 0], minlength=len(parent))
+    return np.bincount(parent + 1, minlength=len(parent) + 1)[1:]  # (count 0: the roots)
 
 
 def _levels(parent: np.ndarray, nchildren: np.ndarray) -> list[np.ndarray] | None:
@@ -115,28 +119,40 @@ def make_schedule(parent: np.ndarray) -> Schedule:
     levels = _levels(parent, nchildren)
     if levels is None:
         raise DataError("the trees' parent pointers form a cycle")
-    order = np.concatenate(levels) if levels else np.zeros(0, np.int64)
+    if not n:
+        empty = np.zeros(0, np.int64)
+        return Schedule(nchildren, [], empty, empty, empty, empty, np.zeros(1, np.int64))
+    # the inner nodes' rows follow the leaves', height after height (by number of children within one)
+    leaves = levels[0]  # height 0: exactly the nodes without children
+    inner = np.concatenate(levels[1:]) if len(levels) > 1 else np.zeros(0, np.int64)
     level = np.repeat(np.arange(len(levels)), np.fromiter(map(len, levels), np.int64, len(levels)))
-    k = nchildren[order]
-    same_level = level[1:] == level[:-1]
+    k = nchildren[inner]
+    same_level = level[len(leaves) + 1:] == level[len(leaves):-1]
     if (same_level & (k[1:] < k[:-1])).any():  # a height mixes numbers of children: sort it by them
-        by = np.lexsort((k, level))  # stable
-        order, k = order[by], k[by]
+        by = np.lexsort((k, level[len(leaves):]))  # stable
+        inner, k = inner[by], k[by]
+    # the inner rows' children, in row order: the nodes sorted by parent (stable, so in child order;
+    # nearly sorted already when the trees are numbered in preorder), read segment by segment
+    by_parent = np.argsort(parent, kind="stable")[n - int(nchildren.sum()):]  # roots (-1) first: dropped
+    by_node = np.zeros(n + 1, np.int64)  # node i's children are by_parent[by_node[i]:by_node[i + 1]]
+    np.cumsum(nchildren, out=by_node[1:])
+    kid_start = np.zeros(len(inner) + 1, np.int64)
+    np.cumsum(k, out=kid_start[1:])
+    kids = by_parent[np.repeat(by_node[inner] - kid_start[:-1], k) + np.arange(kid_start[-1])]
+    # the leaves in the order their parents read them (then those that are whole trees): the children
+    # of the lowest inner height are then one block of rows, read as it is, without a gather
+    leaf_kids = kids[nchildren[kids] == 0]
+    order = np.concatenate([leaf_kids, leaves[parent[leaves] < 0], inner])
     row = np.empty(n, np.int64)
     row[order] = np.arange(n)
-    # each row's children: the nodes sorted by parent (stable, so in child order; nearly sorted
-    # already when the trees are numbered in preorder), read in the rows' order
-    roots = int((parent < 0).sum())
-    by_parent = np.argsort(parent, kind="stable")[roots:]
-    first_kid = np.zeros(n + 1, np.int64)
-    np.cumsum(k, out=first_kid[1:])
-    first_by_node = np.cumsum(nchildren) - nchildren  # where each node's children start in by_parent
-    offset = np.repeat(first_by_node[order] - first_kid[:-1], k)
-    kid_rows = row[by_parent[offset + np.arange(first_kid[-1])]]
-    cut = np.flatnonzero(~same_level | (k[1:] != k[:-1])) + 1
-    bounds = [0, *cut.tolist(), n] if n else [0]
+    kid_rows = row[kids]
+    first_kid = np.concatenate([np.zeros(len(leaves), np.int64), kid_start])  # [N + 1], by row
+    k = np.concatenate([np.zeros(len(leaves), np.int64), k])
+    cut = np.flatnonzero((level[1:] != level[:-1]) | (k[1:] != k[:-1])) + 1
+    bounds = [0, *cut.tolist(), n]
     groups = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         child_rows = kid_rows[first_kid[a]:first_kid[b]].reshape(b - a, int(k[a]))
-        groups.append(Group(int(level[a]), order[a:b], slice(a, b), child_rows))
+        block = slice(int(first_kid[a]), int(first_kid[b])) if level[a] == 1 else None
+        groups.append(Group(int(level[a]), order[a:b], slice(a, b), child_rows, block))
     return Schedule(nchildren, groups, order, row, level, kid_rows, first_kid)
