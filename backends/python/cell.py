@@ -19,7 +19,7 @@ from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, fmt_shape
 
 from .emitters import Site, emit
-from .names import Namer, literal, local_names
+from .names import Namer, literal, value_names
 
 IND = "    "
 
@@ -45,7 +45,7 @@ class CellWriter:
         self.stage = stages(cell)
         self.order = cell.order()
         namer = Namer({f"{fn}_{part}" for part in PARTS})
-        self.names = local_names(cell, namer)
+        self.names = value_names(cell, namer, literal)
         self.params = cell.by_name("param")
         # a param a state starts from that the step itself never reads
         inits = [i.init for i in cell.states.values() if isinstance(i.init, str) and not i.from_context]
