@@ -1,7 +1,7 @@
 """Time the tree fold: level-batched (schedule included) vs our per-node mode vs a naive per-node PyTorch loop.
 
     python benchmarks/bench_tree.py [--trees 1000] [--hidden 64] [--repeats 5] [--warmup 1] [--threads N]
-                                    [--no-torch]
+                                    [--torch-threads 1] [--no-torch]
 
 The workload: seeded random binary trees of 20-40 leaves, the RvNN of
 specs/rvnn.yaml (a leaf is its word vector, p = tanh(W [c1; c2] + b)) with
@@ -15,7 +15,10 @@ user calls it:
   Compiling the spec is done once, before.
 - ours, per node: the same call with mode="node" (one rule call per node).
 - torch, per node: the naive loop over each tree's nodes, children first,
-  one torch.cat / matmul / tanh per node (no_grad), plus the same head.
+  one torch.cat / matmul / tanh per node (no_grad), plus the same head. It
+  runs with one thread: its ops are too small to use more (219 ms with one
+  thread or two here), and with two, its idle OpenMP workers spin on the
+  second core after each call and slow the peer timed next (ours by 3 ms).
 
 Every peer's root outputs are checked to agree (1e-5) before anything is
 timed; rounds are interleaved so a change of machine load hits all peers
@@ -45,7 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS / torch threads for every peer (default: what the BLAS uses now)")
+                   help="NumPy's BLAS threads (default: what the BLAS uses now)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="PyTorch's threads (default 1: its per-node ops run on one either way)")
     p.add_argument("--no-torch", action="store_true")
     return p.parse_args(argv)
 
@@ -99,7 +104,7 @@ def main(argv=None):
         try:
             import torch
 
-            torch.set_num_threads(threads)
+            torch.set_num_threads(args.torch_threads)
         except ImportError:
             torch = None
 
@@ -119,7 +124,7 @@ def main(argv=None):
           f"{forest.size:,} nodes, heights up to {sched.levels - 1} ({len(sched.groups)} level groups); "
           f"specs/rvnn.yaml, hidden {args.hidden}, float32")
     print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up; spec compiled before")
-    print(f"BLAS threads: {threads} (numpy); " + (f"torch threads: {torch.get_num_threads()}" if torch else ""))
+    print(f"NumPy's BLAS threads: {threads}")
     print(load_line())
     warning = busy_warning(threads)
     if warning:
@@ -208,6 +213,7 @@ def time_peers(prog, trees, params, forest, torch, at, args, run, np):
         ratio = "" if name == "ours level-batched" else f"{med / base:.1f}x faster"
         print(f"  {name:<22} {med:>8.1f}ms {low:>8.1f}ms {ratio:>18}")
     return times
+
 
 if __name__ == "__main__":
     main()

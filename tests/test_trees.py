@@ -161,9 +161,13 @@ def test_cycles_are_refused():
         make_schedule(np.array([-1, 2, 1]))
 
 
-def test_rows_are_blocks_and_height_1_reads_its_children_in_place():
-    trees = random_trees(40, (1, 12), None, 10, seed=8) + [parse_tree("wins")]  # mixed arity, a one-node tree
-    forest = Forest.of(trees)
+@pytest.mark.parametrize("texts", [
+    None,  # random trees of 2 and 3 children: heights that mix numbers of children
+    ["(_ (_ (_ a b) (_ c d) (_ e f)) g)"],  # one number of children per height: 2, then 3, then 2
+])
+def test_rows_are_blocks_and_height_1_reads_its_children_in_place(texts):
+    trees = [parse_tree(t) for t in texts] if texts else random_trees(40, (1, 12), None, 10, seed=8)
+    forest = Forest.of(trees + [parse_tree("wins")])  # and a one-node tree
     sched = make_schedule(forest.parent)
     assert (sched.row[sched.order] == np.arange(forest.size)).all()
     assert [g.rows.start for g in sched.groups] == [0] + [g.rows.stop for g in sched.groups[:-1]]

@@ -47,9 +47,14 @@ class Schedule:
     groups: list[Group]  # lowest first; their blocks of rows tile 0..N
     order: np.ndarray  # [N] the node at each row: every node once, children before parents
     row: np.ndarray  # [N] each node's row (the inverse of `order`)
-    row_height: np.ndarray  # [N] the height of the node at each row (ascending)
-    kid_rows: np.ndarray  # every non-root node's row, grouped by its parent's row, in child order
-    first_kid: np.ndarray  # [N + 1]: the children of the node at row r are kid_rows[first_kid[r]:first_kid[r + 1]]
+    leaves: int  # rows 0..leaves-1 hold the leaves, the inner nodes follow
+    kid_rows: np.ndarray  # the inner rows' children's rows, row after row, in child order
+    first_kid: np.ndarray  # [inner + 1]: inner row leaves + i reads kid_rows[first_kid[i]:first_kid[i + 1]]
+
+    @cached_property
+    def row_height(self) -> np.ndarray:
+        """[N] the height of the node at each row (ascending)."""
+        return np.repeat([g.height for g in self.groups], [len(g.nodes) for g in self.groups]).astype(np.int64)
 
     @cached_property
     def height(self) -> np.ndarray:
@@ -58,12 +63,12 @@ class Schedule:
 
     @property
     def levels(self) -> int:
-        return int(self.row_height[-1]) + 1 if self.row_height.size else 0
+        return self.groups[-1].height + 1 if self.groups else 0
 
     def children_of(self, node: int) -> np.ndarray:
         """A node's children (node ids), in order."""
-        r = self.row[node]
-        return self.order[self.kid_rows[self.first_kid[r]:self.first_kid[r + 1]]]
+        i = self.row[node] - self.leaves
+        return self.order[self.kid_rows[self.first_kid[i]:self.first_kid[i + 1]]] if i >= 0 else self.order[:0]
 
     def children(self, group: Group) -> np.ndarray:
         """[n, k] the node ids of a group's children."""
@@ -121,24 +126,27 @@ def make_schedule(parent: np.ndarray) -> Schedule:
         raise DataError("the trees' parent pointers form a cycle")
     if not n:
         empty = np.zeros(0, np.int64)
-        return Schedule(nchildren, [], empty, empty, empty, empty, np.zeros(1, np.int64))
-    # the inner nodes' rows follow the leaves', height after height (by number of children within one)
+        return Schedule(nchildren, [], empty, empty, 0, empty, np.zeros(1, np.int64))
+    # the inner nodes' rows follow the leaves', height after height, by number of children within one
     leaves = levels[0]  # height 0: exactly the nodes without children
     inner = np.concatenate(levels[1:]) if len(levels) > 1 else np.zeros(0, np.int64)
-    level = np.repeat(np.arange(len(levels)), np.fromiter(map(len, levels), np.int64, len(levels)))
+    sizes = np.fromiter(map(len, levels[1:]), np.int64, len(levels) - 1)
+    starts = np.cumsum(sizes) - sizes  # each height's first inner row
     k = nchildren[inner]
-    same_level = level[len(leaves) + 1:] == level[len(leaves):-1]
-    if (same_level & (k[1:] < k[:-1])).any():  # a height mixes numbers of children: sort it by them
-        by = np.lexsort((k, level[len(leaves):]))  # stable
+    mixed = inner.size and (np.minimum.reduceat(k, starts) != np.maximum.reduceat(k, starts)).any()
+    if mixed:  # a height mixes numbers of children: sort each height by them (stable)
+        by = np.lexsort((k, np.repeat(np.arange(len(sizes)), sizes)))
         inner, k = inner[by], k[by]
-    # the inner rows' children, in row order: the nodes sorted by parent (stable, so in child order;
-    # nearly sorted already when the trees are numbered in preorder), read segment by segment
+    # the inner rows' children, row after row: the nodes sorted by parent (stable, so in child order;
+    # nearly sorted already when the trees are numbered in preorder), read parent by parent
     by_parent = np.argsort(parent, kind="stable")[n - int(nchildren.sum()):]  # roots (-1) first: dropped
-    by_node = np.zeros(n + 1, np.int64)  # node i's children are by_parent[by_node[i]:by_node[i + 1]]
-    np.cumsum(nchildren, out=by_node[1:])
-    kid_start = np.zeros(len(inner) + 1, np.int64)
-    np.cumsum(k, out=kid_start[1:])
-    kids = by_parent[np.repeat(by_node[inner] - kid_start[:-1], k) + np.arange(kid_start[-1])]
+    by_node = np.cumsum(nchildren) - nchildren  # node i's children start at by_parent[by_node[i]]
+    first_kid = np.zeros(len(inner) + 1, np.int64)
+    np.cumsum(k, out=first_kid[1:])
+    if k.size and k.min() == k.max():  # one number of children throughout (a binary treebank)
+        kids = by_parent[(by_node[inner][:, None] + np.arange(k[0])).ravel()]
+    else:
+        kids = by_parent[np.repeat(by_node[inner] - first_kid[:-1], k) + np.arange(first_kid[-1])]
     # the leaves in the order their parents read them (then those that are whole trees): the children
     # of the lowest inner height are then one block of rows, read as it is, without a gather
     leaf_kids = kids[nchildren[kids] == 0]
@@ -146,13 +154,13 @@ def make_schedule(parent: np.ndarray) -> Schedule:
     row = np.empty(n, np.int64)
     row[order] = np.arange(n)
     kid_rows = row[kids]
-    first_kid = np.concatenate([np.zeros(len(leaves), np.int64), kid_start])  # [N + 1], by row
-    k = np.concatenate([np.zeros(len(leaves), np.int64), k])
-    cut = np.flatnonzero((level[1:] != level[:-1]) | (k[1:] != k[:-1])) + 1
-    bounds = [0, *cut.tolist(), n]
-    groups = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    # the groups: the leaves, then each height's runs of one number of children
+    groups = [Group(0, order[:len(leaves)], slice(0, len(leaves)), np.zeros((len(leaves), 0), np.int64))]
+    cuts = sorted(set(starts.tolist()) | (set((np.flatnonzero(k[1:] != k[:-1]) + 1).tolist()) if mixed else set()))
+    for a, b in zip(cuts, cuts[1:] + [len(inner)]):
+        height = int(np.searchsorted(starts, a, side="right"))  # 1 for the first height's rows
         child_rows = kid_rows[first_kid[a]:first_kid[b]].reshape(b - a, int(k[a]))
-        block = slice(int(first_kid[a]), int(first_kid[b])) if level[a] == 1 else None
-        groups.append(Group(int(level[a]), order[a:b], slice(a, b), child_rows, block))
-    return Schedule(nchildren, groups, order, row, level, kid_rows, first_kid)
+        block = slice(int(first_kid[a]), int(first_kid[b])) if height == 1 else None
+        rows = slice(len(leaves) + a, len(leaves) + b)
+        groups.append(Group(height, order[rows], rows, child_rows, block))
+    return Schedule(nchildren, groups, order, row, len(leaves), kid_rows, first_kid)
