@@ -95,7 +95,9 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
         params = make_params(program, seed, weights, dtype)
     if init_state is not None:
         _check_state(program, init_state, b)
-    return Executable.cached(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed)
+    decode_steps = steps if plan.kind == "generate" else None  # one-to-many: `steps` is the tokens to write
+    return Executable.cached(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed,
+                                                          decode_steps)
 
 
 def complete(program: Program, prompt: str, steps: int = 20, temperature: float = 1.0, top_k: int | None = None,

@@ -62,7 +62,9 @@ def validate(spec, dims):
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
 @click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1), help="sequences at once")
-@click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of random inputs (default: the time dim)")
+@click.option("--steps", "-t", type=click.IntRange(min=1),
+              help="time steps of random inputs (default: the time dim); for a one-to-many model, the most tokens "
+                   "to generate (default: the decoder's steps)")
 @click.option("--seed", default=0, show_default=True, help="seed for random weights, inputs and sampling")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False),
               help="inputs (.npy, .npz or .json); may also hold `lengths` [B] or `mask` [B, T], and context inputs")

@@ -206,9 +206,10 @@ class Executable:
 
     # -- the whole model --------------------------------------------------------------
     def run(self, inputs: dict, params: dict, init_state: dict | None = None, lengths=None, context=None,
-            trace: bool = False, seed: int = 0) -> RunResult:
+            trace: bool = False, seed: int = 0, decode_steps: int | None = None) -> RunResult:
+        """`lengths`: [B] real steps of every sequence input, or a dict of them by input name;
+        `decode_steps`: how many tokens a decoder that feeds back its output writes (default: its `steps:`)."""
         plan: Plan = self.program.plan
-        """`lengths`: [B] real steps of every sequence input, or a dict of them by input name."""
         context = context or {}
         traced: dict = {}
         steps = next(iter(inputs.values())).shape[1] if inputs else None
@@ -233,7 +234,8 @@ class Executable:
         target_lengths = _lengths_for(lengths, [dec.target]) if dec.target else None
         outputs, dstate, tokens, out_lengths = self.decode(dec, bound, state, params, batch, context,
                                                            self.program.vocab, target, seed,
-                                                           target_lengths=target_lengths, trace=want)
+                                                           steps=decode_steps, target_lengths=target_lengths,
+                                                           trace=want)
         final_state.update({dec.use.key(n): v for n, v in dstate.items()})
         return RunResult(outputs, final_state, traced, tokens, out_lengths, steps)
 

@@ -12,14 +12,29 @@ from typing import Protocol
 from .errors import UsageError
 
 
-class Executable(Protocol):
-    def run(self, inputs: dict, params: dict, init_state: dict | None = None, trace: bool = False): ...
+class BoundCell(Protocol):
+    """One cell's graph with its params bound: what the drivers (rnncompile/drivers.py, rnncompile/trees/)
+    call. Arrays have a leading batch axis; sequence inputs are [B, T, ...]."""
+
+    def initial_state(self, batch: int) -> dict: ...
+
+    def scan(self, inputs: dict, state=None, lengths=None, reverse: bool = False, trace: bool = False,
+             batch: int | None = None, steps: int | None = None): ...  # -> outputs [B, T, ...], final state, trace
+
+    def step(self, inputs_t: dict, state: dict): ...  # one step, for loops that feed back their own output
+
+    def rows(self, inputs: dict, trace: bool = False): ...  # a stateless graph over a batch of rows
+
+
+class CellRunner(Protocol):
+    def bind(self, params: dict) -> BoundCell: ...
 
 
 class Backend(Protocol):
-    name: str
+    """A backend runs one cell's graph; time, direction, stacking, heads, decoding and trees are the
+    drivers'. Optional: `export(program, spec_file, module_name, ...)` writes standalone code."""
 
-    def prepare(self, program, dtype: str = "float32") -> Executable: ...
+    def cell_runner(self, cell, dtype: str = "float32") -> CellRunner: ...
 
 
 _LOADED: dict[str, Backend] = {}

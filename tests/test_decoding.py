@@ -362,6 +362,20 @@ def test_captioner_greedy_matches_numpy():
     check_decoded(res, refs, 1, 12)
 
 
+def test_steps_sets_how_many_tokens_a_generator_writes(cli):
+    """`steps` of a one-to-many run is the most tokens to write; the reference decodes as many."""
+    prog = rnncompile.compile(SPECS / "captioner.yaml", dims=CAP_DIMS)
+    params = random_params(prog, 4, 2.0)
+    img = np.random.default_rng(4).normal(size=(3, 5))
+    for steps in (1, 5, 30):
+        res = rnncompile.run(prog, context={"img": img}, params=params, dtype="float64", steps=steps)
+        check_decoded(res, captioner_reference(params, img, steps), 1, steps)
+    code, out, _ = cli("run", SPECS / "captioner.yaml", "--steps", "3")
+    assert code == 0
+    assert out.splitlines()[0].startswith("captioner: 3 steps, batch 1")
+    assert len(out.splitlines()[2].split()) <= 3  # the produced tokens
+
+
 def test_decoder_dims_apply_to_its_bridge():
     """The captioner's `init: {h: tanh(W_img @ img + b_img)}` is sized by the decoder's own H, not the spec's."""
     text = replace_once(spec_text("captioner"), "    scan: lstm\n", "    scan: lstm\n    dims: {H: 7}\n")
