@@ -8,6 +8,13 @@
     <cell>_scan     the loop over examples and time, with masking of padded steps and an optional
                     trace (every <cell>_values of every step)
 
+With `rows` > 1 (the simulation; the exported file keeps rows = 1) the step
+takes a block of up to `rows` examples' values and runs each node for all of
+them before the next node: a matrix-vector product with a param-only matrix
+becomes a function that computes it for 4 examples at once (emitters.matvec_rows),
+so the matrix is read once per 4 examples instead of once per example, with each
+sum still in index order: the same numbers as one example at a time.
+
 Sizes are numbers fixed when the code is written; nothing is allocated.
 Param-only nodes are not computed in C: their values come from the op
 table's meanings, once per set of weights (see consts.py), and a matrix
@@ -25,12 +32,13 @@ from rnncompile.errors import UsageError
 from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, fmt_shape
 
-from .emitters import EMITTERS, UNSUPPORTED, Arg, CType, Site, View, block, emit
+from .emitters import EMITTERS, QUAD, UNSUPPORTED, Arg, CType, Site, View, block, emit, matvec_rows
 from .names import Namer, identifier, value_names
 
 IND = "    "
 # the scan's own names; an input, state or output called one of these gets a trailing `_`
-SCAFFOLD = {"k", "B", "T", "b", "s", "t", "bt", "live", "lengths", "reverse", "work", "trace", "memcpy", "memset"}
+SCAFFOLD = {"k", "B", "T", "b", "s", "t", "bt", "live", "lengths", "reverse", "work", "trace", "memcpy", "memset",
+            "b0", "n", "r", "rows"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class CellCode:
     states: list[str]
     outputs: list[str]
     scan_signature: str = ""  # `int <fn>_scan(...)`, for a prototype
+    rows: int = 1  # examples a step computes together: the scan's work is this many <fn>_values
 
     @property
     def source(self) -> str:
@@ -85,8 +94,10 @@ def _declares(lines: list[str]) -> bool:
 
 
 class CellWriter:
-    def __init__(self, cell: CellGraph, fn: str, c: CType, shapes: dict | None = None):
+    def __init__(self, cell: CellGraph, fn: str, c: CType, shapes: dict | None = None, rows: int = 1):
         self.cell, self.fn, self.c = cell, fn, c
+        self.rows = rows  # examples the step computes together (1: one example at a time)
+        self.quad: dict[int, list[str]] = {}  # matmul node -> its code for QUAD examples at once (rows > 1)
         self.stage = stages(cell)
         self.order = cell.order()
         self.number = {nid: i for i, nid in enumerate(self.order)}
@@ -153,6 +164,10 @@ class CellWriter:
                     Arg(f"v->{self.names[nid]}", self.shapes[nid]), self.c,
                     transposed=lambda i: self.transposed(args[i]))
         got = emit(node.op, site)
+        if self.rows > 1 and node.op == "matmul":
+            quad = matvec_rows(site)
+            if quad is not None:
+                self.quad[nid] = quad
         self.helpers |= site.helpers
         text = "\n".join(got) if isinstance(got, list) else ""
         for a, arg in zip(args, site.args):  # a param-only argument is kept in the form the code reads
@@ -167,6 +182,8 @@ class CellWriter:
         return [f"/* {self.describe(nid)} */"] + (block(got) if _declares(got) else got)
 
     def step(self) -> str:
+        if self.rows > 1:
+            return self.step_rows()
         body = []
         for nid in self.order:
             if self.stage[nid] != "const" and self.cell.node(nid).op not in ("input", "state"):
@@ -182,6 +199,67 @@ class CellWriter:
                 f"static int {self.fn}_step(const {self.fn}_consts *restrict k, {self.fn}_values *restrict v{toks})",
                 "{"]
         return "\n".join(head + [IND + x if x else "" for x in body] + [IND + "return 0;", "}"])
+
+    def step_rows(self) -> str:
+        """The step for n <= rows examples at once: each node for every example before the next node, so a
+        matrix-vector product becomes QUAD examples' products sharing each row of the matrix (matvec_rows);
+        every other node runs its one-example code per example, with `v` pointing at that example's values."""
+        V, size = f"{self.fn}_values", {nid: math.prod(self.shapes[nid]) for nid in self.tokens}
+        groups: list[tuple[int | None, list[str]]] = []  # (matmul done QUAD at a time, or None: per example)
+        for nid in self.order:
+            if self.stage[nid] == "const" or self.cell.node(nid).op in ("input", "state"):
+                continue
+            lines = self.node_code(nid)
+            if nid in self.quad:
+                groups.append((nid, lines))
+            elif groups and groups[-1][0] is None:
+                groups[-1][1].extend(lines)
+            else:
+                groups.append((None, list(lines)))
+
+        def per_example(lines: list[str]) -> list[str]:
+            toks = [f"const int32_t *restrict {p} = {p}_rows + (long)r * T * {size[nid]};"
+                    for nid, p in self.tokens.items() if any(re.search(rf"\b{p}\b", x) for x in lines)]
+            return ["for (; r < n; ++r) {", f"{IND}{V} *restrict v = rows + r;"] + [IND + x for x in toks + lines] + ["}"]
+
+        body = []
+        for nid, lines in groups:
+            if all(x.startswith("/*") for x in lines):  # views only: nothing to run
+                body += lines
+            elif nid is None:
+                body += block(["int r = 0;"] + per_example(lines))
+            else:
+                pointers = ", ".join(f"*v{q} = rows + r{f' + {q}' if q else ''}" for q in range(QUAD))
+                quad = [f"for (; r + {QUAD} <= n; r += {QUAD}) {{", f"{IND}{V} {pointers};"]
+                quad += [IND + x for x in _call_lines(f"{self.quad_fn(nid)}(", self.quad[nid][1], ");")] + ["}"]
+                body += [lines[0]] + block(["int r = 0;"] + quad + per_example(lines[1:]))
+        if not any("k->" in line for line in body):
+            body.insert(0, "(void)k;")
+        toks = "".join(f", const int32_t *restrict {p}_rows" for p in self.tokens.values())
+        if self.tokens:
+            toks = ", int T" + toks
+            unused = [f"(void){p}_rows;" for p in self.tokens.values() if not any(f"{p}_rows" in x for x in body)]
+            if len(unused) == len(self.tokens):
+                unused.insert(0, "(void)T;")
+            body = unused + body
+        kernels = []
+        for nid, (lines, _) in self.quad.items():
+            o, x = ", ".join(f"{self.c.name} *restrict o{q}" for q in range(QUAD)), \
+                ", ".join(f"const {self.c.name} *restrict x{q}" for q in range(QUAD))
+            kernels += [f"/* {self.describe(nid)}, for {QUAD} examples: o_q = W x_q, with W^T in w */",
+                        *_call_lines(f"static void {self.quad_fn(nid)}(", [*o.split(", "), *x.split(", "),
+                                                                           f"const {self.c.name} *restrict w"], ")"),
+                        "{"] + [IND + x for x in lines] + ["}", ""]
+        head = kernels + [f"/* Cell `{self.cell.name}`, one step of n examples (at most {self.rows}): reads the inputs and state "
+                f"of rows[0..n-1], fills the rest.",
+                " * A token input points at the first example's ids; the next example's are T steps further on.",
+                " * Returns 0, or 1 when a token id is beyond its table. */",
+                f"static int {self.fn}_step(const {self.fn}_consts *restrict k, {V} *restrict rows, int n{toks})",
+                "{"]
+        return "\n".join(head + [IND + x if x else "" for x in body] + [IND + "return 0;", "}"])
+
+    def quad_fn(self, nid) -> str:
+        return f"{self.fn}_{self.names[nid]}_x{QUAD}"
 
     # -- the scan --------------------------------------------------------------------------
     def source_of(self, nid) -> str:
@@ -202,14 +280,18 @@ class CellWriter:
         params = [f"const {self.fn}_consts *k", "int B", "int T"]
         params += [f"const {'int32_t' if nid in self.tokens else T} *{ins[n]}" for n, nid in self.inputs.items()]
         params += [f"{T} *{sts[n]}" for n in cell.states] + ["const int32_t *lengths", "int reverse"]
-        params += [f"{T} *{outs[n]}" for n in self.outputs] + [f"{self.fn}_values *work", f"{self.fn}_values *trace"]
-        doc = [f"/* Cell `{cell.name}` over a batch of B sequences of T steps, one example after another.",
+        params += [f"{T} *{outs[n]}" for n in self.outputs]
+        params += [f"{self.fn}_values *{'work' if self.rows == 1 else 'rows'}", f"{self.fn}_values *trace"]
+        order = "one example after another" if self.rows == 1 else f"blocks of {self.rows} examples at a time"
+        doc = [f"/* Cell `{cell.name}` over a batch of B sequences of T steps, {order}.",
                f" * inputs: {self._shapes(ins, self.inputs, 'B][T')}",
                f" * state:  {self._shapes(sts, self.states, 'B')}: the start state in, the final state out",
                " * lengths: [B] real steps per sequence, or NULL for all T (a padded step keeps the state and",
                " *          outputs zeros); reverse: run from the last step to the first",
                f" * outputs: {self._shapes(outs, self.outputs, 'B][T')}",
-               f" * work: one {self.fn}_values; trace: NULL, or [B][T] {self.fn}_values (every value at every step)",
+               f" * work: one {self.fn}_values; trace: NULL, or [B][T] {self.fn}_values (every value at every step)"
+               if self.rows == 1 else
+               f" * rows: {self.rows} {self.fn}_values (the examples of a block); trace: NULL, or [B][T] {self.fn}_values",
                " * Returns 0, or 1 when a token id is beyond its table. */"]
         per_step = []
         for n, nid in self.inputs.items():
@@ -219,6 +301,11 @@ class CellWriter:
         for n, nid in self.states.items():
             per_step.append(f"memcpy(work->{self.names[nid]}, {sts[n]} + b * {size[nid]}, {size[nid]} * sizeof({T}));")
         toks = "".join(f", {ins[n]} + bt * {size[nid]}" for n, nid in self.inputs.items() if nid in self.tokens)
+        if self.rows > 1:
+            toks = "".join(f", {ins[n]} + ((long)b0 * T + t) * {size[nid]}" for n, nid in self.inputs.items()
+                           if nid in self.tokens)
+            call = f"if ({self.fn}_step(k, rows, n{', T' if self.tokens else ''}{toks})) return 1;"
+        before = list(per_step)
         per_step.append(f"if ({self.fn}_step(k, work{toks})) return 1;")
         if self.states:
             per_step.append("if (live) {  /* every next state is read before any is written */")
@@ -230,18 +317,41 @@ class CellWriter:
             per_step += [f"if (live) memcpy({out}, {self.source_of(nid)}, {size[nid]} * sizeof({T}));",
                          f"else memset({out}, 0, {size[nid]} * sizeof({T}));"]
         per_step.append("if (trace != NULL) trace[bt] = *work;")
-        loop = ["for (int b = 0; b < B; ++b) {",
-                f"{IND}for (int s = 0; s < T; ++s) {{",
-                f"{IND * 2}const int t = reverse ? T - 1 - s : s;",
-                f"{IND * 2}const long bt = (long)b * T + t;  /* example b at step t */",
-                f"{IND * 2}const int live = lengths == NULL || t < lengths[b];"]
-        if not self.states and not self.outputs:
-            loop.append(f"{IND * 2}(void)live;")
-        loop += [IND * 2 + x for x in per_step] + [f"{IND}}}", "}"]
+        if self.rows > 1:
+            loop = self._blocks(before, call, per_step[len(before) + 1:])
+        else:
+            loop = ["for (int b = 0; b < B; ++b) {",
+                    f"{IND}for (int s = 0; s < T; ++s) {{",
+                    f"{IND * 2}const int t = reverse ? T - 1 - s : s;",
+                    f"{IND * 2}const long bt = (long)b * T + t;  /* example b at step t */",
+                    f"{IND * 2}const int live = lengths == NULL || t < lengths[b];"]
+            if not self.states and not self.outputs:
+                loop.append(f"{IND * 2}(void)live;")
+            loop += [IND * 2 + x for x in per_step] + [f"{IND}}}", "}"]
         head = f"{'static ' if static else ''}int {self.fn}_scan("
         self.scan_signature = _wrap_params(head, params)
         lines = doc + [self.scan_signature] + ["{"] + [IND + x for x in loop] + [IND + "return 0;", "}"]
         return "\n".join(lines)
+
+    def _blocks(self, before: list[str], call: str, after: list[str]) -> list[str]:
+        """The scan's loop for rows > 1: over blocks of examples, then steps; per step, each example's
+        inputs and state go into its values, one step runs for the block, and each example's results
+        come out. `before` and `after` are the one-example statements (`work`: that example's values)."""
+        V, n = f"{self.fn}_values", self.rows
+        example = ["const int b = b0 + r;", "const long bt = (long)b * T + t;  /* example b at step t */",
+                   f"{V} *const work = rows + r;"]
+        out_example = example + ["const int live = lengths == NULL || t < lengths[b];"]
+        if not self.states and not self.outputs:
+            out_example.append("(void)live;")
+        in_example = [x for x in example if "bt" not in x or any(re.search(r"\bbt\b", y) for y in before)]
+        ins = ["for (int r = 0; r < n; ++r) {"] + [IND + x for x in in_example + before] + ["}"] if before else []
+        outs = ["for (int r = 0; r < n; ++r) {"] + [IND + x for x in out_example + after] + ["}"]
+        return [f"for (int b0 = 0; b0 < B; b0 += {n}) {{",
+                f"{IND}const int n = B - b0 < {n} ? B - b0 : {n};  /* examples b0 .. b0 + n - 1 */",
+                f"{IND}for (int s = 0; s < T; ++s) {{",
+                f"{IND * 2}const int t = reverse ? T - 1 - s : s;",
+                *[IND * 2 + x for x in ins + [call] + outs],
+                f"{IND}}}", "}"]
 
     def _shapes(self, params: dict, nodes: dict, lead: str) -> str:
         return ", ".join(f"{params[n]} [{lead}]" + "".join(f"[{d}]" for d in self.shapes[nid])
@@ -289,7 +399,7 @@ class CellWriter:
         rule = f"/* ---- cell `{self.cell.name}` " + "-" * max(4, 100 - 20 - len(self.cell.name)) + " */"
         return CellCode(self.fn, rule + "\n\n" + structs, step + "\n\n" + scan, self.helpers, consts, values,
                         dict(self.views), self.shapes, list(self.cell.inputs), list(self.cell.states),
-                        list(self.outputs), self.scan_signature)
+                        list(self.outputs), self.scan_signature, self.rows)
 
 
 def _packed(struct: str, n: int, T: str) -> str:
@@ -310,3 +420,15 @@ def _wrap_params(head: str, params: list[str], width: int = 110) -> str:
 
 def cell_prefix(name: str) -> str:
     return identifier(name)
+
+
+def _call_lines(head: str, args: list[str], tail: str, width: int = 106) -> list[str]:
+    """`head` args `tail`, wrapped under the opening parenthesis."""
+    lines, line = [], head
+    for i, a in enumerate(args):
+        piece = a + (", " if i < len(args) - 1 else tail)
+        if len(line) + len(piece) > width and line.strip() != head.strip():
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += piece
+    return lines + [line]

@@ -224,6 +224,55 @@ def _matmul(s: Site) -> list[str]:
     return loops(list(zip(names, lead)) + [("i", m)], body)
 
 
+QUAD = 4  # examples a blocked matrix-vector product computes together
+TILE = 64  # output columns per tile: a tile of each of the QUAD rows stays in L1
+UNROLL = 4  # steps of the sum per pass over a tile: each output is loaded and stored once per UNROLL products
+
+
+def matvec_rows(s: Site) -> tuple[list[str], list[str]] | None:
+    """W @ x (W param-only, stored transposed) for QUAD examples at once: each row of W^T is loaded once
+    for all of them, and the innermost loop runs along that row and the QUAD output rows, in fixed-size
+    tiles the compiler vectorises. Each output element still sums over j in index order, as the
+    one-example code does, so the results are the same numbers. Returns the body of a function of
+    (o0..o3, x0..x3, w): restrict parameters, so the compiler knows they do not overlap; and the
+    arguments of its call, `v0`..`v3` pointing at the examples' values. None when the node is not such a
+    product (the caller runs its one-example code per example)."""
+    a, b = s.args
+    wt = s.transposed(0) if len(a.shape) == 2 and len(b.shape) == 1 else None
+    if wt is None or b.scalar is not None or not s.out.base.startswith("v->") or not b.base.startswith("v->"):
+        return None
+    T, (k, m), rows = s.c.name, wt.shape, range(QUAD)
+
+    def member(arg: Arg, q: int) -> str:
+        return f"v{q}->{arg.base[3:]}" + (f" + {arg.offset}" if arg.offset else "")
+
+    def steps(width: int, j: str, n: int) -> list[str]:
+        """n steps of the sum, j .. j + n - 1, on a tile: o = ((o + w_j a_j) + w_j+1 a_j+1) + ..., in order."""
+        js = [f"{j} + {d}" if d else j for d in range(n)]
+        lines = [f"const {T} *restrict w{d} = w + {f'({x})' if ' ' in x else x} * {m} + i0;" for d, x in enumerate(js)]
+        lines += [f"const {T} " + ", ".join(f"a{q}{d} = x{q}[{js[d]}]" for d in range(n)) + ";" for q in rows]
+        terms = {q: "".join(f" + w{d}[@i@] * a{q}{d}" for d in range(n)) for q in rows}
+        return lines + loops([("i", width)], [f"o{q}[i0 + @i@] = o{q}[i0 + @i@]{terms[q]};" for q in rows]
+                             if width > 1 else [f"o{q}[i0] = o{q}[i0]{terms[q]};" for q in rows])
+
+    def tile(width: int) -> list[str]:
+        lines = loops([("i", width)], block([f"o{q}[i0 + @i@] = 0;" for q in rows]))
+        if k >= UNROLL:
+            lines += [f"for (int j = 0; j < {k - k % UNROLL}; j += {UNROLL}) {{"] + \
+                ["    " + x for x in steps(width, "j", UNROLL)] + ["}"]
+        for j in range(k - k % UNROLL, k):
+            lines += block(steps(width, str(j), 1))
+        return [tidy(x) for x in lines]
+    full, tail = m - m % TILE, m % TILE
+    lines = []
+    if full:
+        lines += [f"for (int i0 = 0; i0 < {full}; i0 += {TILE}) {{"] + ["    " + x for x in tile(TILE)] + ["}"]
+    if tail:
+        lines += block([f"const int i0 = {full};"] + tile(tail))
+    call = [member(s.out, q) for q in rows] + [member(b, q) for q in rows] + [wt.base]
+    return lines, call
+
+
 def _outer(s: Site) -> list[str]:
     a, b = s.args
     i, j = var("i"), var("j")
