@@ -56,7 +56,8 @@ def check_text(text: str, file: str = "<spec>.yaml", dim_overrides: dict[str, in
 def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None = None) -> Checked:
     sink = DiagnosticSink()
     data = _check_names(data, smap, sink)
-    spec = _validate(data, smap, sink)
+    dropped: set = set()
+    spec = _validate(data, smap, sink, dropped)
     if spec is None:
         raise SpecError(sink.items)
 
@@ -65,7 +66,9 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
         _check_vocab(spec, smap, sink, dims)
     raw_dims = data.get("dims") if isinstance(data.get("dims"), dict) else {}
     invalid = frozenset(str(k) for k in raw_dims) - set(dims)
-    builder = PlanBuilder(spec, dims, {}, smap, sink, invalid)
+    if spec.vocab is not None and spec.vocab.dim not in dims:  # the vocabulary's error is reported
+        invalid |= {spec.vocab.dim}
+    builder = PlanBuilder(spec, dims, {}, smap, sink, invalid, frozenset(dropped))
     plan = builder.build()
     used = {name for name, _ in builder.lowered}
     for name in spec.cells:
@@ -109,16 +112,19 @@ def _check_names(data: dict, smap: SourceMap, sink: DiagnosticSink) -> dict:
     return data
 
 
-def _validate(data: dict, smap: SourceMap, sink: DiagnosticSink) -> Spec | None:
+def _validate(data: dict, smap: SourceMap, sink: DiagnosticSink, dropped: set) -> Spec | None:
     """Validate; on errors, report them, drop the offending keys and try once
-    more, so that the semantic checks can still report what else is wrong."""
+    more, so that the semantic checks can still report what else is wrong.
+    The dropped paths go into `dropped`: checks that would miss them stay quiet."""
     try:
         return Spec.model_validate(data)
     except ValidationError as e:
         _report_validation(e, data, smap, sink)
         pruned = copy.deepcopy(data)
         for err in e.errors():
-            _drop(pruned, _data_path(err["loc"], data))
+            path = _data_path(err["loc"], data)
+            _drop(pruned, path)
+            dropped.add(path)
         pruned.setdefault("rnncompile", 1)  # reported above; check the rest as version 1
         pruned.setdefault("name", "spec")
     try:
@@ -276,6 +282,8 @@ def _child_type(tp, part):
 
 
 def _unwrap(tp):
+    if typing.get_origin(tp) is typing.Annotated:  # e.g. a discriminated union
+        tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):

@@ -223,8 +223,9 @@ def to_text(cell: CellGraph) -> str:
             desc = f"{node.op}({', '.join(ids[a] for a in cell.args(nid))}){_attr_text(node)}"
             if node.op == "output":
                 desc = f"output {node.attr('name')} = {ids[cell.args(nid)[0]]}"
+        name = f" {node.label}" if node.label and OPS[node.op].kind not in ("source", "sink") else ""
         tail = f"  # {node.origin}" if node.origin else ""
-        lines.append(f"  {ids[nid]:>4} = {desc} : {shape}{' token' if node.dtype == 'token' else ''}{tail}")
+        lines.append(f"  {ids[nid]:>4}{name} = {desc} : {shape}{' token' if node.dtype == 'token' else ''}{tail}")
     for name, sid in sorted(cell.by_name("state").items()):
         lines.append(f"  next {name} = {ids[cell.update_of(sid)]}")
     return "\n".join(lines)

@@ -50,6 +50,7 @@ class CellLowering:
         self.kind_of: dict[str, str] = {}  # name -> input | state | param | gate | let
         self.resolving: list[str] = []  # let/gate names being lowered (cycle detection)
         self.failed: set[str] = set()
+        self.silenced = False  # something failed on an error reported elsewhere (an invalid dim)
         self.shorthand_memory = None  # the state written by a `memory:` shorthand (its init is `memory.init`)
         if getattr(cell, "memory", None) is not None:
             self.shorthand_memory = cell.memory.name
@@ -83,6 +84,7 @@ class CellLowering:
             except DimError as e:
                 if e.undefined not in self.invalid_dims:
                     self.error(tuple(path) + (i,), e.message, e.pos, e.width, e.hint)
+                self.silenced = True
                 return None
             if n < 1:
                 self.error(tuple(path) + (i,), f"size `{d}` is {n}; sizes must be positive", 0)
@@ -177,7 +179,7 @@ class CellLowering:
             if nid is not None:
                 g.add(Node("output", g.node(nid).shape, make_attrs({"name": name}), g.node(nid).dtype,
                            dotted(self.base + ("outputs", name)), name), [nid])
-        if len(self.sink.errors) == self.errors_before:  # usage is only known when every expression lowered
+        if len(self.sink.errors) == self.errors_before and not self.silenced:  # usage is known when all lowered
             if not cell.outputs:
                 self.warn((), f"cell `{self.name}` declares no outputs", hint="add `outputs: {y: h}`")
             self.warn_unused()

@@ -130,8 +130,9 @@ class Plan:
 
 class PlanBuilder:
     def __init__(self, spec: Spec, dims: dict, cells: dict[str, CellGraph], smap: SourceMap, sink: DiagnosticSink,
-                 invalid_dims: frozenset):
+                 invalid_dims: frozenset, dropped: frozenset = frozenset()):
         self.spec, self.dims, self.smap, self.sink, self.invalid = spec, dims, smap, sink, invalid_dims
+        self.dropped = dropped  # paths whose values failed validation (already reported) and were removed
         self.lowered = {(name, tuple(sorted(dims.items()))): c for name, c in cells.items()}
         self.failed_cells = set()
         self.model_inputs = ModelInputs()  # what a state's `init:` may name; set by build() before any cell lowers
@@ -212,7 +213,8 @@ class PlanBuilder:
                        "use `layers` for a stack, `encoder`+`decoder` for sequence to sequence")
             return None
         if not modes and m.decoder is None:
-            self.error(("model",), "the model runs nothing", "add `scan: <cell>` (or layers, or encoder/decoder)")
+            if not any(("model", k) in self.dropped for k in ("scan", "layers", "encoder", "decoder", "fold")):
+                self.error(("model",), "the model runs nothing", "add `scan: <cell>` (or layers, or encoder/decoder)")
             return None
         if m.scan is not None or m.layers is not None:
             layers = m.layers if m.layers is not None else None
@@ -389,10 +391,14 @@ class PlanBuilder:
         feed = {}
         if set(cins) & self.failed_inputs or (len(cins) == 1 and not below and self.failed_inputs):
             return None  # its shape error is already reported
+        if not below and ("model", "input") in self.dropped:
+            return None  # `input:` itself was invalid, and is reported
         for cin in cins:
             if cin not in below:
                 self.error(path, f"nothing feeds input `{cin}` of cell `{scan_name}`",
-                           "inputs are matched by name; available here: " + ", ".join(below))
+                           "inputs are matched by name; available here: " + ", ".join(below) if below else
+                           f"declare it under the model's `input:`, e.g. input: "
+                           f"{{{cin}: [{', '.join(['T'] + [str(d) for d in cspec.inputs[cin].shape])}]}}")
                 return None
             feed[cin] = cin
         return feed

@@ -5,9 +5,10 @@ stored in their long form, so `Spec.model_dump()` is the canonical JSON.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+import typing
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 DimExpr = Union[int, str]  # 16, "H", "H + I"
 ShapeSpec = list[DimExpr]  # [] is a scalar
@@ -210,6 +211,28 @@ class TreeHeadSpec(Strict):
     outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
 
 
+class _FoldHead(dict):
+    """A head mapping inside a fold model, marked so that it is read as a tree head."""
+
+
+def _head_kind(v: Any) -> str:
+    """Which head a mapping is: its `at` decides, else the model it sits in.
+    One choice, so a mistake inside a head is reported against one vocabulary,
+    never also against the other (`expected 'root' or 'every_node'` for `at: last`)."""
+    if isinstance(v, BaseModel):
+        return "tree" if isinstance(v, TreeHeadSpec) else "seq"
+    at = v.get("at") if isinstance(v, dict) else None
+    if isinstance(at, str) and at in typing.get_args(TreeHeadSpec.model_fields["at"].annotation):
+        return "tree"
+    if isinstance(at, str) and at in typing.get_args(HeadSpec.model_fields["at"].annotation):
+        return "seq"
+    return "tree" if isinstance(v, _FoldHead) else "seq"
+
+
+AnyHead = Annotated[Union[Annotated[HeadSpec, Tag("seq")], Annotated[TreeHeadSpec, Tag("tree")]],
+                    Discriminator(_head_kind)]
+
+
 class EncoderSpec(Directed):
     scan: str | None = Field(None, description="the encoder cell (or give layers)")
     layers: list[LayerSpec] | None = None
@@ -242,7 +265,7 @@ class ModelSpec(Directed):
                                           description="one vector per sequence (not a sequence), e.g. an image feature")
     scan: str | None = Field(None, description="the cell run over the input sequence (one layer)")
     layers: list[LayerSpec] | None = Field(None, description="a stack: each layer's outputs feed the next")
-    head: Union[HeadSpec, TreeHeadSpec, None] = None  # a tree head (at: root | every_node) for fold models
+    head: Optional[AnyHead] = None  # a tree head (at: root | every_node) for fold models
     encoder: EncoderSpec | None = None
     decoder: DecoderSpec | None = None
     fold: str | None = Field(None, description="the tree cell folded over each input tree, leaves to root")
@@ -250,6 +273,8 @@ class ModelSpec(Directed):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v):
+        if isinstance(v, dict) and v.get("fold") is not None and type(v.get("head")) is dict:
+            v = {**v, "head": _FoldHead(v["head"])}
         return _inputs_shorthand(v)
 
 
@@ -266,5 +291,7 @@ class Spec(Strict):
 def json_schema() -> dict:
     schema = Spec.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    head = schema["$defs"]["ModelSpec"]["properties"]["head"]["anyOf"][0]
+    head["anyOf"] = head.pop("oneOf")  # a head without `at:` is both kinds; the checker picks by the model
     schema["title"] = "rnncompile spec"
     return schema

@@ -38,6 +38,28 @@ def cell_cost(cell: CellGraph) -> CellCost:
         flops_per_step=per_step, flops_once=once, activations_per_step=acts)
 
 
+@dataclass
+class Phase:
+    """Uses that run together, `runs` times per example: a sequence's steps, a decoder's steps, once."""
+
+    name: str  # "step", "encoder step", "decoder step", "once per sequence"
+    runs: int
+    flops_per_run: int = 0  # per example
+
+
+def phase_of(use, plan, steps: int) -> tuple[str, int]:
+    """Which phase a cell use runs in, and how often. `steps` is the run's steps as `run` reads them:
+    the source length of a sequence or encoder, or the tokens to write of one-to-many generation."""
+    d = plan.decoder
+    if d is not None and (use is d.use or use is d.head.use):
+        return "decoder step", steps if plan.kind == "generate" else d.steps
+    if d is not None and use is d.init:
+        return "once per sequence", 1  # the init projection from the summary C or the context
+    if plan.head is not None and use is plan.head.use and plan.head.at == "last":
+        return "once per sequence", 1
+    return ("encoder step" if plan.kind == "seq2seq" else "step"), steps
+
+
 def _n(x: float) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= size:
@@ -63,6 +85,9 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
     checked, plan = program.checked, program.plan
     steps = checked.steps(steps)
     lines = [f"{program.name}: {plan.kind} model, {steps} steps, batch {batch}"]
+    if plan.kind == "seq2seq":
+        lines = [f"{program.name}: seq2seq model, {steps} source steps, up to {plan.decoder.steps} decoder steps, "
+                 f"batch {batch}"]
     if plan.kind == "tree":  # no steps: the cell runs once per node (costs below are per node)
         cell = plan.fold.cell
         arity = "any number of children" if cell.arity is None else f"{cell.arity} children per node"
@@ -77,10 +102,12 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
     if plan.context:
         lines.append("context (per sequence): " + ", ".join(f"{n} {fmt_shape(s)}" for n, s in plan.context.items()))
     total = CellCost(0, 0, 0, 0, 0)
-    shown_graphs, listed = {}, set()
+    shown_graphs, listed, phases = {}, set(), {}
     for use in plan.uses():
         cell = program.cell(use) if optimised else use.cell
         cost = cell_cost(cell)
+        name, runs = phase_of(use, plan, steps)
+        phases.setdefault(name, Phase(name, runs)).flops_per_run += cost.flops_per_step
         cost.params = sum(math.prod(p.shape) for p in use.cell.params.values() if use.key(p.name) not in listed)
         total = CellCost(*(a + b for a, b in zip(vars(total).values(), vars(cost).values())))
         lines.append("")
@@ -99,19 +126,30 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
             lines.append(f"  param  {use.key(p.name):<22} {fmt_shape(p.shape):<12} {math.prod(p.shape):>10,}  {how}")
         lines.append(f"  FLOPs per step, per example {_n(cost.flops_per_step)}")
         log = program.pass_log.get(use.prefix, [])
-        if log and optimised:
+        if optimised and any(b != a for _, b, a in log):
             lines.append("  passes (nodes): " + ", ".join(f"{name} {b}→{a}" for name, b, a in log if b != a))
         shown_graphs.setdefault(id(cell), (use, cell))
+    order = ("step", "encoder step", "decoder step", "once per sequence")
+    phases = sorted(phases.values(), key=lambda ph: order.index(ph.name))
+    run_flops = batch * sum(ph.flops_per_run * ph.runs for ph in phases) + total.flops_once
+    rows = [("params", f"{total.params:,} ({_bytes(total.params * itemsize)})")]
+    for ph in phases:
+        label = "FLOPs once per sequence" if ph.runs == 1 and ph.name.startswith("once") else f"FLOPs per {ph.name}"
+        rows.append((f"{label}, per example", _n(ph.flops_per_run)))
+    how = " + ".join(f"{_n(ph.flops_per_run)} once" if ph.name.startswith("once") else
+                     f"{_n(ph.flops_per_run)} × {ph.runs} {ph.name}{'s' if ph.runs != 1 else ''}" for ph in phases)
+    how = f"({how}) × batch {batch}" if batch > 1 else how
+    how += f" + {_n(total.flops_once)} on the weights" if total.flops_once else ""
+    rows.append(("FLOPs for the whole run", f"{_n(run_flops)}" + (f"  = {how}" if len(phases) > 1 else "")))
+    rows.append(("values per step, per example", f"{total.activations_per_step:,} "
+                                                 f"({_bytes(total.activations_per_step * itemsize)})"))
+    rows.append(("memory for one step",
+                 f"{_bytes((total.activations_per_step + total.state) * itemsize * batch)} (batch {batch})"))
+    rows.append(("params + state", _bytes((total.params + total.state * batch) * itemsize)))
+    width = max(30, *(len(label) + 2 for label, _ in rows))
     lines.append("")
     lines.append("cost")
-    lines.append(f"  params                        {total.params:,} ({_bytes(total.params * itemsize)})")
-    lines.append(f"  FLOPs per step, per example   {_n(total.flops_per_step)}")
-    lines.append(f"  FLOPs for the whole run       {_n(total.flops_per_step * steps * batch + total.flops_once)}")
-    lines.append(f"  values per step, per example  {total.activations_per_step:,} "
-                 f"({_bytes(total.activations_per_step * itemsize)})")
-    lines.append(f"  memory for one step           "
-                 f"{_bytes((total.activations_per_step + total.state) * itemsize * batch)} (batch {batch})")
-    lines.append(f"  params + state                {_bytes((total.params + total.state * batch) * itemsize)}")
+    lines += [f"  {label:<{width}}{value}" for label, value in rows]
     if optimised:
         for use, cell in shown_graphs.values():
             stage = stages(cell)

@@ -207,3 +207,38 @@ def test_fuse_elementwise_never_makes_an_op_read_its_own_result():
     before, after = _fuse_alone("p: W @ concat(b, d); e0: p[0:2] + b; e1: p[2:4] + tanh(e0)",
                                 "concat(e0, e1) * h")
     assert _ops_by_stage(after, "add") == _ops_by_stage(before, "add") == [("const", (2,)), ("const", (2,))]
+
+
+LET_OF_A_SPLIT_PRODUCT = """
+rnncompile: 1
+name: letaff
+dims: {I: 3, H: 4, T: 5}
+cells:
+  rnn:
+    inputs: {x: I}
+    state: {h: H}
+    params:
+      W: {shape: [H, H + I]}
+    let:
+      pre: W @ concat(h, x)
+    update:
+      h: tanh(pre)
+    outputs: {h: h, pre: pre}
+model:
+  input: {x: [T, I]}
+  scan: rnn
+"""
+
+
+def test_hoisting_keeps_the_name_of_a_let_it_splits():
+    """`pre` was a matmul; split into W_h @ h + W_x @ x, the add that now computes it is `pre`
+    (the output `pre` reads it), in the graph listing and in the exported code."""
+    plain = compile_text(LET_OF_A_SPLIT_PRODUCT, "letaff.yaml", optimize=False)
+    for cell in (dict(PIPELINE)["hoist-inputs"](plain.scan_cell), rnncompile.compile_text(
+            LET_OF_A_SPLIT_PRODUCT, "letaff.yaml").scan_cell):
+        (named,) = [n for n in cell.g.nodes if cell.node(n).label == "pre" and cell.node(n).op != "output"]
+        assert cell.node(named).op == "add"
+        (out,) = [n for n in cell.nodes_of("output") if cell.node(n).attr("name") == "pre"]
+        assert cell.args(out) == [named]
+        assert any(line.split()[1:3] == ["pre", "="] for line in to_text(cell).splitlines())
+    _assert_same_run(_run(_with(plain, "", dict(PIPELINE)["hoist-inputs"](plain.scan_cell))), _run(plain))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 import rnncompile
-from rnncompile.render import VIEWS, chain_dot, dot_source, render
+from rnncompile.render import VIEWS, chain_dot, dot_source, render, style
 from rnncompile.render import engine as engine_mod
 from rnncompile.render.engine import Engine, find_engine, png_to_pdf, run_engine
 from rnncompile.render.model import default_plan
@@ -262,3 +262,19 @@ def test_pdf_without_dot_or_cairosvg_is_a_raster_pdf(tmp_path, monkeypatch):
     result = render(rnncompile.compile(SPECS / "deep_lstm.yaml"), out, view="model")
     assert out.read_bytes().startswith(b"%PDF") and "raster PDF" in result.note
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+# ---- edge labels clear of their edges (the check of test_render_memory, on the model view) ----------------
+
+def test_a_state_edge_label_has_the_spacer_the_edge_is_drawn_under(dots):
+    for name, first in (("seq2seq", "C"), ("captioner", "init")):
+        assert f'<td height="{style.EDGE_LABEL_GAP}"></td>' in edge(dots[name], first, "dec_0"), name
+
+
+@needs_engine
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_model_view_edges_never_run_through_their_labels(spec):
+    from test_render_memory import label_crossings
+
+    svg = run_engine(ENGINE, dot_source(rnncompile.compile(spec), "model"), "svg").decode("utf-8")
+    assert label_crossings(svg) == []

@@ -1,11 +1,16 @@
 """Input hoisting.
 
-Preserves: values (up to float rounding from reassociation). An affine map
-over a concatenation that mixes state and input, `W @ concat(h, x)`, is split
-by columns into `W[:, :H] @ h + W[:, H:] @ x`; and `(loop + seq) + const` is
-reassociated to `loop + (seq + const)`. Afterwards the input half and the
-bias are "seq" nodes, which backends compute for every step in one matrix
-multiply before the loop, as cuDNN does.
+An affine map over a concatenation that mixes state and input,
+`W @ concat(h, x)`, is split by columns into `W[:, :H] @ h + W[:, H:] @ x`;
+and `(loop + seq) + const` is reassociated to `loop + (seq + const)`.
+Afterwards the input half and the bias are "seq" nodes, which backends
+compute for every step in one matrix multiply before the loop, as cuDNN does.
+
+Preserves: values (up to float rounding from reassociation), and the spec's
+names (labels) of the values still computed: the add that now computes a
+split product, and the outer add of a reassociation, keep their node's name
+(a let's, say). The inner sum `loop + seq` of a reassociation is no longer
+computed, so a name of its own goes with it.
 """
 from __future__ import annotations
 
@@ -44,8 +49,9 @@ def _split_affine(cell: CellGraph, nid: int, stage: dict) -> bool:
     # loop terms first, so a following bias add can be reassociated onto the seq part
     terms.sort(key=lambda t: t[0] != "loop")
     total = terms[0][1]
-    for _, t in terms[1:]:
-        total = cell.add(Node("add", node.shape, (), "float", node.origin), [total, t])
+    for i, (_, t) in enumerate(terms[1:], 2):  # the last add computes the product: it keeps its name (a let's)
+        total = cell.add(Node("add", node.shape, (), "float", node.origin, node.label if i == len(terms) else ""),
+                         [total, t])
     cell.redirect(nid, total)
     cell.g.remove_node(nid)
     return True

@@ -243,7 +243,7 @@ class _Picture:
                 tip = f"the initial {names}" + (f" of the {what}" if what else "")
             attrs = dict(STATE_EDGE, dir="back") if reverse else dict(STATE_EDGE)
             if label and a == first:
-                attrs.update(label=f"<{label}>", fontcolor="#b35c00", fontsize="11")
+                attrs.update(label=style.edge_label([label]), fontcolor="#b35c00", fontsize="11")
             self.edge(a, b, tooltip=tip, **attrs)
 
     # -- the top: outputs or the head -----------------------------------------------

@@ -168,12 +168,16 @@ def _short(formula: str, limit: int = MAX_FORMULA) -> str:
     return formula if len(formula) <= limit else formula[: limit - 1].rstrip() + ELLIPSIS
 
 
-def edge_label(lines: list[str]) -> str:
+def edge_label(lines: list[str], beside: bool = False) -> str:
     """An edge's HTML label: the lines (already HTML), with a spacer below, so the edge, drawn along
-    the label's bottom, never runs through the text (it hid underscores: `w_w₀` read as `w  w₀`)."""
+    the label's bottom, never runs through the text (it hid underscores: `w_w₀` read as `w  w₀`).
+    `beside`: an edge that runs up or down, drawn along the label's left side, gets the spacer there."""
     if not lines:
         return ""
     text = "<br/>".join(lines)
+    if beside:
+        return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr>'
+                f'<td width="{EDGE_LABEL_GAP}"></td><td>{text}</td></tr></table>>')
     return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr><td>{text}</td></tr>'
             f'<tr><td height="{EDGE_LABEL_GAP}"></td></tr></table>>')
 

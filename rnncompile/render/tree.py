@@ -109,10 +109,12 @@ def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, l
             g.node(f"x{i}", label=f"<{style.ELLIPSIS}<br/><font point-size=\"9\" color=\"{style.MUTED}\">"
                                    f"{n:,} nodes</font>>", tooltip=f"the {n:,} nodes below node {i} are not drawn",
                    shape="plaintext", fontsize="16", fontcolor=style.MUTED)
-            g.edge(f"x{i}", f"t{i}", label=states if small else "", tooltip=f"{states} of {len(kids[i])} children",
+            g.edge(f"x{i}", f"t{i}", label=style.edge_label([style.esc(states)] if small else [], beside=True),
+                   tooltip=f"{states} of {len(kids[i])} children",
                    **STATE_EDGE)
         for k in kids[i] if depth[i] < cut else ():
-            g.edge(f"t{k}", f"t{i}", label=states if small else "", tooltip=f"{states} of node {k} to node {i}",
+            g.edge(f"t{k}", f"t{i}", label=style.edge_label([style.esc(states)] if small else [], beside=True),
+                   tooltip=f"{states} of node {k} to node {i}",
                    **STATE_EDGE)
     with g.subgraph(name="words") as row:  # the sentence along the bottom, in order
         row.attr(rank="min")
@@ -126,7 +128,8 @@ def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, l
         root = tree.root
         g.node("head", label=style.cell_label("head", gate_chips(head_fold, colours)),
                tooltip="head at the root: " + ", ".join(head_outs), **HEAD)
-        g.edge(f"t{root}", "head", label=", ".join(cell.values) if small else "", **STATE_EDGE)
+        g.edge(f"t{root}", "head", label=style.edge_label([style.esc(", ".join(cell.values))] if small else [], beside=True),
+               **STATE_EDGE)
         g.node("out", **dict(style.KIND_STYLE["output"], label=style.label(f"<b>{style.esc(', '.join(head_outs))}"
                                                                             f"</b>")))
         g.edge("head", "out")

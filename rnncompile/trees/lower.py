@@ -152,6 +152,8 @@ def lower_tree_cell(name: str, cell: CellSpec, dims: dict, smap: SourceMap, sink
     _dedupe(sink, before)
     if failed() or cell.node is None:
         return None
+    if any(sname not in g.outputs() for g in graphs.values() for sname in states):
+        return None  # a value failed on a name whose error is already reported (e.g. a dim the vocabulary sets)
 
     values = dict((n, s.shape) for n, s in states.items())
     for rule, g in graphs.items():
