@@ -67,6 +67,17 @@ def busy_warning(threads: int = 1) -> str | None:
             + (", or compare with --threads 1)" if threads > 1 else ")"))
 
 
+def print_header(lines: list[str], threads: int) -> None:
+    """The command, the versions, the script's own lines, the load, and a warning when the machine is busy."""
+    print("command:", command_line())
+    for line in lines:
+        print(line)
+    print(load_line())
+    warning = busy_warning(threads)
+    if warning:
+        print(warning)
+
+
 # ---- BLAS thread control without extra packages --------------------------------------------
 
 class Blas:

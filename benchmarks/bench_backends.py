@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import Blas, busy_warning, command_line, interleaved_ms, load_line, versions
+from _timing import Blas, interleaved_ms, print_header, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -81,17 +81,11 @@ def main(argv=None):
     blas = Blas()
     threads = args.threads if args.threads is not None else max((n for _, n in blas.threads()), default=1)
     blas.set_threads(threads)
-    print("command:", command_line())
-    print(f"{versions()}, dtype {args.dtype}")
-    print("\n".join(blas.header()))
     cc = __import__("backends.c.build", fromlist=["build"])
-    print(f"C compiler: {' '.join(cc.compiler())} {' '.join(cc.FLAGS)} (single-threaded)")
-    print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
-          "compile and C build excluded (the build is shown on its own)")
-    print(load_line())
-    warning = busy_warning(threads)
-    if warning:
-        print(warning)
+    print_header([f"{versions()}, dtype {args.dtype}", *blas.header(),
+                  f"C compiler: {' '.join(cc.compiler())} {' '.join(cc.FLAGS)} (single-threaded)",
+                  f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
+                  "compile and C build excluded (the build is shown on its own)"], threads)
     print()
 
     rows = []

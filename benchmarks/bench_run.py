@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import Blas, busy_warning, command_line, interleaved_ms, load_line, versions
+from _timing import Blas, interleaved_ms, print_header, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -126,16 +126,10 @@ def main(argv=None):
         except ImportError:
             torch = None
 
-    print("command:", command_line())
-    print(f"{versions()}, dtype {args.dtype}")
-    print("\n".join(blas.header()))
-    print("torch:", f"{torch.__version__}, threads {torch.get_num_threads()}" if torch else "not used")
-    print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
-          "compile and param init excluded")
-    print(load_line())
-    warning = busy_warning(threads)
-    if warning:
-        print(warning)
+    print_header([f"{versions()}, dtype {args.dtype}", *blas.header(),
+                  "torch: " + (f"{torch.__version__}, threads {torch.get_num_threads()}" if torch else "not used"),
+                  f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
+                  "compile and param init excluded"], threads)
     print()
 
     rows = []

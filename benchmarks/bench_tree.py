@@ -34,7 +34,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _timing import Blas, busy_warning, command_line, interleaved_ms, load_line, versions
+from _timing import Blas, interleaved_ms, print_header, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,18 +117,14 @@ def main(argv=None):
     forest = Forest.of(trees)
     sched = make_schedule(forest.parent)
 
-    print("command:", command_line())
-    print(f"{versions()}, "
-          f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not used'}")
-    print(f"workload: {args.trees} random binary trees of {args.leaves[0]}-{args.leaves[1]} leaves, "
-          f"{forest.size:,} nodes, heights up to {sched.levels - 1} ({len(sched.groups)} level groups); "
-          f"specs/rvnn.yaml, hidden {args.hidden}, float32")
-    print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up; spec compiled before")
-    print(f"NumPy's BLAS threads: {threads}")
-    print(load_line())
-    warning = busy_warning(threads)
-    if warning:
-        print(warning)
+    print_header([f"{versions()}, "
+                  f"torch {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not used'}",
+                  f"workload: {args.trees} random binary trees of {args.leaves[0]}-{args.leaves[1]} leaves, "
+                  f"{forest.size:,} nodes, heights up to {sched.levels - 1} ({len(sched.groups)} level groups); "
+                  f"specs/rvnn.yaml, hidden {args.hidden}, float32",
+                  f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up; "
+                  "spec compiled before",
+                  f"NumPy's BLAS threads: {threads}"], threads)
     sched_ms = interleaved_ms({"schedule": lambda: make_schedule(Forest.of(trees).parent)}, 1, args.repeats)
     results = {}
     for at in ("every_node", "root"):

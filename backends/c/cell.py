@@ -231,7 +231,7 @@ class CellWriter:
             else:
                 pointers = ", ".join(f"*v{q} = rows + r{f' + {q}' if q else ''}" for q in range(QUAD))
                 quad = [f"for (; r + {QUAD} <= n; r += {QUAD}) {{", f"{IND}{V} {pointers};"]
-                quad += [IND + x for x in _call_lines(f"{self.quad_fn(nid)}(", self.quad[nid][1], ");")] + ["}"]
+                quad += [IND + x for x in call_lines(f"{self.quad_fn(nid)}(", self.quad[nid][1], ");")] + ["}"]
                 body += [lines[0]] + block(["int r = 0;"] + quad + per_example(lines[1:]))
         if not any("k->" in line for line in body):
             body.insert(0, "(void)k;")
@@ -247,7 +247,7 @@ class CellWriter:
             o, x = ", ".join(f"{self.c.name} *restrict o{q}" for q in range(QUAD)), \
                 ", ".join(f"const {self.c.name} *restrict x{q}" for q in range(QUAD))
             kernels += [f"/* {self.describe(nid)}, for {QUAD} examples: o_q = W x_q, with W^T in w */",
-                        *_call_lines(f"static void {self.quad_fn(nid)}(", [*o.split(", "), *x.split(", "),
+                        *call_lines(f"static void {self.quad_fn(nid)}(", [*o.split(", "), *x.split(", "),
                                                                            f"const {self.c.name} *restrict w"], ")"),
                         "{"] + [IND + x for x in lines] + ["}", ""]
         head = kernels + [f"/* Cell `{self.cell.name}`, one step of n examples (at most {self.rows}): reads the inputs and state "
@@ -422,7 +422,7 @@ def cell_prefix(name: str) -> str:
     return identifier(name)
 
 
-def _call_lines(head: str, args: list[str], tail: str, width: int = 106) -> list[str]:
+def call_lines(head: str, args: list[str], tail: str, width: int = 106) -> list[str]:
     """`head` args `tail`, wrapped under the opening parenthesis."""
     lines, line = [], head
     for i, a in enumerate(args):

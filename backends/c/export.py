@@ -29,7 +29,7 @@ from rnncompile.errors import UsageError
 from rnncompile.model import CellUse
 
 from . import INCLUDES
-from .cell import IND, CellCode, CellWriter
+from .cell import IND, CellCode, CellWriter, call_lines
 from .consts import const_values, pack
 from .emitters import CTYPES, prelude
 from .names import Namer, identifier
@@ -214,7 +214,7 @@ class ModelWriter:
         return self._function(f"int {self.N}_run", params, lines), face
 
     def _call(self, fn: str, args: list[str]) -> list[str]:
-        return _call_lines(f"if ({fn}(", args, ")) return 1;")
+        return call_lines(f"if ({fn}(", args, ")) return 1;", WIDTH)
 
     def _merge(self, layer, per_use, direct: bool, out_args: dict, lines: list[str]) -> dict:
         """The layer's outputs after merging its two directions (written to the model's outputs if `direct`)."""
@@ -282,7 +282,7 @@ class ModelWriter:
         return lines + self._call(f"{code.fn}_scan", call)
 
     def _function(self, head: str, params: list[str], body: list[str]) -> list[str]:
-        return _call_lines(head + "(", params, ")") + ["{"] + [IND + x for x in body] + ["}"]
+        return call_lines(head + "(", params, ")", WIDTH) + ["{"] + [IND + x for x in body] + ["}"]
 
     # -- init, step ------------------------------------------------------------------------------
     def init_context(self) -> dict[str, str]:
@@ -326,7 +326,8 @@ class ModelWriter:
         kinds = ([f"const {'int32_t' if tok else T} *" for _, _, tok in face["inputs"]]
                  + [f"const {T} *"] * len(face["context"]) + [f"{T} *"] * len(face["outputs"]))
         decl = [f"{self.N}_state *state"] + [k + p for k, p in zip(kinds, params)] + [f"{self.N}_scratch *scratch"]
-        return self._function(f"int {self.N}_step", decl, _call_lines(f"return {self.N}_run(", ["state", "1"] + params + ["scratch"], ");"))
+        call = call_lines(f"return {self.N}_run(", ["state", "1"] + params + ["scratch"], ");", WIDTH)
+        return self._function(f"int {self.N}_step", decl, call)
 
     # -- the file ------------------------------------------------------------------------------
     def structs(self) -> list[str]:
@@ -421,17 +422,6 @@ class ModelWriter:
                 seen.add(self.weights_name(use))
                 out.append(use)
         return out
-
-
-def _call_lines(head: str, args: list[str], tail: str, width: int = WIDTH) -> list[str]:
-    lines, line = [], head
-    for i, a in enumerate(args):
-        piece = a + (", " if i < len(args) - 1 else tail)
-        if len(line) + len(piece) > width and line.strip() != head.strip():
-            lines.append(line.rstrip())
-            line = " " * len(head)
-        line += piece
-    return lines + [line]
 
 
 def _signature(function: list[str]) -> str:
