@@ -49,7 +49,10 @@ class Phase:
 
 def phase_of(use, plan, steps: int) -> tuple[str, int]:
     """Which phase a cell use runs in, and how often. `steps` is the run's steps as `run` reads them:
-    the source length of a sequence or encoder, or the tokens to write of one-to-many generation."""
+    the source length of a sequence or encoder, the tokens to write of one-to-many generation, or the
+    leaves of one full tree of a tree model."""
+    if plan.kind == "tree":
+        return _tree_phase(use, plan, steps)
     d = plan.decoder
     if d is not None and (use is d.use or use is d.head.use):
         return "decoder step", steps if plan.kind == "generate" else d.steps
@@ -58,6 +61,24 @@ def phase_of(use, plan, steps: int) -> tuple[str, int]:
     if plan.head is not None and use is plan.head.use and plan.head.at == "last":
         return "once per sequence", 1
     return ("encoder step" if plan.kind == "seq2seq" else "step"), steps
+
+
+def _tree_phase(use, plan, leaves: int) -> tuple[str, int]:
+    """A full tree of `leaves` leaves, every inner node with the cell's arity (2 for `arity: any`)."""
+    fold = plan.fold
+    inner = math.ceil((leaves - 1) / ((fold.cell.arity or 2) - 1)) if leaves > 1 else 0
+    if use is fold.leaf:
+        return "leaf", leaves
+    if use is fold.node:  # without a leaf rule, leaves run the node rule too
+        return "inner node", inner + (leaves if fold.leaf is None else 0)
+    if plan.head.at == "every_node":
+        return "head at a node", leaves + inner
+    return "head at the root", 1
+
+
+PLURAL = {"leaf": "leaves", "head at a node": "heads at nodes"}
+PHASES = ("step", "encoder step", "decoder step", "once per sequence", "leaf", "inner node", "head at a node",
+          "head at the root")
 
 
 def _n(x: float) -> str:
@@ -91,7 +112,10 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
     if plan.kind == "tree":  # no steps: the cell runs once per node (costs below are per node)
         cell = plan.fold.cell
         arity = "any number of children" if cell.arity is None else f"{cell.arity} children per node"
-        lines = [f"{program.name}: tree model (fold of cell `{cell.name}`, {arity}); a step below is one node"]
+        lines = [f"{program.name}: tree model (fold of cell `{cell.name}`, {arity}); costs per node, and for one "
+                 f"full tree of {steps} leaves (--steps sets the leaves)"]
+        if cell.arity is None:
+            lines.append("(arity any: FLOPs over the children axis are not counted; K varies per node)")
     dims = ", ".join(f"{k}={v}" for k, v in program.dims.items())
     if dims:
         lines.append(f"dims: {dims}")
@@ -124,20 +148,25 @@ def report(program: Program, batch: int = 1, steps: int | None = None, show_grap
             how = "literal values" if p.values is not None else (
                 f"{p.init}" + (f" {p.scale:g}" if p.scale is not None else ""))
             lines.append(f"  param  {use.key(p.name):<22} {fmt_shape(p.shape):<12} {math.prod(p.shape):>10,}  {how}")
-        lines.append(f"  FLOPs per step, per example {_n(cost.flops_per_step)}")
+        lines.append(f"  FLOPs per {'node' if plan.kind == 'tree' else 'step'}, per example "
+                     f"{_n(cost.flops_per_step)}")
         log = program.pass_log.get(use.prefix, [])
         if optimised and any(b != a for _, b, a in log):
             lines.append("  passes (nodes): " + ", ".join(f"{name} {b}→{a}" for name, b, a in log if b != a))
         shown_graphs.setdefault(id(cell), (use, cell))
-    order = ("step", "encoder step", "decoder step", "once per sequence")
-    phases = sorted(phases.values(), key=lambda ph: order.index(ph.name))
+    phases = sorted(phases.values(), key=lambda ph: PHASES.index(ph.name))
     run_flops = batch * sum(ph.flops_per_run * ph.runs for ph in phases) + total.flops_once
     rows = [("params", f"{total.params:,} ({_bytes(total.params * itemsize)})")]
     for ph in phases:
         label = "FLOPs once per sequence" if ph.runs == 1 and ph.name.startswith("once") else f"FLOPs per {ph.name}"
         rows.append((f"{label}, per example", _n(ph.flops_per_run)))
-    how = " + ".join(f"{_n(ph.flops_per_run)} once" if ph.name.startswith("once") else
-                     f"{_n(ph.flops_per_run)} × {ph.runs} {ph.name}{'s' if ph.runs != 1 else ''}" for ph in phases)
+
+    def times(ph):
+        if ph.name.startswith("once") or ph.name == "head at the root":
+            return f"{_n(ph.flops_per_run)} once"
+        many = PLURAL.get(ph.name, ph.name + "s") if ph.runs != 1 else ph.name
+        return f"{_n(ph.flops_per_run)} × {ph.runs} {many}"
+    how = " + ".join(times(ph) for ph in phases)
     how = f"({how}) × batch {batch}" if batch > 1 else how
     how += f" + {_n(total.flops_once)} on the weights" if total.flops_once else ""
     rows.append(("FLOPs for the whole run", f"{_n(run_flops)}" + (f"  = {how}" if len(phases) > 1 else "")))

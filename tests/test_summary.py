@@ -65,3 +65,22 @@ def test_one_layer_keeps_the_short_form(cli):
     rows = cost_lines(out)
     assert rows["FLOPs per step, per example"] == f"{lstm_step(16, 8) / 1000:.2f}k"
     assert rows["FLOPs for the whole run"] == f"{lstm_step(16, 8) * 10 / 1000:.2f}k"
+
+
+def test_tree_model_counts_leaves_inner_nodes_and_heads(cli):
+    """rvnn over one full binary tree of n leaves: n leaf rules (an embed: 0), n - 1 node rules
+    (tanh(W @ concat(l, r) + b): 2·H·2H + H + 4H) and a softmax head at each of the 2n - 1 nodes."""
+    H, C, n = 4, 3, 6
+    code, out, err = cli("inspect", SPECS / "rvnn.yaml", "--dim", f"H={H}", "--dim", f"C={C}",
+                         "--steps", str(n), "--no-graph")
+    assert code == 0, err
+    node, head = 2 * H * 2 * H + H + 4 * H, softmax_head(C, H)
+    assert (node, head) == (84, 42)
+    rows = cost_lines(out)
+    assert rows["FLOPs per leaf, per example"] == "0"
+    assert rows["FLOPs per inner node, per example"] == str(node)
+    assert rows["FLOPs per head at a node, per example"] == str(head)
+    total = (n - 1) * node + (2 * n - 1) * head
+    assert total == 882
+    assert rows["FLOPs for the whole run"] == (f"{total}  = 0 × {n} leaves + {node} × {n - 1} inner nodes"
+                                               f" + {head} × {2 * n - 1} heads at nodes")

@@ -154,7 +154,6 @@ def _ref_name(cell: CellGraph, nid: int, kinds) -> str:
 
 def _formula_of(cell: CellGraph, nid: int, kind: str, kinds, names) -> str:
     """The folded text a drawn node shows beside its symbol."""
-    node = cell.node(nid)
     if kind in ("input", "state", "output", "param"):
         return ""
     if kind == "affine":
