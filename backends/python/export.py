@@ -1,10 +1,11 @@
 """`rnncompile export --backend python`: a whole model as one standalone module.
 
-The module holds every cell's functions (cell.py) and, for sequence models
-(one scan, stacks of layers, both directions, a head at every step or at the
-last), a `run(params, inputs, state, lengths, context)` that composes them as
-`rnncompile.drivers` does. Decoders and tree folds are not written out: their
-cells are, and `run` says what to use instead. The module imports only NumPy.
+The module holds every cell's functions (cell.py) and a driver that composes
+them as `rnncompile.drivers` does: for sequence models (one scan, stacks of
+layers, both directions, a head at every step or at the last) a
+`run(params, inputs, state, lengths, context)`; for encoder-decoders and
+generators a `run` that also decodes (decode.py); for tree folds
+`run_trees(params, trees)` (fold.py). The module imports only NumPy.
 """
 from __future__ import annotations
 
@@ -15,14 +16,11 @@ from rnncompile.model import CellUse, Plan
 from rnncompile.ops import fmt_shape
 
 from .cell import IND, CellCode, CellWriter, wrap
+from .decode import DECODE_HELPERS, DecodeWriter
+from .fold import FOLD_HELPERS, TREE_FORMAT, FoldWriter
 from .module import assemble
 from .names import cell_prefix, identifier
 
-NOT_EXPORTED = {
-    "seq2seq": "an encoder-decoder: decoding feeds each step's token back in, which `run` does not write out",
-    "generate": "a generator: decoding feeds each step's token back in, which `run` does not write out",
-    "tree": "a tree fold: the schedule over each tree's nodes is not written out",
-}
 
 DRIVER_HELPERS = {
     "given_state": '''
@@ -58,6 +56,8 @@ def merge(forward, reverse, how):
     out.update({n + "_reverse": v for n, v in reverse.items()})
     return out
 ''',
+    **DECODE_HELPERS,
+    **FOLD_HELPERS,
 }
 
 
@@ -78,7 +78,7 @@ class ModelWriter:
         self.module_name = module_name or f"{identifier(program.name)}_model"
         self.cells: dict[int, CellCode] = {}  # id(graph) -> its code
         self.fns: set[str] = set()
-        self.helpers = {"given_state"} if self.plan.kind == "sequence" else set()  # DRIVER_HELPERS that run calls
+        self.helpers = {"given_state"} if self.plan.stack is not None else set()  # DRIVER_HELPERS that run calls
         for use in self.plan.uses():
             self.code(use)
 
@@ -107,8 +107,23 @@ class ModelWriter:
                 outs = {n: _dims(cell.node(i).shape, lead) for n, i in cell.outputs().items()}
             else:
                 outs = {n: _dims(s, "B, T") for n, s in plan.stack.outputs.items()}
+        if plan.stack is not None:
             states = {u.key(n): _dims(s.shape, "B") for layer in plan.stack.layers for u in layer.uses
                       for n, s in u.cell.states.items()}
+        if plan.decoder is not None:
+            cell = self.program.cell(plan.decoder.head.use)
+            outs = {n: _dims(cell.node(i).shape, "B, N") for n, i in cell.outputs().items()}
+            states.update({plan.decoder.use.key(n): _dims(s.shape, "B")
+                           for n, s in plan.decoder.use.cell.states.items()})
+        if plan.kind == "tree":
+            ins = {plan.fold.input: "a list of B trees (nested token ids, see Trees)"}
+            lead = "N" if plan.head is not None and plan.head.at == "every_node" else "B"
+            if plan.head is not None:
+                cell = self.program.cell(plan.head.use)
+                outs = {n: _dims(cell.node(i).shape, lead) for n, i in cell.outputs().items()}
+            else:
+                outs = {n: _dims(s, "B") for n, s in plan.fold.cell.values.items()}
+            states = {n: _dims(s, "B") for n, s in plan.fold.cell.values.items()}
         params = {k: _dims(p.shape, "") for k, p in self.program.params.items()}
         return {"inputs": ins, "context": ctx, "outputs": outs, "state": states, "params": params}
 
@@ -125,13 +140,39 @@ class ModelWriter:
                       '    params = dict(np.load("weights.npz"))   # rnncompile run SPEC --save-weights weights.npz',
                       f'    outputs, final_state = model.run(params, {{"{first}": {first}}}, lengths=None)', "",
                       'run(params, inputs, state=None, lengths=None, context=None, dtype="float32")']
+        elif p.plan.decoder is not None:
+            dec = p.plan.decoder
+            args = (f'{{"{next(iter(face["inputs"]))}": src}}' if face["inputs"] else "context={"
+                    + ", ".join(f'"{n}": {n}' for n in face["context"]) + "}")
+            lines += ["    import numpy as np",
+                      f"    import {self.module_name} as model   # this file",
+                      '    params = dict(np.load("weights.npz"))   # rnncompile run SPEC --save-weights weights.npz',
+                      f"    outputs, final_state, tokens, token_lengths = model.run(params, {args})", "",
+                      "run(params, inputs=None, state=None, lengths=None, context=None, dtype=\"float32\", steps=None,",
+                      f'    seed=0, sample="{dec.sample}", temperature={dec.temperature!r}, top_k={dec.top_k!r})',
+                      "    decodes up to `steps` tokens (default {}): greedy argmax, or with sample=\"sample\" draws from"
+                      .format(dec.steps),
+                      "    np.random.default_rng(seed) exactly as `rnncompile run --seed` does (same NumPy, same tokens).",
+                      "    " + (f"Given the target `{dec.target}` [B, N] (and its lengths), it runs by teacher forcing."
+                               if dec.feed == "target" else "Each step reads the token the step before produced."), ""]
         else:
-            lines += [f"`run` is not exported: {p.name} is {NOT_EXPORTED[p.plan.kind]}.",
-                      "The cells' functions below are complete; `rnncompile run` runs the whole model.", ""]
+            first = p.plan.fold.input
+            lines += ["    import numpy as np",
+                      f"    import {self.module_name} as model   # this file",
+                      '    params = dict(np.load("weights.npz"))   # rnncompile run SPEC --save-weights weights.npz',
+                      f"    outputs, final_state, nodes = model.run_trees(params, [[4, [5, 6]], [7, 8]])", "",
+                      'run_trees(params, trees, dtype="float32")   (`run` points here)', "", *TREE_FORMAT.splitlines(), ""]
         for what in ("inputs", "context", "outputs", "state", "params"):
             if face[what]:
                 lines += wrap(f"{what + ':':<9}", [f"{n} {s}" for n, s in face[what].items()], "    ", 100)
-        if face["state"]:
+        if p.plan.kind == "tree":
+            lines.append("    (state: each root's values; `nodes` holds every node's, [N, ...] in preorder)")
+        elif p.plan.decoder is not None and p.plan.stack is None:
+            lines.append("    (state: the decoder's final state, as it comes back)")
+        elif p.plan.decoder is not None:
+            lines += ["    (state: the encoder's start state, zeros or the spec's init unless given; the final",
+                      "    state holds the encoder's and the decoder's)"]
+        elif face["state"]:
             lines.append("    (state: zeros or the spec's init unless given; the final state comes back with the same keys)")
         lines += [""] + wrap("Cells and their functions (<cell>_<function>): ", cells, "", 100)
         return "\n".join(lines)
@@ -148,10 +189,13 @@ class ModelWriter:
     def run(self) -> str:
         plan: Plan = self.plan
         head = ['def run(params, inputs, state=None, lengths=None, context=None, dtype="float32"):']
-        if plan.kind != "sequence":
-            why = f"{self.program.name} is {NOT_EXPORTED[plan.kind]}"
-            return "\n".join(head + [f'{IND}"""Not exported: {why}."""',
-                                     f'{IND}raise NotImplementedError("{why}; use `rnncompile run` for the whole model")'])
+        if plan.kind == "tree":
+            why = f"{self.program.name} is a tree fold"
+            return "\n".join([FoldWriter(self).run_trees(), "", ""] + head + [
+                f'{IND}"""{why}: call run_trees(params, trees)."""',
+                f'{IND}raise NotImplementedError("{why}: call run_trees(params, trees)")'])
+        if plan.decoder is not None:
+            return DecodeWriter(self).run()
         lines = head + [f'{IND}"""Run the model on a batch: see the module docstring for the keys and shapes.',
                         f"{IND}Returns (outputs, final_state), keyed as rnncompile's RunResult.",
                         f'{IND}"""',
@@ -232,6 +276,10 @@ def export(program, source_name: str = "", module_name: str = "") -> Export:
     """The module's source; `source_name` (the spec) and `module_name` (how it is imported) go in its docstring."""
     w = ModelWriter(program, source_name, module_name)
     kind = program.plan.kind
-    note = "" if kind == "sequence" else (f"note: `run` is not exported ({program.name} is {NOT_EXPORTED[kind]}); "
-                                          "the module holds its cells' functions")
+    note = ""
+    if kind == "tree":
+        note = f"note: {program.name} is a tree fold: call run_trees(params, trees); `run` points there"
+    elif program.plan.decoder is not None:
+        how = "greedily, by seeded sampling" + (" or by teacher forcing" if program.plan.decoder.feed == "target" else "")
+        note = f"note: `run` decodes {how}, and also returns the tokens and their lengths"
     return Export(w.source(), note)

@@ -1,0 +1,195 @@
+"""The exported `run_trees(params, trees)` of a tree model: the fold written out level by level.
+
+Trees come in as nested Python values of token ids and are flattened without recursion (an explicit
+stack) into parent pointers in preorder, tree after tree. Nodes are grouped by height (peeled bottom
+up, one vectorised round per height, as rnncompile.trees.schedule does) and, within a height, by
+number of children, so each group is one call of its rule on [n, k, ...] gathers of its children's
+values. Leaves run the leaf rule (the node rule with no children when the cell has none); the head
+reads every node's values at the root or at every node.
+"""
+from __future__ import annotations
+
+from .cell import IND
+
+TREE_FORMAT = """\
+Trees: a list of trees, each a nested value of token ids (`word` ids of the spec's vocabulary):
+    3                       a leaf whose word is token 3
+    [t1, t2, ...]           an inner node with these subtrees, in order (a tuple works too)
+    {"word": 3, "label": 1, "children": [...]}   a node with a word and/or a label, e.g. a
+                            dependency tree's inner node (every key optional; no children: a leaf)
+e.g. [[4, [5, 6]], 7] is a binary tree of four leaves. Nodes are numbered in preorder, tree after
+tree: `nodes` and outputs at every node are [N, ...] in that order. Flattening uses a stack, not
+recursion, so a chain 10,000 deep is fine."""
+
+FOLD_HELPERS = {
+    "flatten_trees": '''
+def flatten_trees(trees):
+    """Nested trees (see the module docstring) -> parent [N] (-1 at a root), word [N] and label [N]
+    (token ids, -1 where a node has none), in preorder, tree after tree; and offsets [B + 1]."""
+    parent, word, label, offsets = [], [], [], [0]
+    for t, tree in enumerate(trees):
+        stack = [(tree, -1)]
+        while stack:
+            item, up = stack.pop()
+            node = len(parent)
+            parent.append(up)
+            word.append(-1)
+            label.append(-1)
+            kids = ()
+            where = "tree %d, node %d (preorder)" % (t, node - offsets[-1])
+            if isinstance(item, dict):
+                extra = sorted(set(item) - {"word", "label", "children"})
+                if extra:
+                    raise ValueError("%s: unknown key `%s`; a node has word, label and children"
+                                     % (where, extra[0]))
+                word[node] = -1 if item.get("word") is None else int(item["word"])
+                label[node] = -1 if item.get("label") is None else int(item["label"])
+                kids = item.get("children") or ()
+            elif isinstance(item, (list, tuple)):
+                kids = item
+                if not kids:
+                    raise ValueError("%s is an empty list: a node needs children" % where)
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                word[node] = int(item)
+            else:
+                raise ValueError("%s is %s %r; a node is a token id, a list of subtrees or a dict with "
+                                 "word/label/children" % (where, type(item).__name__, item))
+            stack.extend((kid, node) for kid in reversed(kids))
+        offsets.append(len(parent))
+    return np.array(parent, np.int64), np.array(word, np.int64), np.array(label, np.int64), np.array(offsets)
+''',
+    "tree_levels": '''
+def tree_levels(parent, nchildren):
+    """The nodes of each height (0: leaves), lowest first: peeled bottom up, one vectorised round per
+    height, touching only that height's nodes and their parents."""
+    pending = nchildren.copy()  # children not yet computed
+    owner = np.empty(len(parent), np.int64)
+    frontier = np.flatnonzero(pending == 0)
+    levels = []
+    while frontier.size:
+        levels.append(frontier)
+        up = parent[frontier]
+        keep = up >= 0  # roots hand nothing on
+        frontier, up = frontier[keep], up[keep]
+        np.subtract.at(pending, up, 1)
+        owner[up] = frontier  # siblings race to one slot: exactly one wins, so each parent is taken once
+        frontier = up[(owner[up] == frontier) & (pending[up] == 0)]
+    return levels
+''',
+    "where_node": '''
+def where_node(offsets, node):
+    """'tree b, node i (preorder)' for a flat node id."""
+    t = int(np.searchsorted(offsets, node, side="right")) - 1
+    return "tree %d, node %d (preorder)" % (t, node - offsets[t])
+''',
+}
+
+
+class FoldWriter:
+    """Writes `run_trees` for a tree model; `w` is the ModelWriter (its cells and helpers)."""
+
+    def __init__(self, w):
+        self.w, self.program, self.fold, self.head = w, w.program, w.plan.fold, w.plan.head
+
+    def rule_call(self, use, rule: str, ind: str, group: str, kids: str | None) -> list[str]:
+        """One rule on the nodes `group`: its inputs gathered, its values written to `values`."""
+        cell = self.program.cell(use)
+        code = self.w.code(use)
+        args = []
+        for name in cell.inputs:
+            if name.startswith("children."):
+                args.append(f'values["{name[len("children."):]}"][{kids}]')
+            else:
+                args.append(f"{name}[{group}]" if name in ("word", "label") else f"np.zeros(len({group}), np.int64)")
+        got = ", ".join(f'"{o}"' for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
+        lines = [f"{ind}# {rule} rule: cell `{cell.name}`"]
+        if code.seq_outputs:
+            lines += [f"{ind}got = {code.fn}_hoist(k_{rule}, {', '.join(args)})",
+                      f"{ind}for name, v in zip(({got}), got):",
+                      f"{ind}{IND}values[name][{group}] = v"]
+        for o in code.const_outputs:  # a value that reads params only
+            lines.append(f'{ind}values["{o}"][{group}] = k_{rule}["{code.names[cell.outputs()[o]]}"]')
+        return lines
+
+    def run_trees(self) -> str:
+        fold, cell, w = self.fold, self.fold.cell, self.w
+        w.helpers |= {"flatten_trees", "tree_levels", "where_node"}
+        vocab = len(self.program.vocab.tokens) if self.program.vocab is not None else 0
+        i2, i3 = IND * 2, IND * 3
+        at = "[B, ...] at the roots" if self.head is None or self.head.at == "root" else "[N, ...] at every node"
+        lines = ['def run_trees(params, trees, dtype="float32"):',
+                 f'{IND}"""Fold cell `{cell.name}` over a batch of trees (see the module docstring for their format),',
+                 f"{IND}leaves to root, one height at a time. Returns (outputs, final_state, nodes): the head's",
+                 f"{IND}outputs ({at}), each root's values [B, ...] and every node's [N, ...], as",
+                 f"{IND}rnncompile's TreeRunResult.",
+                 f'{IND}"""',
+                 f"{IND}dtype = np.dtype(dtype)",
+                 f"{IND}parent, word, label, offsets = flatten_trees(trees)",
+                 f"{IND}if not len(parent):",
+                 f'{i2}raise ValueError("no trees given")',
+                 f"{IND}n = len(parent)",
+                 f"{IND}nchildren = np.bincount(parent + 1, minlength=n + 1)[1:]",
+                 f"{IND}roots = np.flatnonzero(parent < 0)"]
+        if cell.arity is not None:
+            lines += [f"{IND}bad = np.flatnonzero((nchildren > 0) & (nchildren != {cell.arity}))",
+                      f"{IND}if bad.size:",
+                      f'{i2}raise ValueError("%s has %d children, but cell `{cell.name}` takes exactly {cell.arity} "',
+                      f'{i2}                 "(arity: {cell.arity}); binarize the trees" % (where_node(offsets, bad[0]), '
+                      "nchildren[bad[0]]))"]
+        rules = {"leaf": fold.leaf, "node": fold.node} if fold.leaf is not None else {"node": fold.node}
+        for name in ("word", "label"):
+            readers = [r for r, reads in cell.reads.items() if name in reads and r in rules]
+            if not readers:
+                continue
+            at = ("nchildren == 0" if readers == ["leaf"] else "nchildren > 0" if readers == ["node"] and "leaf" in rules
+                  else "np.ones(n, bool)")
+            lines += [f"{IND}bad = np.flatnonzero(({at}) & ({name} < 0))",
+                      f"{IND}if bad.size:",
+                      f'{i2}raise ValueError("%s has no {name}, but cell `{cell.name}` reads it there; "',
+                      f'{i2}                 "give it as {{\\"{name}\\": id, ...}}" % where_node(offsets, bad[0]))',
+                      f"{IND}bad = np.flatnonzero({name} >= {vocab})",
+                      f"{IND}if bad.size:",
+                      f'{i2}raise ValueError("%s: {name} id %d is not a token id (the vocabulary has {vocab})"',
+                      f"{i2}                 % (where_node(offsets, bad[0]), {name}[bad[0]]))"]
+        for rule, use in rules.items():
+            lines.append(f'{IND}k_{rule} = {w.code(use).fn}_prepare(params, "{use.key("")}", dtype)')
+        lines.append(f"{IND}values = {{")
+        lines += [f'{i2}"{v}": np.zeros((n,{"".join(f" {d}," for d in shape)[:-1] if shape else ""}), dtype),'
+                  for v, shape in cell.values.items()]
+        lines += [f"{IND}}}",
+                  f"{IND}kids_of = np.argsort(parent, kind=\"stable\")[len(roots):]  # every node's children, in order",
+                  f"{IND}first_kid = np.cumsum(nchildren) - nchildren  # node i's start at kids_of[first_kid[i]]",
+                  f"{IND}for level in tree_levels(parent, nchildren):  # one height at a time, leaves first",
+                  f"{i2}count = nchildren[level]",
+                  f"{i2}for k in np.unique(count):  # one call per number of children",
+                  f"{i3}group = level[count == k]",
+                  f"{i3}kids = kids_of[first_kid[group][:, None] + np.arange(k)]  # [n, k]"]
+        if "leaf" in rules:
+            lines.append(f"{i3}if k == 0:")
+            lines += self.rule_call(fold.leaf, "leaf", IND * 4, "group", "kids")
+            lines.append(f"{i3}else:")
+            lines += self.rule_call(fold.node, "node", IND * 4, "group", "kids")
+        else:
+            lines += self.rule_call(fold.node, "node", i3, "group", "kids")
+        lines += [f"{IND}final_state = {{name: v[roots] for name, v in values.items()}}"]
+        lines += self.head_lines()
+        lines.append(f"{IND}return outputs, final_state, values")
+        return "\n".join(lines)
+
+    def head_lines(self) -> list[str]:
+        if self.head is None:
+            return [f"{IND}outputs = final_state  # no head: the roots' values"]
+        use = self.head.use
+        cell, code = self.program.cell(use), self.w.code(use)
+        rows = "[roots]" if self.head.at == "root" else ""
+        args = ", ".join(f'values["{n}"]{rows}' for n in cell.inputs)
+        got = ", ".join(f'"{o}"' for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
+        lines = [f"{IND}# head: at {self.head.at.replace('_', ' ')}",
+                 f'{IND}k_head = {code.fn}_prepare(params, "{use.key("")}", dtype)',
+                 f"{IND}outputs = dict(zip(({got}), {code.fn}_hoist(k_head, {args})))" if code.seq_outputs
+                 else f"{IND}outputs = {{}}"]
+        count = "len(roots)" if self.head.at == "root" else "n"
+        for o in code.const_outputs:
+            local = code.names[cell.outputs()[o]]
+            lines.append(f'{IND}outputs["{o}"] = np.broadcast_to(k_head["{local}"], ({count},) + k_head["{local}"].shape)')
+        return lines
