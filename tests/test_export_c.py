@@ -200,12 +200,118 @@ def test_export_weights_come_from_the_file(cli, tmp_path):
     assert "0.25f" not in (tmp_path / "s.c").read_text() and "--seed 3" in (tmp_path / "s.c").read_text()
 
 
-def test_export_of_a_decoder_writes_its_cells_and_says_so(cli, tmp_path):
+def decoder_main_c(name: str, face: dict, dtype: str) -> str:
+    """A main() that reads [B, then per sequence: steps (with an encoder), inputs, context] from stdin and writes
+    [per sequence: status, count, tokens, distributions, state] to stdout, through <m>_init and <m>_run."""
+    T, M = ("float" if dtype == "float32" else "double"), name.upper()
+    encoder = bool(face["inputs"])
+    decl, read, args = [], [], ["&state"] + (["steps"] if encoder else [])
+    for n, size, tok in face["inputs"]:
+        decl.append(f"static {'int32_t' if tok else T} in_{n}[{M}_MAX_STEPS * {size}];")
+        read.append(f"get(in_{n}, (size_t)steps * {size} * sizeof in_{n}[0]);")
+        args.append(f"in_{n}")
+    for n, size in contexts(face):
+        decl.append(f"static {T} ctx_{n}[{size}];")
+        read.append(f"get(ctx_{n}, sizeof ctx_{n});")
+    args += [f"ctx_{n}" for n, _ in face["context"]] + ["tokens", "&count", "dist", "&scratch"]
+    decl += [f"static int32_t tokens[{M}_DECODE_STEPS];", f"static {T} dist[{M}_DECODE_STEPS * {face['decode']['vocab']}];"]
+    init = ", ".join(["&state"] + [f"ctx_{n}" for n, _ in face["init_context"]])
+    return "\n".join([
+        "#include <stdio.h>", "#include <stdlib.h>", f'#include "{name}.c"', "",
+        "static void get(void *p, size_t n) { if (fread(p, 1, n, stdin) != n) exit(3); }", *decl,
+        f"static {name}_state state;", f"static {name}_scratch scratch;", "",
+        "int main(void)", "{", "    int32_t batch, steps = 0, status, count;", "    get(&batch, sizeof batch);",
+        "    for (int b = 0; b < batch; ++b) {", *(["        get(&steps, sizeof steps);"] if encoder else []),
+        *("        " + x for x in read), f"        {name}_init({init});",
+        f"        status = {name}_run({', '.join(args)});", "        (void)steps;",
+        "        fwrite(&status, sizeof status, 1, stdout);", "        fwrite(&count, sizeof count, 1, stdout);",
+        "        fwrite(tokens, sizeof tokens, 1, stdout);", "        fwrite(dist, sizeof dist, 1, stdout);",
+        "        fwrite(&state, sizeof state, 1, stdout);", "    }", "    return 0;", "}", ""])
+
+
+# weight seeds whose batch (below) has sequences that end on the end token and sequences that run out of steps
+DECODERS = [("seq2seq", 1, "float32"), ("seq2seq", 7, "float32"), ("seq2seq", 4, "float64"), ("seq2seq", "ties", "float32"),
+            ("captioner", 6, "float32"), ("captioner", 4, "float32"), ("captioner", 7, "float64"),
+            ("captioner", "ties", "float64"), ("biseq2seq", 1, "float32")]
+BIDIRECTIONAL = ("  encoder: {scan: encoder_lstm, input: src, keep: final}    # C = its final (h, c)",
+                 "  encoder: {scan: encoder_lstm, input: src, direction: bidirectional, merge: mean, keep: final}")
+
+
+@pytest.mark.parametrize("spec,seed,dtype", DECODERS, ids=[f"{s}-{w}-{d}" for s, w, d in DECODERS])
+def test_exported_decoder_builds_strictly_and_decodes_like_the_interpreter(cli, tmp_path, spec, seed, dtype):
+    """Greedy decoding, one sequence at a time in C, against the interpreter's batch: the same tokens, the
+    same count, the distributions to TOL (zeros after a sequence's end token) and the same final state."""
+    path = SPECS / f"{spec}.yaml"
+    if spec == "biseq2seq":  # C: both directions' final states, averaged
+        path = tmp_path / "biseq2seq.yaml"
+        path.write_text((SPECS / "seq2seq.yaml").read_text().replace(*BIDIRECTIONAL))
+        assert "bidirectional" in path.read_text()
+    program = rnncompile.compile(path)
+    params = make_params(program, seed=0 if seed == "ties" else seed, dtype=dtype)
+    if seed == "ties":  # a head of zeros: every token equally likely at every step; the first one wins
+        params = {k: np.zeros_like(v) if k.startswith("decoder.head.") else v for k, v in params.items()}
+    np.savez(tmp_path / "weights.npz", **params)
+    code, out, err = cli("export", path, "--backend", "c", "--weights", tmp_path / "weights.npz",
+                         "--dtype", dtype, "-o", tmp_path / f"{spec}.c")
+    assert code == 0, err
+    assert f"note: {spec}_run decodes greedily" in err and "sampling and teacher forcing are not written in C" in err
+    face = rnncompile.registry.get("c").export(program, f"{spec}.yaml", spec, params, dtype).interface
+    rng, b, real = np.random.default_rng(11), 6, np.dtype(dtype)
+    inputs, context, lengths = {}, {}, None
+    if face["inputs"]:
+        inputs = {"src": rng.integers(0, len(program.vocab.tokens), (b, 8))}
+        lengths = np.array([8, 5, 3, 1, 8, 6])
+    else:
+        context = {"img": (rng.standard_normal((b, 32)) * 2).astype(dtype)}
+    want = rnncompile.run(program, inputs=inputs, params=params, context=context, lengths=lengths, dtype=dtype)
+
+    (tmp_path / "main.c").write_text(decoder_main_c(spec, face, dtype))
+    done = subprocess.run([*build.compiler(), *STRICT, "-o", str(tmp_path / "main"), str(tmp_path / "main.c"), "-lm"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    blob = [struct.pack("<i", b)]
+    for i in range(b):
+        if inputs:
+            blob += [struct.pack("<i", int(lengths[i])), inputs["src"][i, :lengths[i]].astype(np.int32).tobytes()]
+        blob += [np.ascontiguousarray(context[n][i], real).tobytes() for n, _ in contexts(face)]
+    out = subprocess.run([str(tmp_path / "main")], input=b"".join(blob), capture_output=True, check=True).stdout
+    N, V, end = face["decode"]["steps"], face["decode"]["vocab"], program.vocab.tokens.index(program.vocab.end)
+    per = 8 + 4 * N + real.itemsize * (N * V + sum(s for _, s in face["state"]))
+    assert len(out) == b * per
+    width = want.tokens.shape[1]  # the interpreter stops when every sequence has ended
+    counts = []
+    for i in range(b):
+        row = out[i * per:(i + 1) * per]
+        status, count = np.frombuffer(row, np.int32, 2)
+        tokens = np.frombuffer(row, np.int32, N, 8)
+        dist = np.frombuffer(row, real, N * V, 8 + 4 * N).reshape(N, V)
+        state = np.frombuffer(row, real, sum(s for _, s in face["state"]), 8 + 4 * N + real.itemsize * N * V)
+        assert status == 0 and count == want.lengths[i], f"sequence {i}"
+        np.testing.assert_array_equal(tokens[:width], want.tokens[i], err_msg=f"sequence {i}: tokens")
+        assert (tokens[width:] == end).all() and not dist[width:].any()
+        np.testing.assert_allclose(dist[:width], want.outputs["p"][i], err_msg=f"sequence {i}: p", **TOL[dtype])
+        assert not dist[count:].any()  # after the end token: zeros
+        pos = 0
+        for k, size in face["state"]:
+            np.testing.assert_allclose(state[pos:pos + size], np.ravel(want.final_state[k][i]),
+                                       err_msg=f"sequence {i}: state {k}", **TOL[dtype])
+            pos += size
+        counts.append(int(count))
+    if seed == "ties":
+        assert (want.tokens == 0).all()  # np.argmax's first maximum: the start token, every step
+    else:  # the case meets both ways a sequence ends: the end token, and running out of steps
+        assert min(counts) < N and N in counts and len({tuple(t) for t in want.tokens}) > 2
+
+
+def test_export_of_a_decoder_says_what_c_does_not_do(cli, tmp_path):
     code, out, err = cli("export", SPECS / "seq2seq.yaml", "--backend", "c", "-o", tmp_path / "s2s.c")
     assert code == 0, err
-    assert "note: there is no s2s_run (seq2seq is an encoder-decoder" in err
+    assert "note: s2s_run decodes greedily" in err and "sampling and teacher forcing are not written in C" in err
     text = (tmp_path / "s2s.c").read_text()
-    assert "int s2s_encoder_lstm_scan(" in text and "extern const s2s_decoder_lstm_consts s2s_decoder_weights;" in text
+    assert "int s2s_run(s2s_state *state, int steps, const int32_t *src, int32_t *tokens, int *count, float *p," in text
+    assert "#define S2S_DECODE_STEPS 8" in text and "Not written in C: sampling" in text and "malloc(" not in text
+    assert cli("export", SPECS / "seq2seq.yaml", "--backend", "c", "-o", tmp_path / "again" / "s2s.c")[0] == 0
+    assert (tmp_path / "again" / "s2s.c").read_text() == text
     done = subprocess.run([*build.compiler(), *STRICT, "-c", "s2s.c"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

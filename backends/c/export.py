@@ -10,11 +10,14 @@ direction, a head at every step or at the last), the model's API:
     <m>_run        one sequence: the state moves on, the outputs are written
     <m>_step       one step (models without a reverse direction): a run of one step
 
-Nothing is allocated; the caller owns the state and the scratch. The text
-depends only on the spec, the dims and the weights: exporting twice gives the
-same bytes. Encoder-decoders, generators and tree folds get their cells (each
-with its scan) but no `_run`: decoding and the tree schedule are not written
-in C.
+For encoder-decoders and generators from context vectors, `<m>_run` decodes
+one sequence greedily (decode.py): the source (and its length) or the context
+in; the token ids, their count and the distributions [<M>_DECODE_STEPS][V]
+out. Sampling and teacher forcing are not written in C (the file and the
+`export` note say so). Nothing is allocated; the caller owns the state and the
+scratch. The text depends only on the spec, the dims and the weights:
+exporting twice gives the same bytes. Tree folds get their cells (each with
+its scan) but no `_run`: the tree schedule is not written in C.
 """
 from __future__ import annotations
 
@@ -31,14 +34,13 @@ from rnncompile.model import CellUse
 from . import INCLUDES
 from .cell import IND, CellCode, CellWriter, call_lines
 from .consts import const_values, pack
+from .decode import DecodeWriter
 from .emitters import CTYPES, prelude
 from .names import Namer, identifier
 
-NOT_RUN = {
-    "seq2seq": "an encoder-decoder: decoding feeds each step's token back in, which is not written in C",
-    "generate": "a generator: decoding feeds each step's token back in, which is not written in C",
-    "tree": "a tree fold: the schedule over each tree's nodes is not written in C",
-}
+NOT_RUN = {"tree": "a tree fold: the schedule over each tree's nodes is not written in C"}
+DECODE_NOTE = ("note: {N}_run decodes greedily (the first most likely token at each step); sampling and "
+               "teacher forcing are not written in C (use --backend python)")
 WIDTH = 110
 
 
@@ -92,13 +94,15 @@ class ModelWriter:
         self.M = self.N.upper()
         self.source_name, self.weights_from = source_name or str(program.checked.file), weights_from
         self.sequence = self.plan.kind == "sequence"
+        self.decodes = self.plan.kind in ("seq2seq", "generate")  # greedy decoding, written by decode.py
+        self.runs = self.sequence or self.decodes  # the file has a <m>_run
         self.codes: dict[int, CellCode] = {}
         self.fns: set[str] = set()
         for use in self.plan.uses():
             self.code(use)
         self.buffers: list[tuple[str, str, str]] = []  # scratch members besides the cells' values: name, size, note
         self.scratch_names = Namer({f"values_{c.fn}" for c in self.codes.values()})
-        self.state = self._state_members() if self.sequence else {}
+        self.state = self._state_members() if self.runs else {}
 
     # -- cells and their weights -------------------------------------------------------------
     def code(self, use: CellUse) -> CellCode:
@@ -113,7 +117,7 @@ class ModelWriter:
                 where = use.prefix.replace(".forward.", ".").replace(".reverse.", ".").strip(".")
                 fn = f"{fn}_{identifier(where)}"
             self.fns.add(fn)
-            self.codes[id(graph)] = CellWriter(graph, fn, self.c).write(static_scan=self.sequence)
+            self.codes[id(graph)] = CellWriter(graph, fn, self.c).write(static_scan=self.runs)
         return self.codes[id(graph)]
 
     def weights_name(self, use: CellUse) -> str:
@@ -124,7 +128,7 @@ class ModelWriter:
         local = {name: self.params[use.key(name)] for name in graph.params}
         k = pack(code, const_values(graph, local, self.dtype), self.dtype)
         head = [f"/* The param-only values of `{use.prefix.rstrip('.') or graph.name}` (cell `{graph.name}`). */",
-                f"{'static ' if self.sequence else ''}const {code.fn}_consts {self.weights_name(use)} = {{"]
+                f"{'static ' if self.runs else ''}const {code.fn}_consts {self.weights_name(use)} = {{"]
         if not code.consts:
             return "\n".join(head + [f"{IND}0", "};"])
         body = []
@@ -145,10 +149,12 @@ class ModelWriter:
     def _state_members(self) -> dict[str, tuple[str, CellUse, str]]:
         """weight-style key -> (member, use, state name)."""
         names, out = Namer(), {}
-        for layer in self.plan.stack.layers:
-            for use in layer.uses:
-                for s in use.cell.states:
-                    out[use.key(s)] = (names.fresh(use.key(s)), use, s)
+        uses = [use for layer in self.plan.stack.layers for use in layer.uses] if self.plan.stack is not None else []
+        if self.decodes:
+            uses.append(self.plan.decoder.use)
+        for use in uses:
+            for s in use.cell.states:
+                out[use.key(s)] = (names.fresh(use.key(s)), use, s)
         return out
 
     def buffer(self, want: str, size: int, per_step: bool, note: str) -> str:
@@ -171,10 +177,33 @@ class ModelWriter:
         per_step = head is None or head.at == "every_step"
         out_args = {n: args.fresh(n) for n in outs}
         lines = [f"if (steps < 1 || steps > {self.M}_MAX_STEPS) return -1;"]
-        below = {n: (p, size) for n, (p, size, _) in ins.items()}
-        ends: dict = {}
+        below, per_use = self.layers({n: (p, size) for n, (p, size, _) in ins.items()}, head is None, out_args, lines)
+        ends = self._last(stack.layers[-1], per_use) if head is not None and head.at == "last" else {}
+        if head is not None:
+            lines += self._head(head, below, ends, ctx, out_args, outs)
+        if not self.state:
+            lines.insert(0, "(void)state;  /* the model has no state */")
+        lines.append("return 0;")
+        params = ([f"{self.N}_state *state", "int steps"]
+                  + [f"const {'int32_t' if tok else T} *{p}" for p, _, tok in ins.values()]
+                  + [f"const {T} *{p}" for p, _ in ctx.values()] + [f"{T} *{out_args[n]}" for n in outs]
+                  + [f"{self.N}_scratch *scratch"])
+        face = {"inputs": [(n, size, tok) for n, (_, size, tok) in ins.items()],
+                "context": [(n, size) for n, (_, size) in ctx.items()],
+                "outputs": [(n, size, per_step) for n, size in outs.items()],
+                "state": self.state_face(),
+                "init_context": [(n, math.prod(plan.context[n])) for n in self.init_context()]}
+        return self._function(f"int {self.N}_run", params, lines), face
+
+    def state_face(self) -> list:
+        return [(key, math.prod(use.cell.states[s].shape)) for key, (_, use, s) in self.state.items()]
+
+    def layers(self, below: dict, direct_top: bool, out_args: dict, lines: list[str]) -> tuple[dict, list]:
+        """The stack's layers over `steps` steps (the top one's outputs written to `out_args` if `direct_top`):
+        the top layer's outputs, merged, and per use of it (use, {output: (pointer, size)})."""
+        stack, per_use = self.plan.stack, []
         for i, layer in enumerate(stack.layers):
-            direct = i == len(stack.layers) - 1 and head is None  # this layer's outputs are the model's
+            direct = i == len(stack.layers) - 1 and direct_top  # this layer's outputs are the model's
             per_use = []
             dirs = "both directions, merged by " + layer.merge if len(layer.uses) > 1 else \
                 ("reverse" if layer.uses[0].reverse else "forward")
@@ -195,23 +224,7 @@ class ModelWriter:
                 lines += self._call(f"{code.fn}_scan", call)
                 per_use.append((use, dests))
             below = self._merge(layer, per_use, direct, out_args, lines)
-            if i == len(stack.layers) - 1:
-                ends = self._last(layer, per_use) if head is not None and head.at == "last" else {}
-        if head is not None:
-            lines += self._head(head, below, ends, ctx, out_args, outs)
-        if not self.state:
-            lines.insert(0, "(void)state;  /* the model has no state */")
-        lines.append("return 0;")
-        params = ([f"{self.N}_state *state", "int steps"]
-                  + [f"const {'int32_t' if tok else T} *{p}" for p, _, tok in ins.values()]
-                  + [f"const {T} *{p}" for p, _ in ctx.values()] + [f"{T} *{out_args[n]}" for n in outs]
-                  + [f"{self.N}_scratch *scratch"])
-        face = {"inputs": [(n, size, tok) for n, (_, size, tok) in ins.items()],
-                "context": [(n, size) for n, (_, size) in ctx.items()],
-                "outputs": [(n, size, per_step) for n, size in outs.items()],
-                "state": [(key, math.prod(use.cell.states[s].shape)) for key, (_, use, s) in self.state.items()],
-                "init_context": [(n, math.prod(plan.context[n])) for n in self.init_context()]}
-        return self._function(f"int {self.N}_run", params, lines), face
+        return below, per_use
 
     def _call(self, fn: str, args: list[str]) -> list[str]:
         return call_lines(f"if ({fn}(", args, ")) return 1;", WIDTH)
@@ -295,25 +308,32 @@ class ModelWriter:
         """<m>_init, and the start values it copies from (params a state starts from)."""
         T, ctx = self.c.name, self.init_context()
         data, body = [], []
-        for key, (member, use, s) in self.state.items():
-            info, size = use.cell.states[s], math.prod(use.cell.states[s].shape)
-            if info.from_context:
-                body.append(f"memcpy(state->{member}, {ctx[info.init]}, {size} * sizeof({T}));  /* {info.origin} */")
-            elif isinstance(info.init, str):
-                name = f"{self.N}_start_{identifier(key)}"
-                value = np.broadcast_to(np.asarray(self.params[use.key(info.init)], self.dtype), info.shape).ravel()
-                data += [f"/* the start of state `{key}`: param {use.key(info.init)} */",
-                         f"static const {T} {name}[{max(1, size)}] = {{"] + _wrap([self._number(x) for x in value] or ["0"], IND) + ["};"]
-                body.append(f"memcpy(state->{member}, {name}, {size} * sizeof({T}));  /* {info.origin} */")
-            elif float(info.init) == 0:
-                body.append(f"memset(state->{member}, 0, {size} * sizeof({T}));  /* {info.origin} */")
-            else:
-                body.append(f"for (int i = 0; i < {size}; ++i) state->{member}[i] = {self.c.lit(info.init)};"
-                            f"  /* {info.origin} */")
+        for key in self.state:
+            line, start = self.start(key, ctx)
+            body.append(line)
+            data += start
         params = [f"{self.N}_state *state"] + [f"const {T} *{p}" for p in ctx.values()]
         if not body:
             body = ["(void)state;"]
         return self._function(f"void {self.N}_init", params, body), data
+
+    def start(self, key: str, ctx: dict[str, str]) -> tuple[str, list[str]]:
+        """The line that sets state `key` to its start (`ctx`: context input -> the C name it has there),
+        and the data it copies from (a param's value), if any."""
+        T, (member, use, s) = self.c.name, self.state[key]
+        info, size = use.cell.states[s], math.prod(use.cell.states[s].shape)
+        if info.from_context:
+            return f"memcpy(state->{member}, {ctx[info.init]}, {size} * sizeof({T}));  /* {info.origin} */", []
+        if isinstance(info.init, str):
+            name = f"{self.N}_start_{identifier(key)}"
+            value = np.broadcast_to(np.asarray(self.params[use.key(info.init)], self.dtype), info.shape).ravel()
+            data = [f"/* the start of state `{key}`: param {use.key(info.init)} */",
+                    f"static const {T} {name}[{max(1, size)}] = {{"] + _wrap([self._number(x) for x in value] or ["0"], IND) + ["};"]
+            return f"memcpy(state->{member}, {name}, {size} * sizeof({T}));  /* {info.origin} */", data
+        if float(info.init) == 0:
+            return f"memset(state->{member}, 0, {size} * sizeof({T}));  /* {info.origin} */", []
+        return (f"for (int i = 0; i < {size}; ++i) state->{member}[i] = {self.c.lit(info.init)};"
+                f"  /* {info.origin} */", [])
 
     def streams(self) -> bool:
         return not any(u.reverse for layer in self.plan.stack.layers for u in layer.uses)
@@ -351,6 +371,8 @@ class ModelWriter:
             lines += textwrap.wrap(" ".join(p.spec.description.split()), 100) + [""]
         lines += [f"Numbers are {self.c.name} ({self.dtype.name}); dims {dims}; weights: {self.weights_from}.",
                   "No allocation and nothing beyond C99's math.h, stdint.h and string.h (link with -lm).", ""]
+        if self.decodes:
+            return "\n".join(lines + DecodeWriter(self).header(face))
         if face is None:
             why = NOT_RUN[p.plan.kind]
             cells = ", ".join(f"{c.fn}_scan" for c in self.codes.values())
@@ -390,15 +412,22 @@ class ModelWriter:
             run, face = self.run()  # first: it decides what the scratch holds
             init, data = self.init()
             step = self.step(face) if self.streams() else []
+        elif self.decodes:
+            run, face = DecodeWriter(self).run()
+            init, data = self.init()
         T = self.plan.time_dim
         steps = self.program.checked.steps(None) if T is not None else 1
         decl = [f"#ifndef {self.M}_C_DECLARATIONS", f"#define {self.M}_C_DECLARATIONS", "", INCLUDES, ""]
-        if self.sequence:
+        if self.runs and self.plan.stack is not None:
             decl += [f"#ifndef {self.M}_MAX_STEPS",
                      f"#define {self.M}_MAX_STEPS {steps}  /* the longest sequence {self.N}_run takes */", "#endif", ""]
+        if self.decodes:
+            decl += [f"#ifndef {self.M}_DECODE_STEPS",
+                     f"#define {self.M}_DECODE_STEPS {self.plan.decoder.steps}  /* the most tokens {self.N}_run writes */",
+                     "#endif", ""]
         decl += ["\n\n".join(c.structs for c in cells)]
         protos = []
-        if self.sequence:
+        if self.runs:
             decl += ["", *self.structs()]
             protos = [_signature(init), _signature(run)] + ([_signature(step)] if step else [])
         elif cells:  # no run: the scans, and the weights to call them with, are the file's interface
@@ -411,8 +440,9 @@ class ModelWriter:
                 "\n".join(step), f"#endif  /* {self.M}_DECLARATIONS_ONLY */"]
         text = "/*\n" + "\n".join((" * " + x).rstrip() for x in self.header(face).splitlines()) + "\n */"
         source = "\n\n".join(x for x in [text, "\n".join(decl)] + impl if x.strip()) + "\n"
-        note = "" if self.sequence else f"note: there is no {self.N}_run ({self.program.name} is {NOT_RUN[self.plan.kind]}); " \
-                                        "the file holds its cells' scans and weights"
+        note = "" if self.sequence else DECODE_NOTE.format(N=self.N) if self.decodes else \
+            f"note: there is no {self.N}_run ({self.program.name} is {NOT_RUN[self.plan.kind]}); " \
+            "the file holds its cells' scans and weights"
         return Export(source, note, face or {})
 
     def _uses(self) -> list[CellUse]:
