@@ -26,8 +26,17 @@ class RunResult:
     steps: int | None = None  # time steps of the input sequences (padded length); None without any
 
 
+def start_and_end_ids(vocab) -> tuple[int, int | None]:
+    """The token a decoder starts from (the start token, else the end token, else id 0) and the end token's
+    id (None without one). Code generators use this too, so a generated decoder starts the same way."""
+    end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
+    start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
+    return start, end
+
+
 def sample_tokens(p: np.ndarray, how: str, temperature: float, top_k: int | None, rng) -> np.ndarray:
-    """Pick one token per row of a batch of distributions p [B, V]."""
+    """One token per row of a batch of distributions p [B, V]: the most likely (greedy), or one drawn
+    from p ** (1 / temperature) over the top_k most likely (sample; one rng.random per row, in float64)."""
     p = np.asarray(p, dtype=np.float64)
     if how == "greedy":
         return p.argmax(axis=-1)
@@ -155,8 +164,7 @@ class Executable:
         Returns the head's outputs [B, N, ...], the final state, the tokens [B, N] and tokens per sequence;
         with `trace`, the decoder's and its head's values step by step go there under their prefixes."""
         head = self.bind(dec.head.use, params)
-        end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
-        start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
+        start, end = start_and_end_ids(vocab)
         want = trace is not None
         if dec.feed == "target" and target is not None:
             # padded target steps keep the state and give zeros, as padded source steps do in the encoder
@@ -327,7 +335,7 @@ def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temp
     p = head_bound.scan({n: v[:, -1:] for n, v in tops.items()}, None, None, False, False).outputs[pname][:, 0]
     state = {u.prefix: {n: final_state[u.key(n)] for n in u.cell.states} for layer in stack.layers for u in layer.uses}
     rng = np.random.default_rng(seed)
-    end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
+    _, end = start_and_end_ids(vocab)
     tokens, dists = [], []
     for _ in range(steps):
         token = sample_tokens(p, "greedy" if greedy else "sample", temperature, top_k, rng)

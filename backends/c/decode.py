@@ -12,17 +12,11 @@ from __future__ import annotations
 import math
 import textwrap
 
+from rnncompile.drivers import start_and_end_ids
 from rnncompile.errors import UsageError
 
 from .cell import IND
 from .names import Namer
-
-
-def token_ids(vocab) -> tuple[int, int | None]:
-    """(start, end) token ids as the drivers choose them."""
-    end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
-    start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
-    return start, end
 
 
 class DecodeWriter:
@@ -115,7 +109,7 @@ class DecodeWriter:
 
     def loop(self, tokens: str, count: str, probs: str, V: int, ctx: dict) -> list[str]:
         w, dec, T, M = self.w, self.dec, self.w.c.name, self.w.M
-        start, end = token_ids(w.program.vocab)
+        start, end = start_and_end_ids(w.program.vocab)
         stop = end is not None and dec.stop_at_end
         code, graph = w.code(dec.use), w.program.cell(dec.use)
         hcode = w.code(dec.head.use)
@@ -166,7 +160,7 @@ class DecodeWriter:
         if steps:
             text += (f" The encoder reads a source of 1..{M}_MAX_STEPS steps (-D{M}_MAX_STEPS=N for longer ones),"
                      f" starting from the state {N}_init set; its final state (C) starts the decoder.")
-        start, end = token_ids(w.program.vocab)
+        start, end = start_and_end_ids(w.program.vocab)
         stop = f", until it writes the end token ({end})," if end is not None and dec.stop_at_end else ","
         text += (f" The decoder feeds back its own previous token (the first is {start}), greedy: the first most"
                  f" likely token at each step (np.argmax's choice on ties){stop} at most {M}_DECODE_STEPS tokens"

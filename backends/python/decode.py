@@ -6,6 +6,10 @@ does: a sequence stops after the end token, and a finished one repeats it with a
 """
 from __future__ import annotations
 
+import inspect
+
+from rnncompile.drivers import sample_tokens, start_and_end_ids
+
 from .cell import IND
 
 DECODE_HELPERS = {
@@ -23,30 +27,9 @@ def lengths_for(lengths, names):
                          "lengths")
     return first
 ''',
-    "pick_tokens": '''
-def pick_tokens(p, how, temperature, top_k, rng):
-    """One token per row of a batch of distributions p [B, V]: the most likely (greedy), or one drawn
-    from p ** (1 / temperature) over the top_k most likely (sample; one rng.random per row, in float64)."""
-    p = np.asarray(p, dtype=np.float64)
-    if how == "greedy":
-        return p.argmax(axis=-1)
-    logp = np.log(np.maximum(p, 1e-300)) / temperature
-    if top_k is not None and top_k < p.shape[-1]:
-        kth = np.sort(logp, axis=-1)[:, -top_k][:, None]
-        logp = np.where(logp >= kth, logp, -np.inf)
-    q = np.exp(logp - logp.max(axis=-1, keepdims=True))
-    q /= q.sum(axis=-1, keepdims=True)
-    u = rng.random((p.shape[0], 1))
-    return np.minimum((q.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
-''',
+    # the drivers' own function, so a generated decoder draws exactly as `rnncompile run` does
+    "pick_tokens": "\n" + inspect.getsource(sample_tokens).replace("def sample_tokens(", "def pick_tokens(", 1),
 }
-
-
-def token_ids(vocab) -> tuple[int, int | None]:
-    """(start, end) token ids as the drivers choose them."""
-    end = vocab.tokens.index(vocab.end) if vocab.end is not None else None
-    start = vocab.tokens.index(vocab.start) if vocab.start is not None else (end if end is not None else 0)
-    return start, end
 
 
 class DecodeWriter:
@@ -133,7 +116,7 @@ class DecodeWriter:
     def teacher(self) -> list[str]:
         dec, w = self.dec, self.w
         fn, hfn = w.code(dec.use).fn, w.code(dec.head.use).fn
-        start, _ = token_ids(self.w.program.vocab)
+        start, _ = start_and_end_ids(self.w.program.vocab)
         i2 = IND * 2
         return [f'{IND}if "{dec.target}" in inputs:  # teacher forcing: step t reads target token t - 1',
                 f'{i2}target = np.asarray(inputs["{dec.target}"])',
@@ -151,7 +134,7 @@ class DecodeWriter:
     def loop(self, ind: str) -> list[str]:
         dec, w = self.dec, self.w
         fn, hfn = w.code(dec.use).fn, w.code(dec.head.use).fn
-        start, end = token_ids(self.w.program.vocab)
+        start, end = start_and_end_ids(self.w.program.vocab)
         (pname,) = dec.head.use.cell.outputs()
         i2, i3 = ind + IND, ind + IND * 2
         stop = end is not None and dec.stop_at_end
