@@ -65,8 +65,8 @@ class DecodeWriter:
             given = ", ".join(f'"{n}"' for n in plan.stack.inputs)
             lines += [f"{IND}given_lengths, lengths = lengths, lengths_for(lengths, [{given}])",
                       f"{IND}below = {{" + ", ".join(f'"{n}": inputs["{n}"]' for n in plan.stack.inputs) + "}"]
-            for i, layer in enumerate(plan.stack.layers):
-                lines += w.layer(i, layer)
+            for i, layer in enumerate(plan.stack.layers):  # the decoder reads the top layer's final state only
+                lines += w.layer(i, layer, hands_up=layer is not plan.stack.layers[-1])
             lines += self.summary()
         else:
             lines.append(f"{IND}given_lengths = lengths")

@@ -212,7 +212,8 @@ class ModelWriter:
             lines += self.head(plan.head)
         return "\n".join(lines)
 
-    def layer(self, i: int, layer) -> list[str]:
+    def layer(self, i: int, layer, hands_up: bool = True) -> list[str]:
+        """One layer's scans; `hands_up`: its outputs become `below`, the next layer's (or head's) inputs."""
         fns = [self.code(u).fn for u in layer.uses]
         dirs = "both directions, merged by " + layer.merge if len(layer.uses) > 1 else \
             ("reverse" if layer.uses[0].reverse else "forward")
@@ -240,6 +241,8 @@ class ModelWriter:
                 lines.append(f"{IND}last = {ends[0]}")
             else:
                 lines += [f"{IND}last = merge({ends[0]},", f"{IND}             {ends[1]}, \"{layer.merge}\")"]
+        if not hands_up:
+            return lines
         if len(outs) > 1:
             self.helpers.add("merge")
         if len(outs) == 1:
