@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import argparse
 import os
 import platform
 import shlex
@@ -65,6 +66,15 @@ def busy_warning(threads: int = 1) -> str | None:
     why = "BLAS threads then wait on each other and " if threads > 1 else ""
     return (f"warning: the machine is busy; {why}timings swing (re-run when idle"
             + (", or compare with --threads 1)" if threads > 1 else ")"))
+
+
+def timing_parser(description: str, repeats: int, warmup: int, threads_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: rounds, warm-up and BLAS threads."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--repeats", type=int, default=repeats, help="timed rounds per peer (the median is reported)")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed rounds first")
+    p.add_argument("--threads", type=int, default=None, help=threads_help)
+    return p
 
 
 def print_header(lines: list[str], threads: int) -> None:

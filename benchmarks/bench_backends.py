@@ -12,14 +12,13 @@ numpy backend: above 1 means slower than it.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _timing import Blas, interleaved_ms, print_header, versions
+from _timing import Blas, interleaved_ms, print_header, timing_parser, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -30,11 +29,8 @@ BACKENDS = ("numpy", "python", "c")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=7, help="timed runs per peer (median is reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads for numpy and python (default: what the BLAS uses now; c uses one)")
+    p = timing_parser(__doc__.splitlines()[0], repeats=7, warmup=2,
+                      threads_help="BLAS threads for numpy and python (default: what the BLAS uses now; c uses one)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     return p.parse_args(argv)
 

@@ -12,12 +12,11 @@ anything is timed. Ratios above 1 mean we are slower.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-from _timing import Blas, interleaved_ms, print_header, versions
+from _timing import Blas, interleaved_ms, print_header, timing_parser, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -27,11 +26,8 @@ SIZES = (  # name, I, H, B, T
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=15, help="timed runs per peer (median is reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    p.add_argument("--threads", type=int, default=None,
-                   help="BLAS / torch threads for every peer (default: what the BLAS uses now)")
+    p = timing_parser(__doc__.splitlines()[0], repeats=15, warmup=2,
+                      threads_help="BLAS / torch threads for every peer (default: what the BLAS uses now)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when importable")
     return p.parse_args(argv)

@@ -30,25 +30,21 @@ the level-batched run into those stages.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from _timing import Blas, interleaved_ms, print_header, versions
+from _timing import Blas, interleaved_ms, print_header, timing_parser, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = timing_parser(__doc__.splitlines()[0], repeats=5, warmup=1,
+                      threads_help="NumPy's BLAS threads (default: what the BLAS uses now)")
     p.add_argument("--trees", type=int, default=1000, help="trees in the batch")
     p.add_argument("--leaves", type=int, nargs=2, default=(20, 40), metavar=("MIN", "MAX"))
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds (the median is reported)")
-    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None,
-                   help="NumPy's BLAS threads (default: what the BLAS uses now)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="PyTorch's threads (default 1: its per-node ops run on one either way)")
     p.add_argument("--no-torch", action="store_true")

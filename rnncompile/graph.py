@@ -139,6 +139,20 @@ class CellGraph:
     def outputs(self) -> dict[str, int]:
         return self.by_name("output")
 
+    def params_read_by_outputs(self) -> list[str]:
+        """The params some output reads within one step (all a stateless graph, such as a tree rule, reads),
+        in declaration order."""
+        used, seen, stack = set(), set(), list(self.outputs().values())
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if self.node(n).op == "param":
+                used.add(self.node(n).attr("name"))
+            stack.extend(self.args(n))
+        return [p for p in self.params if p in used]
+
     def step_dag(self) -> nx.MultiDiGraph:
         dag = nx.MultiDiGraph()
         dag.add_nodes_from(self.g.nodes)

@@ -191,24 +191,26 @@ class LayerSpec(Directed):
     dims: dict[str, int] = Field(default_factory=dict, description="dims for this layer only, e.g. {H: 32}")
 
 
-class HeadSpec(Strict):
+class _Stateless(Strict):
+    """What every head has: its own params, lets and outputs (the kinds differ in where they apply)."""
+
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    let: dict[str, Expr] = Field(default_factory=dict)
+    outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
+
+
+class HeadSpec(_Stateless):
     """A stateless output layer over the top layer's outputs."""
 
     at: Literal["every_step", "last"] = Field(
         "every_step", description="every_step: many-to-many; last: many-to-one (each sequence's final outputs)")
-    params: dict[str, ParamSpec] = Field(default_factory=dict)
-    let: dict[str, Expr] = Field(default_factory=dict)
-    outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
 
 
-class TreeHeadSpec(Strict):
+class TreeHeadSpec(_Stateless):
     """A stateless output layer over a tree model's per-node values."""
 
     at: Literal["root", "every_node"] = Field(
         "root", description="root: one result per tree (sentence level); every_node: one per node (phrase level)")
-    params: dict[str, ParamSpec] = Field(default_factory=dict)
-    let: dict[str, Expr] = Field(default_factory=dict)
-    outputs: dict[str, Expr] = Field(description="e.g. {y: softmax(W_y @ h + b_y)}")
 
 
 class _FoldHead(dict):

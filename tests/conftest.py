@@ -8,6 +8,7 @@ made before rnncompile/__init__.py existed keeps resolving it that way).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 SPECS = ROOT / "specs"
+
+
+def outputs_under_hash_seeds(code: str, specs=("ntm.yaml", "bigru.yaml"), seeds=("1", "2")) -> list[str]:
+    """What `code` (formatted with {root} and {spec}) prints for each seed, then each spec, in a fresh
+    interpreter with that PYTHONHASHSEED: generated text must not depend on set or dict order."""
+    outs = []
+    for seed in seeds:
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        for spec in specs:
+            outs.append(subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), spec=str(SPECS / spec))],
+                                       capture_output=True, text=True, env=env, check=True).stdout)
+    return outs
 
 from rnncompile.cli import main  # noqa: E402
 

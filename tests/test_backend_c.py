@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import os
 import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -19,7 +17,7 @@ from backends.c import CBackend, CellRunner, assemble, build
 from backends.c.cell import CellWriter, cell_prefix
 from backends.c.emitters import CTYPES, EMITTERS, UNSUPPORTED, Arg, Site, View, emit, prelude
 from backends.numpy.kernels import KERNELS
-from conftest import ROOT, SPECS
+from conftest import SPECS, outputs_under_hash_seeds
 from rnncompile.errors import DataError, UsageError
 from rnncompile.ops import OPS
 from test_kernels import CASES, KERNEL_OPS, TOKENS, _full_attrs, _meaning
@@ -184,12 +182,7 @@ def test_generated_source_is_deterministic_across_processes():
     code = ("import sys; sys.path.insert(0, {root!r}); import rnncompile; from backends.c import CellRunner; "
             "p = rnncompile.compile({spec!r}); "
             "sys.stdout.write(''.join(CellRunner(p.cell(u)).compiled(None).source for u in p.plan.uses()))")
-    outs = []
-    for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        for spec in ("ntm.yaml", "bigru.yaml"):
-            outs.append(subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), spec=str(SPECS / spec))],
-                                       capture_output=True, text=True, env=env, check=True).stdout)
+    outs = outputs_under_hash_seeds(code)
     assert outs[0] == outs[2] and outs[1] == outs[3]
     assert outs[0] != outs[1]
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import ast
 import itertools
-import os
 import re
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -19,7 +16,7 @@ from backends.numpy.kernels import KERNELS
 from backends.python import PythonBackend, prelude
 from backends.python.emitters import EMITTERS, Site, emit
 from backends.python.module import cell_module, load
-from conftest import ROOT, SPECS
+from conftest import SPECS, outputs_under_hash_seeds
 from rnncompile.ops import OPS
 from test_kernels import CASES, KERNEL_OPS, B, _array, _full_attrs, _meaning
 
@@ -86,12 +83,7 @@ def test_generated_source_is_deterministic_across_processes():
     """Byte for byte, whatever the hash seed (no set or dict order leaks into the text)."""
     code = ("import sys; sys.path.insert(0, {root!r}); import rnncompile; from rnncompile import registry; "
             "sys.stdout.write(registry.get('python').export(rnncompile.compile({spec!r}), 'x.yaml').source)")
-    outs = []
-    for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        for spec in ("ntm.yaml", "bigru.yaml"):
-            outs.append(subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), spec=str(SPECS / spec))],
-                                       capture_output=True, text=True, env=env, check=True).stdout)
+    outs = outputs_under_hash_seeds(code)
     assert outs[0] == outs[2] and outs[1] == outs[3]
     assert outs[0] != outs[1]
 

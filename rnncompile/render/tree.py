@@ -20,7 +20,6 @@ import graphviz
 import numpy as np
 
 from ..errors import UsageError
-from ..graph import CellGraph
 from ..ops import CHILDREN
 from ..trees.generate import random_trees
 from ..trees.parse import read_tree
@@ -78,7 +77,7 @@ def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, l
     head_fold = fold(plan.head.use.cell) if plan.head is not None else None
     acts = [op for f in list(folded.values()) + ([head_fold] if head_fold else []) for op in f.activations]
     colours = style.activation_colours(list(dict.fromkeys(acts)))
-    weights = {r: _params_used(g) for r, g in rules.items()}
+    weights = {r: g.params_read_by_outputs() for r, g in rules.items()}
     g = graphviz.Digraph(f"{program.name}_tree", graph_attr=dict(style.GRAPH_ATTRS, rankdir="BT", ordering="out",
                                                                    nodesep="0.2", ranksep="0.4"),
                          node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
@@ -161,7 +160,7 @@ def _caption(program, tree: Tree, weights, head, hidden: int, shown: int, colour
     notes = [f"{shown} of {tree.size:,} nodes drawn"] if hidden else []
     shared = "; ".join(f"{r} rule: {', '.join(w)}" for r, w in weights.items() if w)
     if head is not None:
-        hw = _params_used(head.use.cell)
+        hw = head.use.cell.params_read_by_outputs()
         shared += f"; head ({head.at.replace('_', ' ')}): {', '.join(hw)}" if hw else ""
     cells = [f'<td bgcolor="{fill}" color="{border}">{rule} rule</td>' for rule, (fill, border) in RULE_FILL.items()
              if rule in weights]
@@ -225,19 +224,6 @@ def _subtree_size(kids, i: int) -> int:
     return n
 
 
-def _params_used(cell: CellGraph) -> list[str]:
-    used, stack, seen = [], [n for n in cell.g.nodes if cell.node(n).op == "output"], set()
-    while stack:
-        n = stack.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        if cell.node(n).op == "param":
-            used.append(cell.node(n).attr("name"))
-        stack.extend(cell.args(n))
-    return sorted(set(used), key=lambda p: list(cell.params).index(p))
-
-
 # ---- the folded tree cell ------------------------------------------------------------------
 
 def cell_dot(program, *, legend: bool = True) -> str:
@@ -284,7 +270,7 @@ def _cell_caption(program, folded, colours) -> str:
     cell = program.plan.fold.cell
     arity = "any number of children (K)" if cell.arity is None else f"{cell.arity} children"
     title = f"{program.name}: tree cell `{cell.name}` ({arity}), one node"
-    shared = sorted(set(_params_used(cell.node)) & set(_params_used(cell.leaf))) if cell.leaf is not None else []
+    shared = sorted(set(cell.node.params_read_by_outputs()) & set(cell.leaf.params_read_by_outputs())) if cell.leaf is not None else []
     extra = [f"params appear inside the formulas; {', '.join(shared)} shared by both rules" if shared else
              "params appear inside the formulas"]
     if cell.leaf is None:

@@ -335,18 +335,7 @@ def _dedupe(sink: DiagnosticSink, start: int) -> None:
 
 
 def _warn_unused(cell: CellSpec, graphs: dict, smap: SourceMap, sink: DiagnosticSink, base) -> None:
-    used = set()
-    for g in graphs.values():
-        stack = [n for n in g.g.nodes if g.node(n).op == "output"]
-        seen = set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if g.node(n).op == "param":
-                used.add(g.node(n).attr("name"))
-            stack.extend(g.args(n))
+    used = {p for g in graphs.values() for p in g.params_read_by_outputs()}
     for pname in cell.params:
         if pname not in used:
             path = base + ("params", pname)
