@@ -84,7 +84,7 @@ class Executable:
                 bound = self.bind(use, params)
                 cin = {cname: below[src] for cname, src in layer.feed.items()}
                 state = _state_for(use, init_state)
-                if state is None and any(s.from_context for s in use.cell.states.values()):
+                if state is None:  # the start values are the drivers' to give: constants, params or context
                     state = self.initial_state(use, params, context or {}, b)
                 res = bound.scan(cin, state, lengths, use.reverse, want_trace)
                 if want_trace:
