@@ -77,6 +77,16 @@ def timing_parser(description: str, repeats: int, warmup: int, threads_help: str
     return p
 
 
+def print_medians(rows) -> None:
+    """Each size's peers as median (minimum), and which of them were noisy; rows end with {peer: (median, min)}."""
+    print("times are medians in ms (min in brackets):")
+    for name, *_, times in rows:
+        print(f"  {name}: " + ", ".join(f"{k} {v[0]:.2f} ({v[1]:.2f})" for k, v in times.items()))
+    noisy = [f"{name}/{k}" for name, *_, times in rows for k, (med, mn) in times.items() if med > 1.3 * mn]
+    if noisy:
+        print("warning: median more than 1.3x the minimum (noisy) for: " + ", ".join(noisy))
+
+
 def print_header(lines: list[str], threads: int) -> None:
     """The command, the versions, the script's own lines, the load, and a warning when the machine is busy."""
     print("command:", command_line())

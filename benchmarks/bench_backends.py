@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import Blas, interleaved_ms, print_header, timing_parser, versions
+from _timing import Blas, interleaved_ms, print_header, print_medians, timing_parser, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -118,12 +118,7 @@ def main(argv=None):
               f"{med['c run'] / med['numpy run']:>10.2f}x {med['c scan'] / med['numpy scan']:>11.2f}x "
               f"{med['c run'] / med['python run']:>12.2f}x")
     print()
-    print("times are medians in ms (min in brackets):")
-    for name, *_, times in rows:
-        print(f"  {name}: " + ", ".join(f"{k} {v[0]:.2f} ({v[1]:.2f})" for k, v in times.items()))
-    noisy = [f"{name}/{k}" for name, *_, times in rows for k, (med, mn) in times.items() if med > 1.3 * mn]
-    if noisy:
-        print("warning: median more than 1.3x the minimum (noisy) for: " + ", ".join(noisy))
+    print_medians(rows)
 
 
 if __name__ == "__main__":

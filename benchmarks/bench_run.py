@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import Blas, interleaved_ms, print_header, timing_parser, versions
+from _timing import Blas, interleaved_ms, print_header, print_medians, timing_parser, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (  # name, I, H, B, T
@@ -172,12 +172,7 @@ def main(argv=None):
               + f" {med['ours'] / med['hand numpy']:>9.2f}x"
               + (f" {med['ours'] / tt:>10.2f}x" if tt else f" {'-':>11}"))
     print()
-    print("times are medians in ms (min in brackets):")
-    for name, *_, times in rows:
-        print(f"  {name}: " + ", ".join(f"{k} {v[0]:.2f} ({v[1]:.2f})" for k, v in times.items()))
-    noisy = [f"{name}/{k}" for name, *_, times in rows for k, (med, mn) in times.items() if med > 1.3 * mn]
-    if noisy:
-        print("warning: median more than 1.3x the minimum (noisy) for: " + ", ".join(noisy))
+    print_medians(rows)
     large = next(r for r in rows if r[0] == "large")[-1]
     ratio = large["ours"][0] / large["hand numpy"][0]
     print(f"ratios of minimums, large: ours/hand {large['ours'][1] / large['hand numpy'][1]:.2f}x"
