@@ -11,13 +11,17 @@ import math
 
 import numpy as np
 
-from .data import check_budget, random_inputs
-from .drivers import Executable, RunResult
+from .data import MAX_RUN_ELEMENTS, check_budget, random_inputs
+from .drivers import Executable, RunResult, progress_total
 from .drivers import complete as drivers_complete
 from .errors import DataError
 from .graph import InputInfo
 from .params import check_against, init_params, load_npz
 from .program import Program
+from .progress import bar as progress_bar
+
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6
 
 
 def make_params(program: Program, seed: int = 0, weights=None, dtype="float32") -> dict[str, np.ndarray]:
@@ -44,30 +48,33 @@ def context_infos(program: Program) -> dict[str, InputInfo]:
     return {n: InputInfo(n, s) for n, s in program.plan.context.items()}
 
 
-def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False) -> None:
-    """Refuse, before allocating, a run whose values would not fit in memory."""
-    per_step = program.values_per_step
-    check_budget("the run's values" if trace else "one step's values", batch * per_step * (steps if trace else 1))
-    inputs = sum(math.prod(s) for s in program.plan.inputs.values())
-    check_budget("the inputs", batch * steps * inputs)
+def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False, chunked: bool = True) -> None:
+    """Refuse, before allocating, a run whose values would not fit in memory (see Program.run_values)."""
+    if program.plan.kind == "tree":
+        return
+    parts = program.run_values(batch, steps, trace, chunked)
+    total = sum(parts.values())
+    if total > MAX_RUN_ELEMENTS:
+        biggest = ", ".join(f"{k} {v:.3g}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+        check_budget(f"the run ({biggest})", total)
 
 
 def run(program: Program, inputs: dict | None = None, params: dict | None = None, weights=None,
         init_state: dict | None = None, lengths=None, context: dict | None = None, batch: int = 1,
         steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
-        trace: bool = False, trees=None, mode: str = "level") -> RunResult:
+        trace: bool = False, trees=None, mode: str = "level", progress: bool = False) -> RunResult:
     """Run the model. Sequence inputs are [B, T, ...] arrays keyed by input name (seeded random when
     omitted); `lengths` [B] marks each sequence's real steps (a dict gives them per input, e.g. a
     teacher-forced target's own lengths); `context` holds per-sequence vectors.
     A tree model (`fold:`) reads `trees` instead (see rnncompile.trees.api.run_trees; `mode`: level
-    or node) and returns a TreeRunResult."""
+    or node) and returns a TreeRunResult. `progress`: a progress bar on stderr (tqdm), one tick per step."""
     plan = program.plan
     if plan.kind == "tree":
         from .trees.api import run_trees
 
         if inputs is not None:
             raise DataError("a tree model reads trees, not input arrays: pass trees=[...]")
-        return run_trees(program, trees, params, weights, batch, seed, dtype, backend, trace, mode)
+        return run_trees(program, trees, params, weights, batch, seed, dtype, backend, trace, mode, progress)
     if trees is not None:
         raise DataError("trees= is for tree models (`model: {fold: ...}`)")
     infos = input_infos(program)
@@ -82,7 +89,8 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
         context = {n: v[:, 0] for n, v in context.items()}
     context = _with_batch_axis(context or {}, context_infos(program), "context input", time=False)
     b, t = _batch_and_steps(inputs, context)
-    check_run_budget(program, b, t, trace)
+    check_run_budget(program, b, t, trace, chunked=lengths is None)
+    _check_token_ids(program, inputs)
     if isinstance(lengths, dict):
         unknown = [n for n in lengths if n not in infos]
         if unknown:
@@ -96,25 +104,72 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     if init_state is not None:
         _check_state(program, init_state, b)
     decode_steps = steps if plan.kind == "generate" else None  # one-to-many: `steps` is the tokens to write
-    return Executable.cached(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace, seed,
-                                                          decode_steps)
+    with progress_bar(progress_total(program, t, decode_steps), progress, program.name) as shown:
+        result = Executable.cached(program, backend, dtype).run(inputs, params, init_state, lengths, context, trace,
+                                                                seed, decode_steps, shown)
+    if trace:
+        result.values = traced_values(program, result)
+    return result
+
+
+def trace_names(cell) -> dict[str, int]:
+    """Readable, unique names for every node of a traced cell: the spec's names where it has them (a state's
+    value before the step is `<state>.prev`), else `%<id>` as `rnncompile inspect` lists it."""
+    names = {}
+    for nid in cell.order():
+        node = cell.node(nid)
+        key = node.label or node.attr("name") or f"%{nid}"
+        if node.op == "state":
+            key = f"{key}.prev"
+        if key in names:
+            key = f"{key}.{nid}"
+        names[key] = nid
+    return names
+
+
+def traced_values(program: Program, result: RunResult) -> dict[str, np.ndarray]:
+    """A traced run's values keyed `<use prefix><node name>` (`c_next`, `layers.1.h.prev`), as `run -o` writes
+    them under `trace.`."""
+    out = {}
+    for use in program.plan.uses():
+        traced = result.trace.get(use.prefix)
+        if traced is None:
+            continue
+        for name, nid in trace_names(program.cell(use)).items():
+            if nid in traced:
+                out[f"{use.prefix}{name}"] = traced[nid]
+    return out
 
 
 def complete(program: Program, prompt: str, steps: int = 20, temperature: float = 1.0, top_k: int | None = None,
              seed: int = 0, params: dict | None = None, weights=None, greedy: bool = False, dtype: str = "float32",
-             backend: str = "numpy"):
+             backend: str = "numpy", progress: bool = False):
     """Continue `prompt` with a language-model spec (token input, a per-step head over the vocabulary)."""
     from .vocab import Vocab
 
     vocab = Vocab(_check_language_model(program))
+    check_temperature(temperature)
+    check_budget(f"{steps:,} steps of completion (a distribution over {len(vocab)} tokens each)", steps * len(vocab))
     ids = vocab.encode(prompt)
     note = vocab.unknown_note()
     if params is None:
         params = make_params(program, seed, weights, dtype)
-    result = drivers_complete(Executable.cached(program, backend, dtype), params, ids, steps, temperature, top_k, seed,
-                              greedy)
+    with progress_bar(steps, progress, f"{program.name}: completing", "token") as shown:
+        result = drivers_complete(Executable.cached(program, backend, dtype), params, ids, steps, temperature, top_k,
+                                  seed, greedy, shown)
     result.note = note
+    result.text = vocab.decode(result.tokens)
     return result
+
+
+def check_temperature(temperature: float) -> None:
+    """Sampling divides log-probabilities by the temperature: it must be a finite number, not so small that
+    the division overflows (the limit of a small temperature is greedy decoding)."""
+    from .errors import UsageError
+
+    if not (math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise UsageError(f"temperature {temperature!r}: give a number from {MIN_TEMPERATURE:g} to "
+                         f"{MAX_TEMPERATURE:g} (for the most likely token every time, use --greedy)")
 
 
 def _check_language_model(program: Program):
@@ -165,6 +220,53 @@ def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool) -> dict:
     if len(shapes) > 1:
         raise DataError(f"{what}s disagree on batch size or steps: {sorted(shapes)}")
     return out
+
+
+def token_tables(program: Program) -> dict[str, tuple[int, str]]:
+    """Each token input of the model -> how many ids it may hold and what sets that number (the vocabulary,
+    or the smallest embedding table or one_hot width that reads it)."""
+    plan = program.plan
+    reads = []  # (model input, cell use, cell input)
+    for layer in plan.stack.layers[:1] if plan.stack else []:
+        reads += [(model, use, cell_input) for use in layer.uses for cell_input, model in layer.feed.items()]
+    if plan.decoder is not None and plan.decoder.target:
+        reads.append((plan.decoder.target, plan.decoder.use, plan.decoder.token_input))
+    limits: dict[str, tuple[int, str]] = {}
+    if program.vocab is not None:
+        for name, dtype in plan.input_dtypes.items():
+            if dtype == "token":
+                limits[name] = (len(program.vocab.tokens), "the vocabulary")
+    for model, use, cell_input in reads:
+        if plan.input_dtypes.get(model) != "token":
+            continue
+        cell = program.cell(use)
+        nid = cell.by_name("input").get(cell_input)
+        for user in cell.users(nid) if nid is not None else ():
+            node = cell.node(user)
+            if node.op == "one_hot":
+                bound = (node.attr("n"), f"one_hot in cell `{cell.name}`")
+            elif node.op == "embed" and cell.args(user)[0] == nid:
+                bound = (cell.node(cell.args(user)[1]).shape[0], f"the embedding table of cell `{cell.name}`")
+            else:
+                continue
+            if model not in limits or bound[0] < limits[model][0]:
+                limits[model] = bound
+    return limits
+
+
+def _check_token_ids(program: Program, inputs: dict) -> None:
+    """Every token id within its table: one check for every backend (numpy would wrap a negative id)."""
+    for name, (rows, what) in token_tables(program).items():
+        ids = inputs.get(name)
+        if ids is None or ids.size == 0:
+            continue
+        bad = (ids < 0) | (ids >= rows)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            inner = f", position {list(where[2:])}" if len(where) > 2 else ""
+            raise DataError(f"input `{name}` holds token id {ids[where]} at sequence {where[0]}, step {where[1]}{inner}; "
+                            f"{what} has {rows} entries, so ids go from 0 to {rows - 1} "
+                            f"({int(bad.sum())} id(s) out of range)")
 
 
 def _batch_and_steps(inputs: dict, context: dict) -> tuple[int, int]:

@@ -6,6 +6,8 @@ user sees all of them at once, each located in the file.
 from __future__ import annotations
 
 import copy
+import re
+import unicodedata
 from pathlib import Path
 import types
 import typing
@@ -13,11 +15,15 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
+from .dims import MAX_SIZE, too_large
 from .errors import DiagnosticSink, SpecError, UsageError, did_you_mean
+from .files import FileReadError
 from .graph import CellGraph
 from .model import Plan, PlanBuilder
+from .naming import ascii_spelling, escape_char, identifier, is_name
 from .source import SourceMap, dotted, load_file, load_text
 from .spec import Spec
+from .vocab import read_vocab_file
 
 @dataclass
 class Checked:
@@ -82,34 +88,81 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
 
 NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")
 TREE_SECTIONS = (("leaf",), ("leaf", "let"), ("node",), ("node", "let"))  # a tree cell's rules name states too
+# every other mapping whose keys are names (`*`: any cell, any layer), and the values that are names
+NAMED_KEYS = (("dims",), ("cells",), ("model", "input"), ("model", "context"), ("model", "layers", "*", "dims"),
+              ("model", "encoder", "layers", "*", "dims"), ("model", "decoder", "dims"), ("model", "decoder", "params"),
+              ("model", "decoder", "init")) + tuple(
+    where + (part,) for where in (("model", "head"), ("model", "decoder", "head")) for part in ("params", "let", "outputs"))
+NAMED_VALUES = (("name",), ("vocab", "dim"), ("cells", "*", "memory", "name"))
 
 
 def _check_names(data: dict, smap: SourceMap, sink: DiagnosticSink) -> dict:
-    """Keys that name things must be names. A common slip is a comma inside a
-    YAML flow mapping: `{h: sigmoid(a, b)}` splits at the comma."""
-    cells = data.get("cells")
-    if not isinstance(cells, dict):
+    """Everything a spec names must be a name (`naming.is_name`: ASCII, the same in C, in Python and as a
+    file name), so no name can reach generated code as anything but an identifier. A key that is not even a
+    Python identifier is dropped from a cell: a common slip is a comma inside a YAML flow mapping,
+    `{h: sigmoid(a, b)}` splits at the comma."""
+    if not isinstance(data, dict):
         return data
     data = copy.deepcopy(data)
-    for cname, cell in data["cells"].items():
-        if not isinstance(cell, dict):
-            continue
-        for section in [(s,) for s in NAMED_SECTIONS] + list(TREE_SECTIONS):
-            entries = cell
-            for part in section:
-                entries = entries.get(part) if isinstance(entries, dict) else None
+    for pattern in NAMED_VALUES:
+        for path, value in _places(data, pattern):
+            if isinstance(value, str) and not is_name(value):
+                what = "the spec's name" if path == ("name",) else f"`{path[-2]}.{path[-1]}`"
+                hint = _name_hint(value)
+                if path == ("name",):
+                    hint = "it names the generated code and its files; " + hint
+                sink.error(f"{what} `{_shown(value)}` is not a name", _shown(dotted(path)), smap.value_loc(path), hint)
+    cell_sections = [("cells", "*") + s for s in [(s,) for s in NAMED_SECTIONS] + list(TREE_SECTIONS)]
+    for pattern in list(NAMED_KEYS) + cell_sections:
+        for where, entries in _places(data, pattern):
             if not isinstance(entries, dict):
                 continue
             for key in list(entries):
-                if isinstance(key, str) and key.isidentifier():
+                if is_name(key):
                     continue
-                path = ("cells", cname) + section + (key,)
-                hint = ("a comma inside `{...}` ends the entry: quote the expression "
-                        "(h: \"f(a, b)\") or write the mapping one entry per line"
-                        if entries[key] is None else "names use letters, digits and _")
-                sink.error(f"`{key}` is not a name", dotted(path), smap.key_loc(path), hint)
-                del entries[key]
+                path = where + (key,)
+                hint = _name_hint(key, entries)
+                if entries[key] is None and pattern in cell_sections:
+                    hint = ("a comma inside `{...}` ends the entry: quote the expression "
+                            "(h: \"f(a, b)\") or write the mapping one entry per line")
+                sink.error(f"`{_shown(key)}` is not a name", _shown(dotted(path)), smap.key_loc(path), hint)
+                if pattern in cell_sections and not key.isidentifier():
+                    del entries[key]
     return data
+
+
+def _places(data, pattern: tuple, path: tuple = ()):
+    """(path, value) for each place in `data` that `pattern` names (`*`: every key or index)."""
+    if not pattern:
+        yield path, data
+        return
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(data, dict):
+        keys = list(data) if head == "*" else [head] if head in data else []
+    elif isinstance(data, list) and head == "*":
+        keys = range(len(data))
+    else:
+        return
+    for key in keys:
+        yield from _places(data[key], rest, path + (key,))
+
+
+def _name_hint(text: str, beside=()) -> str:
+    """How to make `text` a name: its NFKC spelling when it has one (fullwidth `ｙ` is `y` to Python), else the
+    rule and a name close to it."""
+    rule = "names are ASCII letters, digits and _, not starting with a digit"
+    folded = ascii_spelling(text)
+    if folded is not None and folded in beside:
+        return f"`{_shown(text)}` reads as `{folded}` (NFKC), which is named here too: rename one ({rule})"
+    if folded is not None:
+        return f"write `{folded}` ({rule})"
+    close = re.sub(r"_+", "_", identifier(unicodedata.normalize("NFKD", text))).strip("_")
+    return rule + (f", e.g. `{close}`" if is_name(close) else "")
+
+
+def _shown(text: str) -> str:
+    """`text` as an error message may print it: a character the terminal would act on shown as its escape."""
+    return "".join(ch if ch.isprintable() else escape_char(ch) for ch in text)
 
 
 def _validate(data: dict, smap: SourceMap, sink: DiagnosticSink, dropped: set) -> Spec | None:
@@ -146,19 +199,43 @@ def _drop(data, path) -> None:
 def _check_dims(spec: Spec, smap: SourceMap, sink: DiagnosticSink, overrides: dict) -> dict[str, int]:
     dims = {}
     for name, value in spec.dims.items():
-        if not name.isidentifier():
-            sink.error(f"dim name `{name}` is not a name", f"dims.{name}", smap.key_loc(("dims", name)),
-                       "use letters, digits and _")
-        elif value < 1:
+        if not is_name(name):
+            continue  # reported by _check_names
+        if value < 1:
             sink.error(f"dim `{name}` must be a positive integer, got {value}", f"dims.{name}",
+                       smap.value_loc(("dims", name)))
+        elif value > MAX_SIZE:
+            sink.error(f"dim `{name}` is {too_large(value)}; sizes are at most {MAX_SIZE:,}", f"dims.{name}",
                        smap.value_loc(("dims", name)))
         else:
             dims[name] = value
+    known = _overridable_dims(spec)
     for name, value in overrides.items():
+        if name not in known:
+            if spec.vocab is not None and name == spec.vocab.dim:
+                raise UsageError(f"--dim {name}={value}: `{name}` is the vocabulary's size, set by `vocab:`")
+            same = [k for k in known if k.lower() == name.lower()]  # dims are case-sensitive: h is not H
+            raise UsageError(f"--dim {name}={value}: {smap.file} has no dim `{name}`; "
+                             + (f"did you mean `{same[0]}`?" if same else did_you_mean(name, known, "dim")
+                                or "it declares no dims"))
         if value < 1:
             raise UsageError(f"--dim {name}={value}: sizes must be positive integers")
+        if value > MAX_SIZE:
+            raise UsageError(f"--dim {name}={too_large(value)}: sizes are at most {MAX_SIZE:,}")
         dims[name] = value
     return dims
+
+
+def _overridable_dims(spec: Spec) -> set[str]:
+    """Dims `--dim` may set: the declared ones, the time axes of the inputs, and the layers' and decoder's own."""
+    m = spec.model
+    known = {n for n in spec.dims if spec.vocab is None or n != spec.vocab.dim}
+    known |= {shape[0] for shape in m.input.values() if shape and isinstance(shape[0], str)}
+    for layers in (m.layers, m.encoder.layers if m.encoder else None):
+        known |= {n for layer in layers or () for n in layer.dims}
+    if m.decoder is not None:
+        known |= set(m.decoder.dims)
+    return known
 
 
 def _check_vocab(spec: Spec, smap: SourceMap, sink: DiagnosticSink, dims: dict) -> None:
@@ -169,12 +246,11 @@ def _check_vocab(spec: Spec, smap: SourceMap, sink: DiagnosticSink, dims: dict) 
     if v.file is not None:
         path = Path(smap.file).parent / v.file
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            sink.error(f"cannot read the vocabulary file `{v.file}` ({getattr(e, 'strerror', None) or e})",
+            v.tokens = read_vocab_file(path)  # a regular file only, of a bounded size
+        except (FileReadError, UnicodeDecodeError) as e:
+            sink.error(f"cannot read the vocabulary file `{v.file}` ({getattr(e, 'reason', None) or e})",
                        "vocab.file", smap.value_loc(("vocab", "file")), "the path is relative to the spec file")
             return
-        v.tokens = [line.rstrip("\r\n") for line in text.splitlines() if line.strip()]
         if len(v.tokens) > 10_000_000:
             sink.error("the vocabulary file has more than 10,000,000 tokens", "vocab.file",
                        smap.value_loc(("vocab", "file")))

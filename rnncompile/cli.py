@@ -1,19 +1,26 @@
 """The command line: a thin layer over the Python API."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import signal
 import sys
+import threading
+import warnings
 
 import click
 import numpy as np
 
 from . import api, registry
 from .check import check_file
-from .data import read_arrays, save_outputs
+from .data import OUTPUT_FORMATS, STDOUT, DataWarning, read_arrays, save_outputs
 from .errors import DataError, RnnCompileError, UsageError
+from .files import atomic_write, check_output, prepare_output
+from .naming import file_stem
 from .params import save_npz
 from .program import compile as compile_program
+from .progress import wanted as wanted_progress
 from .show import summary, trace_table
 from .spec import json_schema
 from .summary import report
@@ -38,7 +45,20 @@ def _warn(checked) -> None:
         click.echo(w.format(), err=True)
 
 
+def _check_outputs(*outputs: tuple[str, str | None, tuple[str, ...] | None]) -> None:
+    """Refuse outputs that cannot be written before any work (exit 2); make missing folders and say so.
+    outputs: (option, path or None, allowed suffixes or None)."""
+    for option, path, formats in outputs:
+        if path:
+            made = prepare_output(path, formats, option)
+            if made:
+                click.echo(f"created directory {made[-1]}", err=True)
+
+
 dim_option = click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="override a dim, e.g. H=64")
+SEED = click.IntRange(min=0)  # NumPy's generators take any whole number from 0 up
+progress_option = click.option("--progress/--no-progress", default=None,
+                               help="a progress bar on stderr [default: when stderr is a terminal]")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,15 +67,43 @@ def cli():
     """Check, draw and run recurrent neural networks written as YAML specs."""
 
 
+format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                             help="json: one object on stdout, for editors and scripts")
+
+
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
-def validate(spec, dims):
+@format_option
+def validate(spec, dims, fmt):
     """Check a spec: prints every error, located, or `ok`."""
+    if fmt == "json":
+        return _validate_json(spec, dims)
     checked = check_file(spec, _parse_dims(dims))
     _warn(checked)
     n = len(checked.warnings)
     click.echo(f"{spec}: ok" + (f" ({n} warning{'s' if n != 1 else ''})" if n else ""))
+
+
+def _validate_json(spec, dims) -> None:
+    """Every diagnostic as an object; the exit code is the same as for text."""
+    from .errors import Diagnostic, SpecError
+
+    code, diagnostics = 0, []
+    try:
+        diagnostics = check_file(spec, _parse_dims(dims)).warnings
+    except SpecError as e:
+        code, diagnostics = e.exit_code, e.diagnostics + e.warnings
+    except RnnCompileError as e:  # no such file, a bad --dim: one diagnostic without a place
+        code, diagnostics = e.exit_code, [Diagnostic(str(e), loc=None)]
+    items = [d.to_dict() for d in diagnostics]
+    for item in items:
+        item["file"] = item["file"] or str(spec)
+    errors = sum(d.severity == "error" for d in diagnostics)
+    click.echo(json.dumps({"file": str(spec), "ok": code == 0, "errors": errors,
+                           "warnings": len(diagnostics) - errors, "diagnostics": items}, indent=2))
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
@@ -65,7 +113,7 @@ def validate(spec, dims):
 @click.option("--steps", "-t", type=click.IntRange(min=1),
               help="time steps of random inputs (default: the time dim); for a one-to-many model, the most tokens "
                    "to generate (default: the decoder's steps)")
-@click.option("--seed", default=0, show_default=True, help="seed for random weights, inputs and sampling")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed for random weights, inputs and sampling")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False),
               help="inputs (.npy, .npz or .json); may also hold `lengths` [B] or `mask` [B, T], and context inputs")
 @click.option("--text", help="tokenize this text with the spec's vocabulary as the token input")
@@ -82,11 +130,15 @@ def validate(spec, dims):
 @click.option("--trees", "trees_file", type=click.Path(dir_okay=False),
               help="tree models: a file of trees, one per line (bracketed or JSON), or a .json {\"trees\": [...]}")
 @click.option("--per-node", is_flag=True, help="tree models: run node by node instead of level-batched (checking)")
+@progress_option
 def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
-        backend, tree_texts, trees_file, per_node):
+        backend, tree_texts, trees_file, per_node, progress):
     """Simulate a spec: random inputs (or trees) and seeded weights by default."""
     if input_file and text:
         raise UsageError("give either --input or --text, not both")
+    _check_outputs(("--output", None if output == STDOUT else output, OUTPUT_FORMATS),
+                   ("--save-weights", save_weights, None))
+    echo = functools.partial(click.echo, err=output == STDOUT)  # with -o -, stdout holds the JSON alone
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
     if program.plan.kind == "tree":
@@ -96,7 +148,7 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
             raise UsageError("a tree model reads trees: give --tree TEXT or --trees FILE "
                              "(not --input, --text, --init-state or --steps)")
         return run_trees(program, tree_texts, trees_file, batch, seed, weights, save_weights, output, trace, dtype,
-                         backend, per_node)
+                         backend, per_node, wanted_progress(progress), echo)
     if tree_texts or trees_file or per_node:
         raise UsageError(f"--tree, --trees and --per-node are for tree models (`model: {{fold: ...}}`); "
                          f"{spec} is a {program.plan.kind} model")
@@ -118,7 +170,8 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     params = api.make_params(program, seed, weights, dtype)
     try:
         result = api.run(program, inputs=inputs, params=params, init_state=state, lengths=lengths, context=context,
-                         batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend, trace=trace)
+                         batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend, trace=trace,
+                         progress=wanted_progress(progress))
     except DataError as e:
         raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
     first = next(iter(result.outputs.values())) if result.outputs else None
@@ -129,25 +182,21 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     else:  # many-to-one: the steps it read
         t = result.steps if result.steps is not None else program.checked.steps(steps)
     if trace:
-        click.echo(trace_table(program, result, vocab))
-        click.echo()
-    click.echo(summary(program.name, result, t, b, backend, dtype, seed, vocab, per_step))
+        echo(trace_table(program, result, vocab))
+        echo()
+    echo(summary(program.name, result, t, b, backend, dtype, seed, vocab, per_step))
     if save_weights:
         save_npz(save_weights, params)
-        click.echo(f"weights written to {save_weights}")
+        echo(f"weights written to {save_weights}")
     if output:
         arrays = {f"outputs.{k}": v for k, v in result.outputs.items()}
         arrays.update({f"state.{k}": v for k, v in result.final_state.items()})
         if result.tokens is not None:
             arrays["tokens"], arrays["lengths"] = result.tokens, result.lengths
-        for use in program.plan.uses():
-            if use.prefix in result.trace:
-                cell = program.cell(use)
-                for name, nid in _trace_names(cell).items():
-                    if nid in result.trace[use.prefix]:
-                        arrays[f"trace.{use.prefix}{name}"] = result.trace[use.prefix][nid]
+        arrays.update({f"trace.{k}": v for k, v in result.values.items()})
         save_outputs(output, arrays)
-        click.echo(f"outputs written to {output}")
+        if output != STDOUT:
+            echo(f"outputs written to {output}")
 
 
 def _read_input_file(program, path):
@@ -170,20 +219,6 @@ def _read_input_file(program, path):
     return raw, context, lengths
 
 
-def _trace_names(cell) -> dict[str, int]:
-    """Readable, unique names for every traced node (the spec's names where it has them)."""
-    names = {}
-    for nid in cell.order():
-        node = cell.node(nid)
-        key = node.label or node.attr("name") or f"%{nid}"
-        if node.op == "state":
-            key = f"{key}.prev"
-        if key in names:
-            key = f"{key}.{nid}"
-        names[key] = nid
-    return names
-
-
 def _token_input(program, spec, vocab) -> str:
     if vocab is None:
         raise UsageError(f"--text needs a vocabulary, and {spec} declares none (add `vocab:`)")
@@ -203,17 +238,31 @@ def _token_input(program, spec, vocab) -> str:
                                      "with --view model, the steps of every chain in the model")
 @click.option("--tree", "tree_text", metavar="TREE", help='tree models: the tree to draw, e.g. "(S (NP He) (VP wins))"')
 @click.option("--view", type=click.Choice(["cell", "unrolled", "model", "tree"]), default=None,
-              help="cell (folded), unrolled (the chain of one cell), or model (layers × time, directions, "
+              help="cell (folded), unrolled (the chain of one cell; of a composed model without --cell, the "
+                   "model over time), or model (layers × time, directions, "
                    "head, encoder → C → decoder; --unroll sets the steps, default 4), or tree (a tree model's "
-                   "tree, the cell at every node); default: cell, or unrolled with --unroll, tree with --tree")
-def render(spec, dims, output, unroll, view, tree_text):
+                   "tree, the cell at every node); default: cell, or unrolled with --unroll (a composed model: "
+                   "the model unrolled), tree with --tree")
+@click.option("--cell", "cell_name", metavar="NAME",
+              help="which cell of the model to draw, folded or unrolled: its name (decoder_lstm) or its place "
+                   "(decoder, decoder.head, layers.1); default: the first recurrent one")
+@click.option("--dpi", type=int, metavar="N", help="resolution of a .png, 10 to 1200; default 96")
+@click.option("--text", help="run the model on this text and draw the run unrolled: each step's token below it, "
+                             "its most likely next token above (the lecture's \"hello\" picture)")
+@click.option("--weights", type=click.Path(dir_okay=False), help="with --text: param values from an .npz")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="with --text: seed for the weights not in --weights")
+def render(spec, dims, output, unroll, view, tree_text, cell_name, dpi, text, weights, seed):
     """Draw the folded cell, the unrolled chain, or the whole model, with Graphviz."""
     from .render import render as draw
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
-    view = view or ("unrolled" if unroll else "tree" if tree_text else "cell")
-    result = draw(program, output, view=view, unroll=unroll, tree=tree_text)
+    view = view or ("unrolled" if unroll or text is not None else "tree" if tree_text else "cell")
+    if weights and text is None:
+        raise UsageError("--weights only changes a drawing made with --text (a run)")
+    result = draw(program, output, view=view, unroll=unroll, tree=tree_text, dpi=dpi, cell=cell_name, text=text,
+                  weights=weights, seed=seed)
     if result.note:
         click.echo(result.note, err=True)
     click.echo(f"wrote {result.path}" + (f" (layout: {result.engine})" if result.engine else ""))
@@ -228,7 +277,7 @@ def render(spec, dims, output, unroll, view, tree_text):
 @click.option("--memory", "-m", multiple=True, metavar="STATE",
               help="matrix states to draw before and after the run (default: all)")
 @click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of random inputs (default: the time dim)")
-@click.option("--seed", default=0, show_default=True, help="seed for random weights and inputs")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed for random weights and inputs")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False), help="inputs (.npy, .npz or .json), as for run")
 @click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
 @click.option("--sequence", default=0, show_default=True, type=click.IntRange(min=0),
@@ -261,9 +310,17 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
 @click.option("--steps", "-t", type=click.IntRange(min=1))
 @click.option("--no-graph", is_flag=True, help="leave out the graph listing")
 @click.option("--unoptimised", is_flag=True, help="show the graph as written, before the passes")
-def inspect(spec, dims, batch, steps, no_graph, unoptimised):
-    """Params, shapes, FLOPs and memory per step, the passes, and the graph."""
+@format_option
+def inspect(spec, dims, batch, steps, no_graph, unoptimised, fmt):
+    """Params, shapes, FLOPs and memory per step and for the whole run, the passes, and the graph."""
     program = compile_program(spec, _parse_dims(dims))
+    if fmt == "json":
+        from .summary import inspect_data
+
+        data = inspect_data(program, batch, steps, optimised=not unoptimised)
+        data["warnings"] = [w.to_dict() for w in program.checked.warnings]
+        click.echo(json.dumps(data, indent=2))
+        return
     _warn(program.checked)
     click.echo(report(program, batch, steps, show_graph=not no_graph, optimised=not unoptimised))
 
@@ -277,16 +334,18 @@ def inspect(spec, dims, batch, steps, no_graph, unoptimised):
               help="below 1: safer choices; above 1: more surprising ones")
 @click.option("--top-k", type=click.IntRange(min=1), help="draw only from the k most likely tokens")
 @click.option("--greedy", is_flag=True, help="always take the most likely token")
-@click.option("--seed", default=0, show_default=True, help="seed for weights and sampling")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed for weights and sampling")
 @click.option("--weights", type=click.Path(dir_okay=False), help="trained params (.npz keyed by param name)")
 @click.option("--trace", is_flag=True, help="show the top tokens and their probabilities at each step")
-def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weights, trace):
+@progress_option
+def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weights, trace, progress):
     """Continue a prompt with a character or word predictor."""
     from .show import distribution
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
-    result = api.complete(program, prompt, steps, temperature, top_k, seed, weights=weights, greedy=greedy)
+    result = api.complete(program, prompt, steps, temperature, top_k, seed, weights=weights, greedy=greedy,
+                          progress=wanted_progress(progress))
     if result.note:
         click.echo(result.note, err=True)
     vocab = Vocab(program.vocab)
@@ -295,7 +354,7 @@ def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weight
             click.echo(f"step {i:>3}  chose {vocab.tokens[tok]!r:<12} from  {distribution(p, vocab, top_k or 5)}")
         click.echo()
     sep = "" if vocab.level == "char" else " "
-    click.echo(prompt + sep + vocab.decode(result.tokens))
+    click.echo(prompt + sep + result.text)
 
 
 @cli.command()
@@ -304,8 +363,7 @@ def schema(output):
     """Print the JSON Schema of spec files (for editor completion)."""
     text = json.dumps(json_schema(), indent=2)
     if output:
-        from .data import atomic_write
-
+        _check_outputs(("--output", output, None))
         with atomic_write(output) as f:
             f.write(text + "\n")
     else:
@@ -323,7 +381,7 @@ def _standalone_options(fn):
     for option in reversed([
         click.option("--weights", type=click.Path(dir_okay=False),
                      help="c: the weights to write into the file (.npz keyed by param name; default: seeded random)"),
-        click.option("--seed", type=int, default=None, help="c: the seed of the random weights without --weights [0]"),
+        click.option("--seed", type=SEED, default=None, help="c: the seed of the random weights without --weights [0]"),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default=None,
                      help="c: the number type, float or double [float32]"),
     ]):
@@ -334,8 +392,6 @@ def _standalone_options(fn):
 def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="--backend"):
     """`output`: a file name, or a function of the spec's name giving one."""
     from pathlib import Path
-
-    from .data import atomic_write
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
@@ -372,6 +428,7 @@ def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="-
 def export(spec, dims, backend, output, weights, seed, dtype):
     """Write the model as standalone code (python: one module that needs only NumPy; c: one C99 file with
     the weights in it)."""
+    _check_outputs(("--output", output, None))
     _write_standalone(spec, dims, backend, output, weights, seed, dtype)
 
 
@@ -389,13 +446,108 @@ def codegen(spec, dims, target, out_dir, weights, seed, dtype):
     """Generate standalone code into a folder: `export`, named after the spec (build/lstm.c, build/lstm_model.py)."""
     from pathlib import Path
 
+    check_output(out_dir, option="--output", folder=True)  # made when missing, as documented
+
     def output(name):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return str(Path(out_dir) / CODEGEN_FILES.get(target, "{name}." + target).format(name=name))
+        return str(Path(out_dir) / CODEGEN_FILES.get(target, "{name}." + target).format(name=file_stem(name)))
     _write_standalone(spec, dims, target, output, weights, seed, dtype, flag="--target")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--from-torch", "torch_file", type=click.Path(dir_okay=False), metavar="STATE.pt|STATE.npz",
+              help="convert this PyTorch state_dict (torch.save, read with weights_only=True; or np.savez) into "
+                   "the spec's weights (-o W.npz)")
+@click.option("--to-torch", is_flag=True, help="write the spec's weights as a PyTorch state_dict (-o STATE.pt|.npz)")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="--to-torch: the spec's weights (.npz keyed by param name; default: seeded random)")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="--to-torch without --weights: their seed")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--map", "mapping", multiple=True, metavar="TORCH=PARAM",
+              help="pair a torch key or module with a spec param, e.g. --map fc.weight=head.W_y (repeatable)")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the file to write")
+def weights(spec, dims, torch_file, to_torch, weights, seed, dtype, mapping, output):
+    """Convert weights between PyTorch (nn.RNN, nn.LSTM, nn.GRU with layers, directions and biases, plus
+    nn.Embedding and nn.Linear) and the spec, both ways; prints which torch key went where."""
+    from . import interop
+
+    if bool(torch_file) == to_torch:
+        raise UsageError("give --from-torch STATE (to write the spec's weights) or --to-torch (to write a "
+                         "state_dict), one of them")
+    if torch_file and weights:
+        raise UsageError("--weights gives the spec's weights for --to-torch; with --from-torch the state_dict is "
+                         "the weights")
+    formats = (".npz",) if torch_file else interop.torch_files.STATE_DICT_SUFFIXES
+    _check_outputs(("--output", output, formats))
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    pairs = interop.parse_map(mapping)
+    if torch_file:
+        conv = interop.from_torch(program, interop.read_state_dict(torch_file), pairs, str(torch_file))
+        save_npz(output, {k: v.astype(dtype) for k, v in conv.arrays.items()})
+    else:
+        conv = interop.to_torch(program, api.make_params(program, seed, weights, dtype), pairs)
+        interop.write_state_dict(output, conv.arrays)
+        if not weights:
+            conv.notes.append(f"no --weights: these are the seeded random weights of `rnncompile run --seed {seed}`")
+    for line in conv.moves:
+        click.echo(f"  {line}")
+    for note in conv.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {output}")
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so a half-written output's temporary file is removed."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated(signum)
+
+
+def _warning_printer():
+    """Python warnings as one clean `warning:` line each, once; numpy's floating-point warnings (overflow,
+    invalid value) once, and not at all after a data file was reported to hold NaN or inf."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RuntimeWarning):
+            if seen & {"non-finite data", "numpy"}:
+                return
+            seen.add("numpy")
+            text = f"the computation left the float range (numpy: {message}); results may hold inf or NaN"
+        else:
+            text = str(message)
+            if text in seen:
+                return
+            if issubclass(category, DataWarning):
+                seen.add("non-finite data")
+        seen.add(text)
+        click.echo(f"warning: {text}", err=True)
+    return show
+
+
 def main(argv=None) -> None:
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                handlers[name] = signal.signal(getattr(signal, name), _terminate)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer()
+            _main(argv)
+    except _Terminated as e:
+        click.echo(f"terminated by {signal.Signals(e.args[0]).name}", err=True)
+        sys.exit(128 + e.args[0])
+    finally:
+        for name, old in handlers.items():
+            signal.signal(getattr(signal, name), old)
+
+
+def _main(argv) -> None:
     try:
         cli.main(args=argv, prog_name="rnncompile", standalone_mode=False)
     except click.exceptions.Abort:

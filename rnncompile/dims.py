@@ -1,8 +1,17 @@
-"""Symbolic sizes: evaluate `H + I` or `[N, W]` against the spec's dims."""
+"""Symbolic sizes: evaluate `H + I` or `[N, W]` against the spec's dims.
+
+Every size, and every step of working one out, stays within MAX_SIZE (a C
+`int`), so a typo like `H * 1e308` is an error, not an overflow later; a
+shape has at most MAX_RANK axes.
+"""
 from __future__ import annotations
 
 from . import expr as E
 from .errors import did_you_mean
+
+
+MAX_SIZE = 2**31 - 1
+MAX_RANK = 8
 
 
 class DimError(Exception):
@@ -17,10 +26,10 @@ def eval_dim(value, dims: dict[str, int]) -> int:
     if isinstance(value, bool):
         raise DimError(f"`{value}` is not a size")
     if isinstance(value, int):
-        return value
+        return _bounded(value, 0)
     if isinstance(value, float):
         if value.is_integer():
-            return int(value)
+            return _bounded(int(value), 0)
         raise DimError(f"size `{value}` is not a whole number")
     if not isinstance(value, str):
         raise DimError(f"`{value}` is not a size; write a number or a dim name")
@@ -31,11 +40,45 @@ def eval_dim(value, dims: dict[str, int]) -> int:
     return _eval(tree, dims)
 
 
+def too_large(value: int) -> str:
+    """How a message shows a size beyond MAX_SIZE (formatting a 400-digit int as a float overflows)."""
+    digits = len(str(abs(value)))
+    return f"{value:,}" if digits <= 16 else f"a {digits}-digit number"
+
+
+def _bounded(value: int, pos: int, width: int = 1) -> int:
+    if abs(value) > MAX_SIZE:
+        raise DimError(f"size {too_large(value)} is too large; sizes are at most {MAX_SIZE:,}", pos, width)
+    return value
+
+
 def _eval(node, dims) -> int:
+    base, chain = E.left_chain(node)  # a loop over `H + H + ...`: no recursion per term
+    value = _eval_operand(base, dims)
+    for n in chain:
+        if not isinstance(n, E.BinOp) or n.op not in "+-*/":
+            raise DimError("a size may only use numbers, dim names, + - * / and parentheses", n.pos)
+        value = _bounded(_apply(n, value, _eval(n.right, dims)), n.pos)
+    return value
+
+
+def _apply(node, a: int, b: int) -> int:
+    if node.op == "+":
+        return a + b
+    if node.op == "-":
+        return a - b
+    if node.op == "*":
+        return a * b
+    if b == 0 or a % b:
+        raise DimError(f"{a} / {b} is not a whole number", node.pos)
+    return a // b
+
+
+def _eval_operand(node, dims) -> int:
     if isinstance(node, E.Num):
         if not float(node.value).is_integer():
             raise DimError(f"size `{node.text}` is not a whole number", node.pos, len(node.text))
-        return int(node.value)
+        return _bounded(int(node.value), node.pos, len(node.text))
     if isinstance(node, E.Name):
         if node.id not in dims:
             raise DimError(f"undefined dim `{node.id}`", node.pos, len(node.id),
@@ -43,15 +86,4 @@ def _eval(node, dims) -> int:
         return dims[node.id]
     if isinstance(node, E.Neg):
         return -_eval(node.operand, dims)
-    if isinstance(node, E.BinOp) and node.op in "+-*/":
-        a, b = _eval(node.left, dims), _eval(node.right, dims)
-        if node.op == "+":
-            return a + b
-        if node.op == "-":
-            return a - b
-        if node.op == "*":
-            return a * b
-        if b == 0 or a % b:
-            raise DimError(f"{a} / {b} is not a whole number", node.pos)
-        return a // b
     raise DimError("a size may only use numbers, dim names, + - * / and parentheses", getattr(node, "pos", 0))

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import registry
+from .registry import ScanResult
 from .errors import DataError
 from .model import CellUse, Decoder, Head, Plan, Stack
-from .program import Program
+from .program import SCAN_CHUNK, Program
 
 
 @dataclass
@@ -24,6 +25,20 @@ class RunResult:
     tokens: np.ndarray | None = None  # decoders: the produced token ids [B, N]
     lengths: np.ndarray | None = None  # decoders: tokens per sequence, the end token included
     steps: int | None = None  # time steps of the input sequences (padded length); None without any
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # traced runs: every node's value by name (api.run)
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a run as a table: each output and final state, its shape and its first values."""
+        from html import escape
+
+        from .show import fmt_values
+
+        rows = [("output", k, v) for k, v in self.outputs.items()] + \
+               [("final state", k, v) for k, v in self.final_state.items()]
+        body = "".join(f"<tr><td>{kind}</td><td><code>{escape(k)}</code></td><td>{list(v.shape)}</td>"
+                       f"<td><code>{escape(fmt_values(v.reshape(-1)[:8]))}</code></td></tr>" for kind, k, v in rows)
+        return ("<table><thead><tr><th></th><th>name</th><th>shape</th><th>first values</th></tr></thead>"
+                f"<tbody>{body}</tbody></table>")
 
 
 def start_and_end_ids(vocab) -> tuple[int, int | None]:
@@ -50,6 +65,30 @@ def sample_tokens(p: np.ndarray, how: str, temperature: float, top_k: int | None
     return np.minimum((q.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
 
 
+def scan_in_chunks(bound, inputs: dict, state, lengths, reverse: bool, want_trace: bool, progress=None):
+    """A scan over the whole sequence as scans of SCAN_CHUNK steps, carrying the state from one to the next
+    (in reverse order for a reverse scan): what a backend computes for all steps before its loop is then
+    held for one chunk at a time, and a progress bar (a tqdm) ticks as each chunk ends. A traced or
+    variable-length scan, or a short one, runs as one call. Whether a bar is shown never changes a number."""
+    t = next(iter(inputs.values())).shape[1] if inputs else 0
+    if want_trace or lengths is not None or t <= SCAN_CHUNK:
+        res = bound.scan(inputs, state, lengths, reverse, want_trace)
+        if progress is not None:
+            progress.update(t)
+        return res
+    starts = list(range(0, t, SCAN_CHUNK))
+    pieces = []
+    for s in reversed(starts) if reverse else starts:
+        res = bound.scan({n: v[:, s:s + SCAN_CHUNK] for n, v in inputs.items()}, state, None, reverse, False)
+        state = res.final_state
+        pieces.append(res.outputs)
+        if progress is not None:
+            progress.update(min(SCAN_CHUNK, t - s))
+    if reverse:
+        pieces.reverse()
+    return ScanResult({n: np.concatenate([p[n] for p in pieces], axis=1) for n in pieces[0]}, state)
+
+
 class Executable:
     """A program prepared for one backend and dtype; `run` it as often as you like."""
 
@@ -73,7 +112,7 @@ class Executable:
 
     # -- sequence models ----------------------------------------------------------
     def run_stack(self, stack: Stack, inputs: dict, params: dict, init_state: dict | None, lengths, trace: dict,
-                  want_trace: bool, context: dict | None = None):
+                  want_trace: bool, context: dict | None = None, progress=None):
         below = {n: inputs[n] for n in stack.inputs}
         b, t = next(iter(below.values())).shape[:2]
         finals_below = None
@@ -86,7 +125,7 @@ class Executable:
                 state = _state_for(use, init_state)
                 if state is None:  # the start values are the drivers' to give: constants, params or context
                     state = self.initial_state(use, params, context or {}, b)
-                res = bound.scan(cin, state, lengths, use.reverse, want_trace)
+                res = scan_in_chunks(bound, cin, state, lengths, use.reverse, want_trace, progress)
                 if want_trace:
                     trace[use.prefix] = res.trace
                 for name, v in res.final_state.items():
@@ -159,7 +198,7 @@ class Executable:
 
     def decode(self, dec: Decoder, bound, state: dict, params: dict, batch: int, context: dict, vocab,
                target=None, seed: int = 0, steps: int | None = None, sample=None, temperature=None, top_k=None,
-               start_tokens=None, target_lengths=None, trace: dict | None = None):
+               start_tokens=None, target_lengths=None, trace: dict | None = None, progress=None):
         """Teacher forcing (a target and its lengths given) or feeding back each step's own token.
         Returns the head's outputs [B, N, ...], the final state, the tokens [B, N] and tokens per sequence;
         with `trace`, the decoder's and its head's values step by step go there under their prefixes."""
@@ -199,6 +238,8 @@ class Executable:
             token = sample_tokens(p, sample or dec.sample, temperature or dec.temperature,
                                   top_k if top_k is not None else dec.top_k, rng)
             token = np.where(done, end if end is not None else 0, token)
+            if progress is not None:
+                progress.update(1)
             state = {n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), state[n], v) for n, v in new_state.items()}
             probs.append(np.where(done[:, None], 0, p))
             tokens.append(token)
@@ -214,9 +255,10 @@ class Executable:
 
     # -- the whole model --------------------------------------------------------------
     def run(self, inputs: dict, params: dict, init_state: dict | None = None, lengths=None, context=None,
-            trace: bool = False, seed: int = 0, decode_steps: int | None = None) -> RunResult:
+            trace: bool = False, seed: int = 0, decode_steps: int | None = None, progress=None) -> RunResult:
         """`lengths`: [B] real steps of every sequence input, or a dict of them by input name;
-        `decode_steps`: how many tokens a decoder that feeds back its output writes (default: its `steps:`)."""
+        `decode_steps`: how many tokens a decoder that feeds back its output writes (default: its `steps:`);
+        `progress`: a tqdm bar to tick once per step of every scan (see `progress_total`)."""
         plan: Plan = self.program.plan
         context = context or {}
         traced: dict = {}
@@ -224,7 +266,7 @@ class Executable:
         stack_lengths = _lengths_for(lengths, plan.stack.inputs) if plan.stack is not None else None
         if plan.kind == "sequence":
             tops, finals, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced,
-                                                       trace, context)
+                                                       trace, context, progress)
             outputs = tops
             if plan.head is not None:
                 outputs = self.run_head(plan.head, tops, finals, context, params, stack_lengths, traced, trace)
@@ -233,7 +275,7 @@ class Executable:
         summary, final_state = {}, {}
         if plan.stack is not None:
             _, _, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced, trace,
-                                               context)
+                                               context, progress)
             summary = self.summary(plan.stack, final_state)
         dec = plan.decoder
         want = traced if trace else None
@@ -243,9 +285,19 @@ class Executable:
         outputs, dstate, tokens, out_lengths = self.decode(dec, bound, state, params, batch, context,
                                                            self.program.vocab, target, seed,
                                                            steps=decode_steps, target_lengths=target_lengths,
-                                                           trace=want)
+                                                           trace=want, progress=progress)
         final_state.update({dec.use.key(n): v for n, v in dstate.items()})
         return RunResult(outputs, final_state, traced, tokens, out_lengths, steps)
+
+
+def progress_total(program: Program, steps: int, decode_steps: int | None = None) -> int:
+    """The ticks `Executable.run` gives a progress bar: every scan's steps, then every token a decoder writes
+    (a decoder that stops at its end token early leaves the bar short of its total)."""
+    plan = program.plan
+    total = steps * sum(len(layer.uses) for layer in plan.stack.layers) if plan.stack is not None else 0
+    if plan.decoder is not None and plan.decoder.feed != "target":
+        total += decode_steps or plan.decoder.steps
+    return total
 
 
 def _lengths_for(lengths, names: list[str]):
@@ -318,10 +370,11 @@ class Completion:
     tokens: np.ndarray  # the continuation's token ids
     distributions: np.ndarray  # [len(tokens), V]: the distribution each token was drawn from
     note: str = ""  # e.g. which prompt words were read as the unknown token
+    text: str = ""  # the continuation as text (api.complete decodes it with the spec's vocabulary)
 
 
 def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0, greedy: bool = False) -> Completion:
+             top_k: int | None = None, seed: int = 0, greedy: bool = False, progress=None) -> Completion:
     """Continue a token sequence with a language model (a stack with a per-step head over the vocabulary):
     run the prompt through the stack, then feed each drawn token back in."""
     plan = exe.program.plan
@@ -339,6 +392,8 @@ def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temp
     tokens, dists = [], []
     for _ in range(steps):
         token = sample_tokens(p, "greedy" if greedy else "sample", temperature, top_k, rng)
+        if progress is not None:
+            progress.update(1)
         tokens.append(int(token[0]))
         dists.append(p[0])
         if end is not None and token[0] == end:

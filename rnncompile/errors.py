@@ -31,17 +31,29 @@ class Diagnostic:
     hint: str = ""
     severity: str = "error"  # or "warning"
 
+    def to_dict(self) -> dict:
+        """The diagnostic as plain data (`validate --format json`); line and column are 0 when unknown."""
+        loc = self.loc
+        return {"file": loc.file if loc else "", "line": loc.line if loc else 0, "column": loc.col if loc else 0,
+                "path": self.path, "severity": self.severity, "message": self.message, "hint": self.hint}
+
     def format(self) -> str:
         head = f"{self.loc}: " if self.loc else ""
         where = f" [{self.path}]" if self.path else ""
-        lines = [f"{head}{self.severity}: {self.message}{where}"]
+        lines = [_printable(f"{head}{self.severity}: {self.message}{where}")]
         if self.loc and self.loc.line and self.loc.source_line:
             text = self.loc.source_line.rstrip("\n")
             lines.append(f"    {text}")
             lines.append("    " + " " * (self.loc.col - 1) + "^" * max(1, self.loc.width))
         if self.hint:
-            lines.append(f"    hint: {self.hint}")
+            lines.append(_printable(f"    hint: {self.hint}"))
         return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """`text` with each character a terminal would act on (an escape, a carriage return, a lone surrogate that
+    cannot even be encoded) shown as its escape: names and file names come from the spec."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else repr(ch)[1:-1] for ch in text)
 
 
 class RnnCompileError(Exception):

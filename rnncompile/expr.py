@@ -14,6 +14,13 @@ Grammar (highest binding last)::
 
 Every AST node keeps the character offset where it starts, so errors can put
 a caret under the exact sub-expression. Nothing is ever passed to ``eval``.
+
+Limits, so that no input can exhaust Python's stack: an expression is at most
+MAX_EXPR_CHARS long and nests at most MAX_DEPTH levels, a level being a
+parenthesis, a call's or index's brackets, a unary sign or the right side of
+`**`. Chains of one precedence (`a + b + ...`, `x.T.T`, `x[0:8][0:8]`) are
+parsed by loops and do not nest: every later stage walks them with a loop too
+(see `left_chain`), so a 3,000-term sum is fine.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 MAX_EXPR_CHARS = 10_000
-MAX_DEPTH = 200
+MAX_DEPTH = 64  # the parser recurses ~7 frames per level: 64 levels stay far below the stack limit
 
 
 class ExprSyntaxError(Exception):
@@ -155,10 +162,11 @@ class _Parser:
                                   "is an operator missing between two terms?" if tok[0] in ("name", "num") else "")
         return node
 
-    def _nest(self):
+    def _nest(self, pos: int):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ExprSyntaxError("expression nests too deeply", self.peek()[2])
+            raise ExprSyntaxError(f"expression nested deeper than {MAX_DEPTH} levels", pos, 1,
+                                  "name the inner parts under `let:` and use the names")
 
     def sum(self):
         node = self.product()
@@ -177,19 +185,23 @@ class _Parser:
     def unary(self):
         tok = self.accept("-")
         if tok:
-            self._nest()
+            self._nest(tok[2])
             node = Neg(self.unary(), tok[2])
             self.depth -= 1
             return node
-        if self.accept("+"):
-            return self.unary()
+        tok = self.accept("+")
+        if tok:
+            self._nest(tok[2])
+            node = self.unary()
+            self.depth -= 1
+            return node
         return self.power()
 
     def power(self):
         node = self.postfix()
         op = self.accept("**")
         if op:
-            self._nest()
+            self._nest(op[2])
             node = BinOp("**", node, self.unary(), op[2])
             self.depth -= 1
         return node
@@ -207,7 +219,9 @@ class _Parser:
                 node = self.call(node, tok[2])
             elif tok[1] == "[":
                 self.take()
+                self._nest(tok[2])
                 node = Index(node, self.index(), tok[2])
+                self.depth -= 1
                 self.expect("]", tok[2])
             elif tok[1] == ".":
                 self.take()
@@ -220,7 +234,7 @@ class _Parser:
 
     def call(self, func: Name, opened_at: int):
         args, kwargs = [], []
-        self._nest()
+        self._nest(opened_at)
         if not self.accept(")"):
             while True:
                 tok = self.peek()
@@ -255,7 +269,7 @@ class _Parser:
         if kind == "name":
             return Name(text, pos)
         if text == "(":
-            self._nest()
+            self._nest(pos)
             node = self.sum()
             self.depth -= 1
             self.expect(")", pos)
@@ -300,7 +314,34 @@ def to_text(node) -> str:
     return text[1:-1] if isinstance(node, BinOp) else text
 
 
+def left_chain(node) -> tuple[object, list]:
+    """A chain of binary operators and postfixes, taken apart without recursion:
+    the innermost operand, then the chain's nodes from the innermost out
+    (`a + b - c` gives a and [a + b, (a + b) - c]). Walking chains with a loop
+    and recursing only into the other operands keeps every walk's depth within
+    a few frames per nesting level, however long the chain."""
+    chain = []
+    while isinstance(node, (BinOp, Attr, Index)):
+        chain.append(node)
+        node = node.left if isinstance(node, BinOp) else node.value
+    chain.reverse()
+    return node, chain
+
+
 def _text(node) -> str:
+    base, chain = left_chain(node)
+    parts = ["(" * sum(isinstance(n, BinOp) for n in chain), _operand_text(base)]
+    for n in chain:
+        if isinstance(n, BinOp):
+            parts.append(f" {n.op} {_text(n.right)})")
+        elif isinstance(n, Index):
+            parts.append(f"[{_text(n.index)}]")
+        else:
+            parts.append(f".{n.name}")
+    return "".join(parts)
+
+
+def _operand_text(node) -> str:
     if isinstance(node, Num):
         return node.text
     if isinstance(node, Name):
@@ -308,16 +349,10 @@ def _text(node) -> str:
     if isinstance(node, Call):
         parts = [_text(a) for a in node.args] + [f"{k}={_text(v)}" for k, v in node.kwargs]
         return f"{node.func}({', '.join(parts)})"
-    if isinstance(node, BinOp):
-        return f"({_text(node.left)} {node.op} {_text(node.right)})"
     if isinstance(node, Neg):
         return f"-{_text(node.operand)}"
-    if isinstance(node, Index):
-        return f"{_text(node.value)}[{_text(node.index)}]"
     if isinstance(node, Slice):
         a = _text(node.start) if node.start is not None else ""
         b = _text(node.stop) if node.stop is not None else ""
         return f"{a}:{b}"
-    if isinstance(node, Attr):
-        return f"{_text(node.value)}.{node.name}"
     raise TypeError(node)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from . import expr as E
 from . import memory
-from .dims import DimError, eval_dim
+from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
 from .ops import INT_ARGS, OPS, REQUIRED, ShapeError, fmt_shape
@@ -77,6 +77,9 @@ class CellLowering:
         self.sink.warn(message, dotted(path), self.smap.key_loc(path), hint)
 
     def shape_of(self, path, dims_list) -> tuple | None:
+        if len(dims_list) > MAX_RANK:
+            self.error(path, f"a shape of {len(dims_list)} axes; shapes have at most {MAX_RANK}", 0)
+            return None
         shape = []
         for i, d in enumerate(dims_list):
             try:
@@ -127,7 +130,8 @@ class CellLowering:
                                             "float", origin, name))
         for name, p in cell.params.items():
             shape = self.shape_of(("params", name, "shape"), p.shape)
-            if self.declare("param", name, ("params", name)) and shape is not None:
+            if self.declare("param", name, ("params", name)) and shape is not None \
+                    and self.check_values(("params", name, "values"), p.values, shape):
                 self.add_param(ParamInfo(name, shape, p.init, p.scale, p.values,
                                          dotted(self.base + ("params", name))))
         for name in cell.gates:
@@ -184,6 +188,16 @@ class CellLowering:
                 self.warn((), f"cell `{self.name}` declares no outputs", hint="add `outputs: {y: h}`")
             self.warn_unused()
         return g
+
+    def check_values(self, path, values, shape: tuple) -> bool:
+        """Literal values are one number, or nested lists of numbers of exactly the param's shape."""
+        if values is None:
+            return True
+        problem, at = literal_problem(values, shape)
+        if problem:
+            self.error(tuple(path) + at, f"literal values {problem}", 0,
+                       hint=f"write one number, or nested lists of numbers of shape {fmt_shape(shape)}")
+        return not problem
 
     def gate_param_names(self, gate: str) -> list[str]:
         spec = self.cell.gates[gate]
@@ -294,6 +308,10 @@ class CellLowering:
             self.error(path + ("act",), f"`{spec.act}` is not an activation", 0, len(spec.act),
                        did_you_mean(spec.act, acts, "activation"))
             return None
+        if not spec.from_:
+            self.error(path + ("from",), "a gate needs at least one input in `from:`", 0,
+                       hint="e.g. from: [h, x]: the gate computes act(W @ concat(h, x) + b)")
+            return None
         parts = []
         for i, src in enumerate(spec.from_):
             if not isinstance(src, str) or not (src in self.kind_of or src in self.env):
@@ -372,6 +390,47 @@ class CellLowering:
         return nid
 
 
+def literal_problem(values, shape: tuple) -> tuple[str, tuple]:
+    """What is wrong with literal param values for `shape`, and where ("" when nothing): they must be one
+    number, or nested lists of numbers of exactly that shape. Walked with a stack: never deeper
+    than the shape, so a deep or ragged nesting is reported, not followed."""
+    one = values
+    while isinstance(one, list) and len(one) == 1:
+        one = one[0]
+    if _is_number(one):  # one number stands for every entry
+        return "", ()
+    stack = [(values, 0, ())]
+    while stack:
+        v, axis, at = stack.pop()
+        where = "".join(f"[{i}]" for i in at)
+        if axis == len(shape):
+            if not _is_number(v):
+                got = "a list" if isinstance(v, list) else f"`{_short(v)}`"
+                return f"hold {got} at values{where}, where a number belongs", at
+            continue
+        if not isinstance(v, list):
+            got = "a number" if _is_number(v) else f"`{_short(v)}`"
+            return f"hold {got} at values{where}, where a list of {shape[axis]} belongs", at
+        if len(v) != shape[axis]:
+            return (f"have {len(v)} entr{'y' if len(v) == 1 else 'ies'} at values{where}, where the shape "
+                    f"{fmt_shape(shape)} needs {shape[axis]}", at)
+        stack.extend((x, axis + 1, at + (i,)) for i, x in reversed(list(enumerate(v))))
+    return "", ()
+
+
+def _is_number(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return abs(v) < 2**1023  # what a float64 holds
+    return isinstance(v, float)
+
+
+def _short(v) -> str:
+    text = str(v) if not isinstance(v, dict) else "{...}"
+    return text if len(text) <= 20 else text[:17] + "..."
+
+
 class _ExprLowering:
     """Turns one parsed expression into nodes."""
 
@@ -385,56 +444,86 @@ class _ExprLowering:
         raise _Failed()
 
     def lower(self, node) -> int:
+        """Nodes for one expression. Chains (`a + b + ...`, `x.T.T`, `x[0:8][0:8]`) are walked by a
+        loop, and only their other operands by recursion, so a long chain needs no deep stack."""
+        chain = []
+        while True:
+            if isinstance(node, E.BinOp):
+                chain.append(node)
+                node = node.left
+            elif isinstance(node, E.Attr) and isinstance(node.value, E.Index) \
+                    and isinstance(node.value.value, E.Name) \
+                    and f"{node.value.value.id}.{node.name}" in self.cell.kind_of:
+                inner = node.value  # children[0].h reads children.h[0] (a tree cell's children axis)
+                node = E.Index(E.Attr(inner.value, node.name, node.pos), inner.index, inner.pos)
+            elif isinstance(node, E.Attr) and node.name == "T" \
+                    and not (isinstance(node.value, E.Name) and f"{node.value.id}.T" in self.cell.kind_of):
+                chain.append(node)
+                node = node.value
+            elif isinstance(node, E.Index):
+                chain.append(node)
+                node = node.value
+            else:
+                break
+        value = self.lower_operand(node)
+        for link in reversed(chain):
+            value = self.lower_link(link, value)
+        return value
+
+    def lower_link(self, node, value: int) -> int:
+        """One link of a chain, applied to the value of what it follows."""
+        if isinstance(node, E.BinOp):
+            return self.apply(BINARY[node.op], [value, self.lower(node.right)], {}, node.pos, node)
+        if isinstance(node, E.Attr):
+            return self.apply("transpose", [value], {}, node.pos, node)
+        if isinstance(node.index, E.Slice):
+            attrs = {"start": self.const(node.index.start, int) if node.index.start is not None else None,
+                     "stop": self.const(node.index.stop, int) if node.index.stop is not None else None}
+            return self.apply("slice", [value], attrs, node.pos, node)
+        return self.apply("index", [value], {"i": self.const(node.index, int)}, node.pos, node)
+
+    def lower_operand(self, node) -> int:
         if isinstance(node, E.Num):
             return self.g.add(Node("const", (), make_attrs({"value": node.value, "shape": ()}), "float", self.origin))
         if isinstance(node, E.Name):
             return self.cell.name_node(node.id, self.path, node.pos, self.env)
         if isinstance(node, E.Neg):
             return self.apply("neg", [self.lower(node.operand)], {}, node.pos, node)
-        if isinstance(node, E.BinOp):
-            args = [self.lower(node.left), self.lower(node.right)]
-            return self.apply(BINARY[node.op], args, {}, node.pos, node)
-        if isinstance(node, E.Attr):
+        if isinstance(node, E.Attr):  # what the chain loop leaves: a dotted name, or an unknown attribute
             if isinstance(node.value, E.Name) and f"{node.value.id}.{node.name}" in self.cell.kind_of:
                 return self.cell.name_node(f"{node.value.id}.{node.name}", self.path, node.value.pos, self.env)
-            inner = node.value  # children[0].h reads children.h[0] (a tree cell's children axis)
-            if isinstance(inner, E.Index) and isinstance(inner.value, E.Name) \
-                    and f"{inner.value.id}.{node.name}" in self.cell.kind_of:
-                return self.lower(E.Index(E.Attr(inner.value, node.name, node.pos), inner.index, inner.pos))
-            if node.name == "T":
-                return self.apply("transpose", [self.lower(node.value)], {}, node.pos, node)
             self.fail(f"`.{node.name}` is not known here", node.pos, len(node.name),
                       "only `.T` (transpose) is defined on values of a step cell")
-        if isinstance(node, E.Index):
-            value = self.lower(node.value)
-            if isinstance(node.index, E.Slice):
-                attrs = {"start": self.const(node.index.start, int) if node.index.start is not None else None,
-                         "stop": self.const(node.index.stop, int) if node.index.stop is not None else None}
-                return self.apply("slice", [value], attrs, node.pos, node)
-            return self.apply("index", [value], {"i": self.const(node.index, int)}, node.pos, node)
         if isinstance(node, E.Call):
             return self.call(node)
         raise TypeError(node)  # the parser produces nothing else
 
     def const(self, node, kind=float):
-        """A compile-time number: literals, dims, and arithmetic on them."""
-        if isinstance(node, E.Num):
-            value = node.value
-        elif isinstance(node, E.Name) and node.id in self.cell.dims:
-            value = self.cell.dims[node.id]
-        elif isinstance(node, E.Neg):
-            value = -self.const(node.operand, float)
-        elif isinstance(node, E.BinOp) and node.op in "+-*/":
-            a, b = self.const(node.left, float), self.const(node.right, float)
-            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf}[node.op]
-        else:
-            self.fail("expected a constant (a number or a dim)", getattr(node, "pos", 0), 1,
-                      "attributes like axis=, n and i must be known before running")
+        """A compile-time number: literals, dims, and arithmetic on them (a chain by a loop)."""
+        base, chain = E.left_chain(node)
+        value = self.const_operand(base)
+        for link in chain:
+            if not isinstance(link, E.BinOp) or link.op not in "+-*/":
+                self.const_operand(link)  # fails
+            a, b = value, self.const(link.right, float)
+            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf}[link.op]
         if kind is int:
             if not float(value).is_integer():
                 self.fail(f"expected a whole number, got {value}", getattr(node, "pos", 0))
+            if abs(value) > MAX_SIZE:
+                self.fail(f"{value:.3g} is too large here; the limit is {MAX_SIZE:,}", getattr(node, "pos", 0))
             return int(value)
         return value
+
+    def const_operand(self, node) -> float:
+        if isinstance(node, E.Num):
+            return node.value
+        if isinstance(node, E.Name) and node.id in self.cell.dims:
+            return self.cell.dims[node.id]
+        if isinstance(node, E.Neg):
+            return -self.const(node.operand, float)
+        self.fail("expected a constant (a number or a dim)", getattr(node, "pos", 0), 1,
+                  "attributes like axis=, n and i must be known before running")
 
     def call(self, node: E.Call) -> int:
         op = OPS.get(node.func)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .dims import DimError, eval_dim
+from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim, too_large
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, ParamInfo
 from .lower import CellLowering, ModelInputs
@@ -164,13 +164,13 @@ class PlanBuilder:
         return True
 
     def stateless(self, spec: HeadSpec | CellSpec, inputs: dict[str, tuple], base: tuple, name: str,
-                  dims: dict | None = None) -> CellGraph:
+                  dims: dict | None = None, lowering=CellLowering) -> CellGraph:
         """A head or bridge: a cell without state, lowered for `dims` (the model's unless a decoder sets its own)."""
         fields = {"inputs": {n: InputSpec(shape=list(s)) for n, s in inputs.items()},
                   "params": spec.params, "let": spec.let, "outputs": spec.outputs}
         cell = CellSpec.model_construct(kind="step", description="", state={}, gates={}, update={}, **fields)
-        return CellLowering(name, cell, self.dims if dims is None else dims, self.smap, self.sink, self.invalid,
-                            base=base).lower()
+        return lowering(name, cell, self.dims if dims is None else dims, self.smap, self.sink, self.invalid,
+                        base=base).lower()
 
     # -- the model ----------------------------------------------------------------
     def build(self) -> Plan | None:
@@ -251,6 +251,10 @@ class PlanBuilder:
             plan.decoder = self.decoder(m.decoder, plan, context)
         if plan.stack:
             first = plan.stack.layers[0]
+            if not first.feed:
+                self.error(("model",), f"cell `{first.uses[0].cell.name}` reads no input, so there is no sequence "
+                                       f"to scan", "declare an input in the cell (inputs: {x: I}) and in the model "
+                                                   "(input: {x: [T, I]})")
             for cin, src in first.feed.items():
                 plan.input_dtypes[src] = first.uses[0].cell.inputs[cin].dtype
         if plan.decoder and plan.decoder.target:
@@ -269,6 +273,9 @@ class PlanBuilder:
         return plan
 
     def shape(self, dims_list, path, start=0, dims=None):
+        if len(dims_list) > MAX_RANK:
+            self.error(path, f"a shape of {len(dims_list)} axes; shapes have at most {MAX_RANK}", value=True)
+            return None
         out = []
         for i, d in enumerate(dims_list, start=start):
             try:
@@ -284,8 +291,23 @@ class PlanBuilder:
             out.append(n)
         return tuple(out)
 
+    def own_dims(self, dims: dict, path) -> bool:
+        """A layer's or decoder's `dims:` hold sizes like the spec's."""
+        for name, value in dims.items():
+            if not 1 <= value <= MAX_SIZE:
+                got = too_large(value) if value > MAX_SIZE else value
+                self.error(path + ("dims", name), f"dim `{name}` must be a positive integer of at most "
+                                                  f"{MAX_SIZE:,}, got {got}", value=True)
+                return False
+        return True
+
     def stack(self, scan, layers, direction, merge, path, input_names, available, prefix="") -> Stack | None:
         if layers is None:
+            if scan is None:  # e.g. an encoder whose `scan:` is misspelt (reported as an unknown key)
+                if (path + ("scan",)) not in self.dropped:
+                    self.error(path, "nothing to scan: give `scan: <cell>` or `layers:`",
+                               did_you_mean("", self.spec.cells, "cell"))
+                return None
             layer_specs = [(scan, {}, direction, merge, path, prefix)]
         else:
             if not layers:
@@ -300,11 +322,8 @@ class PlanBuilder:
             if not self.cell_name(scan_name, lpath + ("scan",)) or not not_a_tree_cell(self, scan_name,
                                                                                         lpath + ("scan",)):
                 return None
-            for name, value in ldims.items():
-                if value < 1:
-                    self.error(lpath + ("dims", name), f"dim `{name}` must be a positive integer, got {value}",
-                               value=True)
-                    return None
+            if not self.own_dims(ldims, lpath):
+                return None
             cspec = self.spec.cells[scan_name]
             feed = self.feed(cspec, below, lpath, scan_name)
             if feed is None:
@@ -425,6 +444,8 @@ class PlanBuilder:
         if self.spec.vocab is None:
             self.error(path, "a decoder produces tokens, so the spec needs a `vocab:`")
             return None
+        if not self.own_dims(spec.dims, path):
+            return None
         dims = {**self.dims, **spec.dims}
         cell = self.cell(spec.scan, dims)
         if spec.scan in self.failed_cells:
@@ -473,8 +494,9 @@ class PlanBuilder:
         summary = plan.stack.final_states() if plan.stack else {}
         if spec.init == "encoder":
             if plan.stack is None:
-                self.error(path + ("init",), "there is no encoder to start from", "use init: zeros, or expressions "
-                           "over the context inputs", True)
+                if self.spec.model.encoder is None:  # (else the encoder's own error is reported)
+                    self.error(path + ("init",), "there is no encoder to start from", "use init: zeros, or "
+                               "expressions over the context inputs", True)
                 return None
             for name, st in cell.states.items():
                 if name not in summary:
@@ -496,7 +518,7 @@ class PlanBuilder:
         inputs.update(context)
         bridge_spec = HeadSpec.model_construct(at="every_step", params=spec.params, let={}, outputs=dict(spec.init))
         before = len(self.sink.errors)
-        bridge = self.stateless(bridge_spec, inputs, path, "init", dims)
+        bridge = self.stateless(bridge_spec, inputs, path, "init", dims, _BridgeLowering)
         if len(self.sink.errors) > before:
             return None
         for name, nid in bridge.outputs().items():
@@ -505,6 +527,21 @@ class PlanBuilder:
                                                   f"but the state is {fmt_shape(cell.states[name].shape)}", value=True)
                 return None
         return CellUse(bridge, "decoder.init.")
+
+
+class _BridgeLowering(CellLowering):
+    """A decoder's init expressions, lowered as the outputs of a stateless cell: errors point at `init:`."""
+
+    def error(self, path, *args, **kwargs):
+        super().error(_init_path(path), *args, **kwargs)
+
+    def warn(self, path, *args, **kwargs):
+        super().warn(_init_path(path), *args, **kwargs)
+
+
+def _init_path(path) -> tuple:
+    path = tuple(path)
+    return ("init",) + path[1:] if path[:1] == ("outputs",) else path
 
 
 def _size(shape: tuple) -> str:

@@ -6,18 +6,56 @@ state's next value is `<state>_next` when its name is taken; every other node
 is `v<i>`, where `%i` is its number in `rnncompile inspect`'s listing of the
 same graph. Each target says which names it reserves (keywords, macros, its
 own scaffolding); a reserved name gets a trailing `_`.
+
+A name in a spec is ASCII (`[A-Za-z_][A-Za-z0-9_]*`, see `is_name`): it is
+the same name in C, in Python (which folds `ｙ` into `y`) and in a file name.
+Text that is not a name (a description, a file name, a vocabulary token)
+reaches generated code only through its target's escaping functions
+(backends/c/names.py, backends/python/names.py).
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Callable
 
 from .graph import CellGraph
 
 
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_name(text) -> bool:
+    """A name a spec may give anything: ASCII letters, digits and _, not starting with a digit."""
+    return isinstance(text, str) and NAME.fullmatch(text) is not None
+
+
+def ascii_spelling(text: str) -> str | None:
+    """The name NFKC folds `text` into (fullwidth `ｙ` -> `y`), when it folds into one."""
+    folded = unicodedata.normalize("NFKC", text)
+    return folded if folded != text and is_name(folded) else None
+
+
 def identifier(text: str) -> str:
-    name = re.sub(r"\W", "_", text) or "_"
+    """`text` as an identifier of every target: anything but ASCII letters, digits and _ becomes _."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text) or "_"
     return "_" + name if name[0].isdigit() else name
+
+
+def file_stem(name: str) -> str:
+    """The file name (without suffix) generated code made from `name` gets: an identifier, so it never holds
+    a separator, `..` or anything a shell or a file system reads specially, and stays in its folder."""
+    return identifier(name)
+
+
+def escape_char(ch: str) -> str:
+    """One character as Python escapes it (`\\n`, `\\x00`, `\\u2028`): in a Python literal it reads back as the
+    character, in a comment of any target it shows which character it was."""
+    short = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if ch in short:
+        return short[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 class Namer:

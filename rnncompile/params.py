@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .data import read_npz, warn_non_finite
 from .errors import DataError
+from .files import atomic_write
 from .graph import ParamInfo
 from .ops import fmt_shape
 
@@ -81,25 +84,25 @@ def check_against(infos: dict[str, ParamInfo], given: dict[str, np.ndarray], sou
         if key not in infos:
             problems.append(f"  unexpected `{key}` {list(np.shape(given[key]))} (the spec has no such param)")
     if problems:
+        torch_like = any(re.search(r"(^|\.)(weight|bias)_(ih|hh)_l\d+", k) for k in given if k not in infos)
         raise DataError(f"{source}: weights do not match the spec:\n" + "\n".join(problems)
-                        + "\n  expected names: " + ", ".join(infos))
+                        + "\n  expected names: " + ", ".join(infos)
+                        + (f"\n  hint: these are a PyTorch state_dict's names; convert it with "
+                           f"`rnncompile weights SPEC --from-torch {source} -o W.npz`" if torch_like else ""))
 
 
 def load_npz(path, infos: dict[str, ParamInfo], dtype="float32", partial: bool = False) -> dict[str, np.ndarray]:
+    """Param values from an .npz keyed by param name: numbers only, checked against the spec; one warning
+    when any are NaN or infinite (or too large for `dtype`)."""
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such weights file")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            given = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as e:
-        raise DataError(f"{p}: not a readable .npz file ({e})") from None
+    given = read_npz(p, "weights")
     check_against(infos, given, str(p), partial)
-    return {k: np.asarray(v, dtype=dtype) for k, v in given.items()}
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: inf, reported just below
+        values = {k: np.asarray(v, dtype=dtype) for k, v in given.items()}
+    warn_non_finite(p, values, "weights", f" (or values too large for {dtype})" if dtype != "float64" else "")
+    return values
 
 
 def save_npz(path, values: dict[str, np.ndarray]) -> None:
-    from .data import atomic_write
-
     with atomic_write(path, "wb") as f:
         np.savez(f, **values)

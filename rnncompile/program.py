@@ -5,14 +5,18 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from .check import Checked, check_file, check_text
-from .graph import CellGraph, ParamInfo
+from .graph import STAGES, CellGraph, ParamInfo, stages
 from .model import CellUse, Plan
 from .passes import optimise
+
+
+SCAN_CHUNK = 512  # a scan runs this many steps per backend call, carrying the state (drivers.scan_in_chunks)
 
 
 @dataclass
@@ -62,10 +66,67 @@ class Program:
             out.setdefault(use.cell.name, self.cell(use))
         return out
 
-    @cached_property
-    def values_per_step(self) -> int:
-        """How many numbers one step of every cell use holds, per example (for the memory budget)."""
-        return sum(self.cell(u).node(n).size for u in self.plan.uses() for n in self.cell(u).g.nodes)
+    def values_by_stage(self, use: CellUse) -> dict[str, int]:
+        """How many numbers one cell use's nodes hold, by stage (graph.stages): `const` once per run, `seq`
+        per example and step, `loop` per example and step."""
+        cell = self.cell(use)
+        out = dict.fromkeys(STAGES, 0)
+        for nid, stage in stages(cell).items():
+            out[stage] += cell.node(nid).size
+        return out
+
+    def run_values(self, batch: int, steps: int, trace: bool = False, chunked: bool = True) -> dict[str, int]:
+        """How many numbers a run holds at its peak, by kind: inputs, the outputs of every step (a stack's
+        outputs, its head's, a decoder's), the final state, and one step's values (or every step's, traced).
+        `steps` is the steps read, or for one-to-many generation the tokens written; a traced or variable-length
+        run (`chunked=False`) scans its sequences whole."""
+        plan = self.plan
+        if plan.kind == "tree":
+            raise ValueError("a tree model's footprint depends on its trees")
+
+        def out_size(use):
+            return sum(use.cell.node(n).size for n in use.cell.outputs().values())
+
+        held = 0
+        if plan.stack:
+            held += steps * sum(math.prod(s) for s in plan.stack.outputs.values())
+        if plan.head:
+            held += out_size(plan.head.use) * (steps if plan.head.at == "every_step" else 1)
+        if plan.decoder:
+            written = steps if plan.kind == "generate" else plan.decoder.steps
+            held += written * (out_size(plan.decoder.head.use) + 1)  # its head's outputs and the tokens
+        total_steps = steps + (plan.decoder.steps if plan.kind == "seq2seq" else 0)
+        states = sum(math.prod(st.shape) for use in plan.uses() for st in use.cell.states.values())
+        inputs = 0 if plan.kind == "generate" else steps * sum(math.prod(s) for s in plan.inputs.values())
+        scanned = {id(u) for layer in plan.stack.layers for u in layer.uses} if plan.stack else set()
+        const = before_loop = one_step = 0
+        for use in plan.uses():
+            by_stage = self.values_by_stage(use)
+            const += by_stage["const"]
+            if id(use) in scanned:  # a scan computes what reads no state for a chunk of steps before its loop
+                before_loop += (min(steps, SCAN_CHUNK) if chunked and not trace else steps) * by_stage["seq"]
+                one_step += by_stage["loop"]
+            else:  # heads and decoders: a step at a time
+                one_step += by_stage["seq"] + by_stage["loop"]
+        parts = {"inputs": batch * inputs, "outputs": batch * held, "final state": batch * states,
+                 "params and constants": const}
+        if trace:
+            parts["every step's values (trace)"] = batch * (before_loop + total_steps * one_step)
+        else:
+            parts["work before the loop"] = batch * before_loop
+            parts["one step's values"] = batch * one_step
+        return parts
+
+    def _repr_svg_(self) -> str:
+        """A notebook shows a program as its folded cell (rnncompile.render.render draws any view to a file)."""
+        import tempfile
+
+        from .render import render
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{self.name}.svg"
+            render(self, path)
+            return path.read_text(encoding="utf-8")
 
     @property
     def main_use(self) -> CellUse:

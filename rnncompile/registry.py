@@ -6,10 +6,20 @@ package can add a backend the same way.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Protocol
 
 from .errors import UsageError
+
+
+@dataclass
+class ScanResult:
+    """What a scan returns."""
+
+    outputs: dict  # name -> [B, T, ...]
+    final_state: dict  # name -> [B, ...]
+    trace: dict = field(default_factory=dict)  # node id -> [B, T, ...] (const nodes: their value)
 
 
 class BoundCell(Protocol):

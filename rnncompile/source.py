@@ -1,12 +1,15 @@
 """Reading a spec file: YAML or JSON text -> plain data plus a location index.
 
 YAML is composed with the safe loader (no object construction) and aliases
-are refused outright, so an alias bomb cannot expand. Every key and value
+are refused outright, so an alias bomb cannot expand. Mappings and lists nest
+at most MAX_NESTING deep (YAML and JSON alike), so no document can exhaust the
+stack of the recursive reader or of any later walk. Every key and value
 keeps its line and column so later stages can point at the offending text.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from .errors import Diagnostic, Location, SpecError
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_NESTING = 64  # a shipped spec nests 8 deep; literal values add their rank
 
 Path_ = tuple  # a key path: ("cells", "lstm", "update", "c")
 
@@ -74,13 +78,40 @@ def dotted(path: Path_) -> str:
 class _NoAliasLoader(yaml.SafeLoader):
     """Safe loader that refuses anchors/aliases (alias bombs) outright."""
 
+    depth = 0
+
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.MarkedYAMLError(
                 None, None, "aliases (*name) are not allowed in specs; write the value out", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_NESTING and self.check_event(yaml.CollectionStartEvent):
+            raise yaml.MarkedYAMLError(None, None, _TOO_DEEP, self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_TOO_DEEP = f"the spec nests deeper than {MAX_NESTING} levels"
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _json_too_deep(text: str) -> int | None:
+    """Where a JSON text first nests deeper than MAX_NESTING (a character offset), checked before
+    json.loads, whose recursion would fail first."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return m.start()
+        elif ch in "]}":
+            depth -= 1
+    return None
 
 
 def _syntax_error(file: str, text: str, line: int, col: int, message: str, hint: str = "") -> SpecError:
@@ -143,6 +174,11 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
     """Parse spec text (YAML or JSON) into plain data and its source map."""
     smap = SourceMap(file, text.splitlines())
     if file.endswith(".json"):
+        deep = _json_too_deep(text)
+        if deep is not None:
+            line = text.count("\n", 0, deep)
+            raise _syntax_error(file, text, line, deep - (text.rfind("\n", 0, deep) + 1), _TOO_DEEP,
+                                "write the values out flatter") from None
         try:
             json.loads(text)
         except json.JSONDecodeError as e:
@@ -163,6 +199,12 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
             hint = f"{e.context} that starts at line {e.context_mark.line + 1}, column {e.context_mark.column + 1}"
         return_line = mark.line if mark else 0
         return_col = mark.column if mark else 0
+        if msg == _TOO_DEEP:
+            lines = text.splitlines()
+            flow = 0 <= return_line < len(lines) and lines[return_line][return_col:return_col + 1] in ("[", "{")
+            raise _syntax_error(file, text, return_line, return_col, msg,
+                                "a list nests one level per axis of its values" if flow else
+                                "is the indentation right? (specs need far fewer levels)") from None
         raise _syntax_error(file, text, return_line, return_col, f"invalid YAML: {msg}", hint) from None
     except yaml.YAMLError as e:
         raise SpecError([Diagnostic(f"invalid YAML: {e}", "", Location(file, 0, 0))]) from None
@@ -197,13 +239,10 @@ def load_file(path: str | Path) -> tuple[dict, SourceMap]:
         from .errors import UsageError
 
         raise UsageError(f"{p}: no such file")
-    size = p.stat().st_size
-    if size > MAX_SPEC_BYTES:
-        raise SpecError([Diagnostic(f"spec file is {size} bytes; the limit is {MAX_SPEC_BYTES}", "",
-                                    Location(str(p), 0, 0))])
+    from .files import FileReadError, read_text
+
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError([Diagnostic(f"spec is not UTF-8 text ({e.reason} at byte {e.start})", "",
-                                    Location(str(p), 0, 0))]) from None
+        text = read_text(p, MAX_SPEC_BYTES)  # a regular file (or stdin), never a FIFO or /dev/zero
+    except FileReadError as e:
+        raise SpecError([Diagnostic(f"spec file {e.reason}", "", Location(str(p), 0, 0))]) from None
     return load_text(text, str(p))

@@ -255,7 +255,7 @@ class DecoderSpec(Strict):
     steps: DimExpr = Field(10, description="how many tokens to produce at most")
     stop_at_end: bool = Field(True, description="stop a sequence after the vocabulary's end token")
     sample: Literal["greedy", "sample"] = "greedy"
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, ge=1e-6, le=1e6)  # as api.MIN_TEMPERATURE, api.MAX_TEMPERATURE
     top_k: int | None = Field(None, ge=1)
     head: HeadSpec
 

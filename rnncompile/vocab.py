@@ -6,7 +6,25 @@ import re
 import numpy as np
 
 from .errors import DataError
+from .files import read_text
 from .spec import VocabSpec
+
+MAX_VOCAB_BYTES = 64 * 2**20  # a vocabulary file: one token a line
+
+
+def read_vocab_file(path) -> list[str]:
+    """The tokens of a vocabulary file, one a line (blank lines skipped). Raises FileReadError (with `reason`)
+    for a missing, special (FIFO, /dev/zero) or oversize file."""
+    text = read_text(path, MAX_VOCAB_BYTES)
+    return [line.rstrip("\r\n") for line in text.splitlines() if line.strip()]
+
+
+def unknown_note(unknown: str | None, seen) -> str:
+    """The one note every command prints for words read as the unknown token (empty when there were none)."""
+    if not seen:
+        return ""
+    shown = ", ".join(repr(t) for t in dict.fromkeys(seen))
+    return f"note: not in the vocabulary, read as {unknown!r}: {shown}"
 
 
 class Vocab:
@@ -18,10 +36,7 @@ class Vocab:
 
     def unknown_note(self) -> str:
         """A note for the tokens the last encode() read as the unknown token."""
-        if not getattr(self, "unknown_seen", None):
-            return ""
-        shown = ", ".join(repr(t) for t in dict.fromkeys(self.unknown_seen))
-        return f"note: not in the vocabulary, read as {self.unknown!r}: {shown}"
+        return unknown_note(self.unknown, getattr(self, "unknown_seen", ()))
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -121,8 +121,13 @@ def test_emitted_c_matches_meaning(i, dtype):
 def test_embed_refuses_a_token_beyond_its_table():
     program = rnncompile.compile(SPECS / "char_predictor.yaml")
     ids = np.array([[1, 2, 999]])
-    with pytest.raises(DataError, match="token id is beyond its embedding table"):
+    with pytest.raises(DataError, match="holds token id 999 at sequence 0, step 2"):  # api checks every backend
         rnncompile.run(program, inputs={"ch": ids}, backend="c")
+    from rnncompile.drivers import Executable  # and the generated C guards its own reads, for exported C
+
+    exe = Executable.cached(program, "c", "float32")
+    with pytest.raises(DataError, match="token id is beyond its embedding table"):
+        exe.run({"ch": ids}, rnncompile.make_params(program), None, None, {}, False, 0, None)
 
 
 # ---- the generated source --------------------------------------------------------------------

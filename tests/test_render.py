@@ -293,14 +293,15 @@ def test_missing_engine_asked_for_by_name(programs, tmp_path):
         render(programs["lstm"], tmp_path / "x.svg", engine=str(tmp_path / "no-such-dot"))
 
 
-def test_pdf_without_dot_or_cairosvg_says_what_to_install(programs, tmp_path, monkeypatch):
-    pure = Engine("graphviz-pure", "/nonexistent/graphviz-pure", engine_mod.PURE_FORMATS)
-    monkeypatch.setattr("rnncompile.render.find_engine", lambda prefer=None: pure)
-    monkeypatch.setattr("rnncompile.render._has_cairosvg", lambda: False)
-    monkeypatch.setattr("rnncompile.render._has_pil", lambda: False)
-    with pytest.raises(UsageError, match=r"apt-get install graphviz.*\.svg or \.png"):
-        render(programs["lstm"], tmp_path / "lstm.pdf")
-    assert list(tmp_path.iterdir()) == []
+@needs_engine
+def test_pdf_without_dot_is_a_vector_pdf(programs, tmp_path, monkeypatch):
+    no_pdf = Engine(ENGINE.name, ENGINE.path, engine_mod.PURE_FORMATS)  # an engine that cannot write PDF
+    monkeypatch.setattr("rnncompile.render.find_engine", lambda prefer=None: no_pdf)
+    result = render(programs["lstm"], tmp_path / "lstm.pdf")
+    data = (tmp_path / "lstm.pdf").read_bytes()
+    assert data.startswith(b"%PDF") and b"/Image" not in data and b"/BaseFont /Helvetica" in data
+    assert "vector PDF" in result.note
+    assert [p.name for p in tmp_path.iterdir()] == ["lstm.pdf"]
 
 
 def test_harmless_engine_warnings_are_dropped():

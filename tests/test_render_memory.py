@@ -79,14 +79,19 @@ def test_the_cell_view_draws_the_memory_as_a_grid_with_labelled_head_edges():
     dot = dot_source(rnncompile.compile(SPECS / "ntm.yaml"))
     assert re.search(r"memory_M \[.*16 slots × 8", dot)
     assert dot.count('bgcolor="#fff3bf"></td>') == 6 * 8  # the first 6 slots × 8 columns, then …
-    edges = {m.group(1): m.group(2) for m in re.finditer(r"^\t(\w+ -> \w+) \[(.*)\]$", dot, re.M)}
-    assert "write head 0 — erase/add" in edges["write_head_0 -> memory_M"]
-    assert "read head 0" in edges["memory_M -> read_head_0"] and "r0 = w_r0_next @ M_next" in \
-        edges["memory_M -> read_head_0"]
-    assert "content" in edges["memory_M -> write_head_0"]  # the write head's key against every slot
-    assert "h_next" in edges["controller -> write_head_0"]
-    assert "r0  z⁻¹" in edges["read_head_0 -> controller"]  # the read vector, at the next step
-    assert "constraint=false" in edges["memory_M -> memory_M"]  # M's own z⁻¹ loop
+    edges = {}
+    for m in re.finditer(r"^\t(\w+ -> \w+) \[(.*)\]$", dot, re.M):
+        edges.setdefault(m.group(1), []).append(m.group(2))
+    (content, write) = edges["write_head_0 -> memory_M"]
+    assert "write head 0 — erase/add" in write and "w, e, a" in write  # the paper's names, not w_w0_next, e_w0
+    # memory -> head edges are written head -> memory with dir=back, so the heads stand in one column
+    assert "content" in content and "dir=back" in content  # the write head's key against every slot
+    (read,) = edges["read_head_0 -> memory_M"]
+    assert "read head 0" in read and "r = w @ M_next" in read and "dir=back" in read
+    assert "h_next" in edges["controller -> write_head_0"][0]
+    (r0,) = edges["read_head_0 -> controller"]  # one edge: the read vector at the next step (y reads it now)
+    assert "r0  z⁻¹" in r0
+    assert "constraint=false" in edges["memory_M -> memory_M"][0]  # M's own z⁻¹ loop
 
 
 def test_the_shorthand_draws_the_same_cell():

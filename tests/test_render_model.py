@@ -1,7 +1,6 @@
-"""The model view: layers × time grids, directions, heads, encoder → C → decoder, and raster PDFs."""
+"""The model view: layers × time grids, directions, heads, encoder → C → decoder, and PDFs."""
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 import rnncompile
 from rnncompile.render import VIEWS, chain_dot, dot_source, render, style
 from rnncompile.render import engine as engine_mod
-from rnncompile.render.engine import Engine, find_engine, png_to_pdf, run_engine
+from rnncompile.render.engine import Engine, find_engine, run_engine
 from rnncompile.render.model import default_plan
 
 from conftest import SPECS
@@ -240,27 +239,21 @@ def test_cli_model_view(cli, tmp_path):
     assert "model" in stdout
 
 
-# ---- PDF without dot or cairosvg: a raster PDF through Pillow ------------------------------
-
-def test_png_to_pdf_keeps_the_drawing_size():
-    image = pytest.importorskip("PIL.Image")
-    png = io.BytesIO()
-    image.new("RGBA", (400, 200), (255, 0, 0, 128)).save(png, "PNG")
-    pdf = png_to_pdf(png.getvalue(), dpi=200)
-    assert pdf.startswith(b"%PDF")
-    box = [float(v) for v in re.search(rb"/MediaBox \[\s*([\d.\s]+)\]", pdf).group(1).split()]
-    assert box[2:] == pytest.approx([400 * 72 / 200, 200 * 72 / 200])
-
+# ---- PDF without dot: a vector PDF painted from graphviz-pure's layout ------------------------------
 
 @needs_engine
-def test_pdf_without_dot_or_cairosvg_is_a_raster_pdf(tmp_path, monkeypatch):
-    pytest.importorskip("PIL.Image")
+def test_pdf_without_dot_keeps_the_drawing_size(tmp_path, monkeypatch):
     no_pdf = Engine(ENGINE.name, ENGINE.path, engine_mod.PURE_FORMATS)  # an engine that cannot write PDF
     monkeypatch.setattr("rnncompile.render.find_engine", lambda prefer=None: no_pdf)
-    monkeypatch.setattr("rnncompile.render._has_cairosvg", lambda: False)
+    program = rnncompile.compile(SPECS / "deep_lstm.yaml")
     out = tmp_path / "deep.pdf"
-    result = render(rnncompile.compile(SPECS / "deep_lstm.yaml"), out, view="model")
-    assert out.read_bytes().startswith(b"%PDF") and "raster PDF" in result.note
+    result = render(program, out, view="model")
+    pdf = out.read_bytes()
+    assert pdf.startswith(b"%PDF") and "vector PDF" in result.note and b"/Image" not in pdf
+    svg = run_engine(ENGINE, dot_source(program, "model"), "svg").decode("utf-8")
+    width, height = (float(v) for v in re.search(r'viewBox="[\d.]+ [\d.]+ ([\d.]+) ([\d.]+)"', svg).groups())
+    box = [float(v) for v in re.search(rb"/MediaBox \[([\d.\s]+)\]", pdf).group(1).split()]
+    assert box[2:] == pytest.approx([width, height], abs=2)
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 

@@ -1,20 +1,35 @@
-"""Build generated C: compile it with the system compiler, cache it by content, load it.
+"""Build generated C: compile it with the system compiler, cache it by content, load what was verified.
 
-    source -> <cache>/<sha256>/module.c -> cc -std=c99 -O2 -shared -fPIC -> module.so -> ctypes.CDLL
+    source -> <root>/<key>/module.c -> cc -std=c99 -O2 -shared -fPIC -> module.so (+ module.sha256) -> ctypes.CDLL
 
-The key hashes the source and the compiler command, so a changed file or
-another $CC builds anew and an unchanged one loads at once, in any process.
-The cache is $XDG_CACHE_HOME/rnncompile/c (default ~/.cache/rnncompile/c). A
-library is compiled under a temporary name and renamed into place, so a
-crashed or concurrent build never leaves a half-written one.
+The key hashes the source, the compiler command (and the compiler it resolves to) and the flags, so a
+changed file or another $CC builds anew and an unchanged one loads at once, in any process. Every build
+has its own directory, named by its key. The root is $XDG_CACHE_HOME/rnncompile/c (default
+~/.cache/rnncompile/c); when that cannot be made or is not private, $TMPDIR/rnncompile-c-<uid>; when
+neither is, a fresh directory of this process's own (tempfile.mkdtemp), removed at exit.
+
+What the cache guarantees: a library is loaded only from a directory that is a real directory (not a
+symlink), owned by this user and writable by no one else, as is each rnncompile directory above it
+(rnncompile/ and c/, or rnncompile-c-<uid>), all made with mode 0700 whatever the umask, in a directory
+only this user or root may rename them in (or a sticky one, like /tmp); and only if its bytes hash to
+what module.sha256 (`sha256sum` format) records, beside a module.c whose bytes are the source asked for. A build compiles
+the source it was given, written afresh, never a module.c it finds; the library is compiled under a
+temporary name and renamed into place, then recorded, so a crashed or concurrent build never leaves a
+half-written one that loads. An entry that does not verify is rebuilt; a root that is not private is
+not used. Out of scope: this user itself (or root) — whoever can write a 0700 directory of ours can
+plant a library with a matching record, or swap the file between its check and its load.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
+import errno
 import hashlib
+import json
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,18 +38,25 @@ from rnncompile.errors import UsageError
 
 FLAGS = ["-std=c99", "-O2", "-shared", "-fPIC"]
 LIBS = ["-lm"]
+SOURCE, LIBRARY, RECORD = "module.c", "module.so", "module.sha256"
+LAYOUT = 2  # in the key: entries of an older layout are never taken for this one's
 _LOADED: dict[str, ctypes.CDLL] = {}
+_SCRATCH: Path | None = None  # this process's own build directory, made when no shared root is private
+_UID = os.getuid() if hasattr(os, "getuid") else None
 
 
 def compiler() -> list[str]:
     """The compiler command: $CC (which may carry flags, e.g. `ccache gcc`), else `cc`."""
-    return shlex.split(os.environ.get("CC") or "cc")
+    text = os.environ.get("CC", "").strip() or "cc"
+    try:
+        return shlex.split(text)
+    except ValueError as e:
+        raise UsageError(f"CC is not a compiler command a shell could run (`{text}`): {e}") from None
 
 
 def find_compiler() -> str | None:
     """The compiler's path, or None when it is not installed."""
-    cmd = compiler()
-    return shutil.which(cmd[0]) if cmd else None
+    return shutil.which(compiler()[0])
 
 
 def cache_dir() -> Path:
@@ -42,60 +64,35 @@ def cache_dir() -> Path:
     return Path(root) / "rnncompile" / "c"
 
 
-def _writable(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    except OSError:  # a read-only home: a private directory under the system's temp dir
-        fallback = Path(tempfile.gettempdir()) / f"rnncompile-c-{os.getuid() if hasattr(os, 'getuid') else 0}"
-        fallback.mkdir(parents=True, exist_ok=True)
-        return fallback
-
-
 def key(source: str) -> str:
-    return hashlib.sha256("\0".join([source, *compiler(), *FLAGS, *LIBS]).encode()).hexdigest()
+    """The full sha256 of everything that decides the library: layout, source, compiler and flags."""
+    cmd = compiler()
+    what = [LAYOUT, source, cmd, shutil.which(cmd[0]) or "", FLAGS, LIBS]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
 
 def build(source: str) -> Path:
-    """The shared library of `source`, compiled now or found in the cache."""
-    digest = key(source)
-    where = cache_dir() / digest
-    lib = where / "module.so"
-    if lib.exists():
-        return lib
-    cmd = compiler()
-    if find_compiler() is None:
-        raise UsageError(f"the c backend needs a C compiler, and `{cmd[0] if cmd else ''}` was not found; "
-                         f"install one (e.g. `apt install gcc`) or set CC to one")
-    where = _writable(where)
-    lib = where / "module.so"
-    src = where / "module.c"
-    if not src.exists():
-        _write_atomically(src, source.encode())
-    fd, tmp = tempfile.mkstemp(prefix=".module.", suffix=".so", dir=where)
-    os.close(fd)
-    try:
-        done = subprocess.run([*cmd, *FLAGS, "-o", tmp, str(src), *LIBS], capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            first = "\n".join((done.stderr or done.stdout).strip().splitlines()[:12])
-            raise UsageError(f"the C compiler (`{shlex.join(cmd)}`) failed on {src}:\n{first}")
-        os.replace(tmp, lib)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return lib
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """The verified shared library of `source`, found in the cache or compiled now."""
+    cmd, digest, data = compiler(), key(source), source.encode()
+    problems = []
+    for root in _roots(problems):
+        try:
+            where = _entry(root, digest)
+            if not _verified(where, data):
+                if find_compiler() is None:
+                    raise UsageError(f"the c backend needs a C compiler, and `{cmd[0]}` was not found; "
+                                     f"install one (e.g. `apt install gcc`) or set CC to one")
+                _compile(where, data, cmd)
+                if not _verified(where, data):  # a concurrent build of this key recorded its library over ours
+                    _compile(where, data, cmd)
+            if _verified(where, data):
+                return where / LIBRARY
+            problems.append(f"{where} changed while it was built")
+        except OSError as e:
+            problems.append(f"{e.filename or root}: {e.strerror or e}")
+    why = "; ".join(dict.fromkeys(problems))
+    raise UsageError(f"the c backend found no private directory to build in ({why}); "
+                     f"set XDG_CACHE_HOME to a directory only you can write")
 
 
 def load(source: str) -> ctypes.CDLL:
@@ -104,3 +101,159 @@ def load(source: str) -> ctypes.CDLL:
     if digest not in _LOADED:
         _LOADED[digest] = ctypes.CDLL(str(build(source)))
     return _LOADED[digest]
+
+
+# ---- private directories -------------------------------------------------------------------------
+
+def _roots(problems: list[str]):
+    """The private roots to build in, best first; each one passed over says why in `problems`."""
+    home = cache_dir()
+    shared = Path(tempfile.gettempdir()) / f"rnncompile-c-{_UID if _UID is not None else 0}"
+    for root, ours in ((home, [home.parent, home]), (shared, [shared])):
+        try:
+            _make_private(root)
+            why = next((w for w in map(_not_private, ours) if w), None) or _unsafe_parent(ours[0])
+        except OSError as e:
+            why = f"{e.filename or root}: {e.strerror or e}"
+        if why is None:
+            yield root
+        else:
+            problems.append(why)
+    global _SCRATCH
+    if _SCRATCH is None or _not_private(_SCRATCH):
+        try:
+            _SCRATCH = Path(tempfile.mkdtemp(prefix="rnncompile-c-build-"))
+        except OSError as e:
+            problems.append(f"{tempfile.gettempdir()}: {e.strerror or e}")  # (its filename is a random one)
+            return
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    if not _not_private(_SCRATCH):
+        yield _SCRATCH
+
+
+def _make_private(path: Path) -> None:
+    """Make `path` and any missing parent with mode 0700 (whatever the umask); an existing one is kept."""
+    if os.path.lexists(path):
+        return
+    _make_private(path.parent)
+    try:
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)
+    except FileExistsError:  # made by a concurrent build: checked like any other
+        pass
+
+
+def _not_private(path: Path) -> str | None:
+    """Why `path` is no directory to trust (None: it is a real directory of ours no one else can write).
+    One of ours readable by others is tightened to 0700; one writable by others is refused, not repaired:
+    anything may already be in it."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return f"{path}: {e.strerror or e}"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory"
+    if _UID is not None and st.st_uid != _UID:
+        return f"{path} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by other users"
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+    return None
+
+
+def _unsafe_parent(path: Path) -> str | None:
+    """Why the directory holding our top one lets others replace it (writable by others and not sticky,
+    or owned by another user); a sticky /tmp is fine."""
+    try:
+        st = os.stat(path.parent)
+    except OSError as e:
+        return f"{path.parent}: {e.strerror or e}"
+    if _UID is not None and st.st_uid not in (_UID, 0):
+        return f"{path.parent} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+        return f"{path.parent} is writable by other users"
+    return None
+
+
+def _entry(root: Path, digest: str) -> Path:
+    """The directory of one key under a private root, made private; one that is not (only this user could
+    have made it so, e.g. an older rnncompile under umask 000) is moved aside and made afresh."""
+    where = root / digest
+    for _ in range(2):
+        try:
+            os.mkdir(where, 0o700)
+            os.chmod(where, 0o700)
+        except FileExistsError:
+            pass
+        if _not_private(where) is None:
+            return where
+        aside = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}.stale.", dir=root))
+        os.replace(where, aside / "entry")
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(errno.EPERM, "cannot make it a private directory", str(where))
+
+
+# ---- one entry: verify, compile ------------------------------------------------------------------
+
+def _verified(where: Path, data: bytes) -> bool:
+    """Whether `where` holds a library recorded by a build of `data`: module.c is `data`, and module.so
+    and module.c hash to what module.sha256 records."""
+    try:
+        recorded = {}
+        for line in _read(where / RECORD).decode().splitlines():
+            digest, name = line.split("  ", 1)
+            recorded[name] = digest
+        source = hashlib.sha256(data).hexdigest()
+        return (recorded.get(SOURCE) == source == hashlib.sha256(_read(where / SOURCE)).hexdigest()
+                and recorded.get(LIBRARY) == hashlib.sha256(_read(where / LIBRARY)).hexdigest())
+    except (OSError, ValueError):  # missing, not a regular file, or not a record: not verified
+        return False
+
+
+def _read(path: Path) -> bytes:
+    """A regular file's bytes, not following a symlink."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read()
+
+
+def _compile(where: Path, data: bytes, cmd: list[str]) -> None:
+    """Compile `data` in `where`: the source written afresh, the library under a temporary name, renamed
+    into place and then recorded."""
+    src = where / SOURCE
+    _write_atomically(src, data)
+    fd, tmp = tempfile.mkstemp(prefix=".module.", suffix=".so", dir=where)
+    os.close(fd)
+    try:
+        done = subprocess.run([*cmd, *FLAGS, "-o", tmp, str(src), *LIBS], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            first = "\n".join((done.stderr or done.stdout).strip().splitlines()[:12])
+            raise UsageError(f"the C compiler (`{shlex.join(cmd)}`) failed on {src}:\n{first}")
+        os.chmod(tmp, 0o700)  # the linker made it under the umask
+        library = hashlib.sha256(_read(Path(tmp))).hexdigest()
+        os.replace(tmp, where / LIBRARY)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    record = f"{hashlib.sha256(data).hexdigest()}  {SOURCE}\n{library}  {LIBRARY}\n"
+    _write_atomically(where / RECORD, record.encode())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

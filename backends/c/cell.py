@@ -33,7 +33,7 @@ from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, fmt_shape
 
 from .emitters import EMITTERS, QUAD, UNSUPPORTED, Arg, CType, Site, View, block, emit, matvec_rows
-from .names import Namer, identifier, value_names
+from .names import Namer, comment, comment_text, identifier, value_names
 
 IND = "    "
 # the scan's own names; an input, state or output called one of these gets a trailing `_`
@@ -177,9 +177,9 @@ class CellWriter:
             src = args[got.arg]
             root, offset = self.views.get(src, (src, 0))
             self.views[nid] = (root, offset + got.offset)
-            return [f"/* {self.describe(nid)}: read in place */"]
+            return [comment(f"{self.describe(nid)}: read in place")]
         self.stored.append(nid)
-        return [f"/* {self.describe(nid)} */"] + (block(got) if _declares(got) else got)
+        return [comment(self.describe(nid))] + (block(got) if _declares(got) else got)
 
     def step(self) -> str:
         if self.rows > 1:
@@ -194,7 +194,7 @@ class CellWriter:
             if not any(re.search(rf"\b{p}\b", line) for line in body):
                 body.insert(0, f"(void){p};")
         toks = "".join(f", const int32_t *restrict {p}" for p in self.tokens.values())
-        head = [f"/* Cell `{self.cell.name}`, one step of one example: reads v's inputs and state, fills the rest of v.",
+        head = [f"/* Cell `{comment_text(self.cell.name)}`, one step of one example: reads v's inputs and state, fills the rest of v.",
                 " * Returns 0, or 1 when a token id is beyond its table. */",
                 f"static int {self.fn}_step(const {self.fn}_consts *restrict k, {self.fn}_values *restrict v{toks})",
                 "{"]
@@ -246,11 +246,11 @@ class CellWriter:
         for nid, (lines, _) in self.quad.items():
             o, x = ", ".join(f"{self.c.name} *restrict o{q}" for q in range(QUAD)), \
                 ", ".join(f"const {self.c.name} *restrict x{q}" for q in range(QUAD))
-            kernels += [f"/* {self.describe(nid)}, for {QUAD} examples: o_q = W x_q, with W^T in w */",
+            kernels += [comment(f"{self.describe(nid)}, for {QUAD} examples: o_q = W x_q, with W^T in w"),
                         *call_lines(f"static void {self.quad_fn(nid)}(", [*o.split(", "), *x.split(", "),
                                                                            f"const {self.c.name} *restrict w"], ")"),
                         "{"] + [IND + x for x in lines] + ["}", ""]
-        head = kernels + [f"/* Cell `{self.cell.name}`, one step of n examples (at most {self.rows}): reads the inputs and state "
+        head = kernels + [f"/* Cell `{comment_text(self.cell.name)}`, one step of n examples (at most {self.rows}): reads the inputs and state "
                 f"of rows[0..n-1], fills the rest.",
                 " * A token input points at the first example's ids; the next example's are T steps further on.",
                 " * Returns 0, or 1 when a token id is beyond its table. */",
@@ -283,7 +283,7 @@ class CellWriter:
         params += [f"{T} *{outs[n]}" for n in self.outputs]
         params += [f"{self.fn}_values *{'work' if self.rows == 1 else 'rows'}", f"{self.fn}_values *trace"]
         order = "one example after another" if self.rows == 1 else f"blocks of {self.rows} examples at a time"
-        doc = [f"/* Cell `{cell.name}` over a batch of B sequences of T steps, {order}.",
+        doc = [f"/* Cell `{comment_text(cell.name)}` over a batch of B sequences of T steps, {order}.",
                f" * inputs: {self._shapes(ins, self.inputs, 'B][T')}",
                f" * state:  {self._shapes(sts, self.states, 'B')}: the start state in, the final state out",
                " * lengths: [B] real steps per sequence, or NULL for all T (a padded step keeps the state and",
@@ -379,11 +379,11 @@ class CellWriter:
             what = f"{self.names[f.nid]} transposed" if f.transposed else (
                 "the state before the step" if node.op == "state" else "")
             note = "  ".join(x for x in (fmt_shape(f.shape), what, node.origin) if x)
-            return f"{IND}{T} {f.name}[{f.length}];  /* {note} */"
+            return f"{IND}{T} {f.name}[{f.length}];  {comment(note)}"
 
-        k_doc = f"/* Cell `{cell.name}`: the param-only values the step reads, laid out once per set of weights. */"
+        k_doc = f"/* Cell `{comment_text(cell.name)}`: the param-only values the step reads, laid out once per set of weights. */"
         k_body = [member(f) for f in consts] or [f"{IND}char none;  /* the step reads no param-only value */"]
-        v_doc = (f"/* Cell `{cell.name}`: every value of one step of one example: the inputs, the state before the "
+        v_doc = (f"/* Cell `{comment_text(cell.name)}`: every value of one step of one example: the inputs, the state before the "
                  "step, then each node the step computes. */")
         parts = [k_doc, "typedef struct {", *k_body, f"}} {self.fn}_consts;"]
         if consts:
@@ -396,7 +396,7 @@ class CellWriter:
         step = self.step()  # first: it decides what the structs hold
         scan = self.scan(static_scan)
         structs, consts, values = self.structs()
-        rule = f"/* ---- cell `{self.cell.name}` " + "-" * max(4, 100 - 20 - len(self.cell.name)) + " */"
+        rule = comment(f"---- cell `{self.cell.name}` " + "-" * max(4, 100 - 20 - len(self.cell.name)))
         return CellCode(self.fn, rule + "\n\n" + structs, step + "\n\n" + scan, self.helpers, consts, values,
                         dict(self.views), self.shapes, list(self.cell.inputs), list(self.cell.states),
                         list(self.outputs), self.scan_signature, self.rows)

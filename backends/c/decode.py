@@ -16,7 +16,7 @@ from rnncompile.drivers import start_and_end_ids
 from rnncompile.errors import UsageError
 
 from .cell import IND
-from .names import Namer
+from .names import Namer, comment
 
 
 class DecodeWriter:
@@ -91,11 +91,11 @@ class DecodeWriter:
         w, dec, T = self.w, self.dec, self.w.c.name
         use = dec.use
         how = dec.init if isinstance(dec.init, str) else f"its bridge `{dec.init.cell.name}`"
-        lines = [f"/* decoder: cell `{use.cell.name}`, starting from {how} */"]
+        lines = [comment(f"decoder: cell `{use.cell.name}`, starting from {how}")]
         if dec.init == "encoder":
             for s in use.cell.states:
                 member, size = w.state[use.key(s)][0], math.prod(use.cell.states[s].shape)
-                lines.append(f"memcpy(state->{member}, {summary[s]}, {size} * sizeof({T}));  /* C: the encoder's {s} */")
+                lines.append(f"memcpy(state->{member}, {summary[s]}, {size} * sizeof({T}));  " + comment(f"C: the encoder's {s}"))
             return lines
         lines += [w.start(use.key(s), ctx)[0] for s in use.cell.states]  # its data: <m>_init's
         if dec.init == "zeros":
@@ -105,7 +105,7 @@ class DecodeWriter:
         dests = [f"state->{w.state[use.key(o)][0]}" for o in code.outputs]  # each output is a state's start
         call = ([f"&{w.weights_name(bridge)}", "1", "1"] + [src[n] for n in code.inputs] + ["NULL", "0"] + dests
                 + [f"&scratch->values_{code.fn}", "NULL"])
-        return lines + [f"/* bridge: cell `{bridge.cell.name}` */"] + w._call(f"{code.fn}_scan", call)
+        return lines + [comment(f"bridge: cell `{bridge.cell.name}`")] + w._call(f"{code.fn}_scan", call)
 
     def loop(self, tokens: str, count: str, probs: str, V: int, ctx: dict) -> list[str]:
         w, dec, T, M = self.w, self.dec, self.w.c.name, self.w.M
@@ -129,7 +129,7 @@ class DecodeWriter:
                    f"{IND}if (dist[i] > dist[best]) best = i;",
                    f"{tokens}[n] = best;", f"{count}[0] = n + 1;", "token = best;"]
                 + ([f"if (best == {end}) break;"] if stop else []))
-        return ([f"/* feed back each step's token, from the start token ({start}){what} */",
+        return ([comment(f"feed back each step's token, from the start token ({start}){what}"),
                  f"int32_t token = {start};",
                  f"memset({probs}, 0, (size_t){M}_DECODE_STEPS * {V} * sizeof({T}));  /* steps not taken: zeros */",
                  f"for (int n = 0; n < {M}_DECODE_STEPS; ++n) {tokens}[n] = {fill};",

@@ -36,7 +36,7 @@ from .cell import IND, CellCode, CellWriter, call_lines
 from .consts import const_values, pack
 from .decode import DecodeWriter
 from .emitters import CTYPES, prelude
-from .names import Namer, identifier
+from .names import Namer, comment, comment_text, identifier
 
 NOT_RUN = {"tree": "a tree fold: the schedule over each tree's nodes is not written in C"}
 DECODE_NOTE = ("note: {N}_run decodes greedily (the first most likely token at each step); sampling and "
@@ -127,7 +127,7 @@ class ModelWriter:
         graph, code = self.program.cell(use), self.code(use)
         local = {name: self.params[use.key(name)] for name in graph.params}
         k = pack(code, const_values(graph, local, self.dtype), self.dtype)
-        head = [f"/* The param-only values of `{use.prefix.rstrip('.') or graph.name}` (cell `{graph.name}`). */",
+        head = [comment(f"The param-only values of `{use.prefix.rstrip('.') or graph.name}` (cell `{graph.name}`)."),
                 f"{'static ' if self.runs else ''}const {code.fn}_consts {self.weights_name(use)} = {{"]
         if not code.consts:
             return "\n".join(head + [f"{IND}0", "};"])
@@ -138,7 +138,7 @@ class ModelWriter:
             if len(note) > WIDTH - 10:
                 note = note[:WIDTH - 14] + " ..."
             numbers = [self._number(x) for x in k[f.offset:f.offset + f.length]]
-            body += [f"{IND}/* {note} */", f"{IND}{{"] + _wrap(numbers, IND * 2) + [f"{IND}}}" + ("," if i < len(code.consts) - 1 else "")]
+            body += [f"{IND}{comment(note)}", f"{IND}{{"] + _wrap(numbers, IND * 2) + [f"{IND}}}" + ("," if i < len(code.consts) - 1 else "")]
         return "\n".join(head + body + ["};"])
 
     def _number(self, x) -> str:
@@ -207,7 +207,7 @@ class ModelWriter:
             per_use = []
             dirs = "both directions, merged by " + layer.merge if len(layer.uses) > 1 else \
                 ("reverse" if layer.uses[0].reverse else "forward")
-            lines.append(f"/* layer {i}: cell `{layer.uses[0].cell.name}`, {dirs} */")
+            lines.append(comment(f"layer {i}: cell `{layer.uses[0].cell.name}`, {dirs}"))
             for use in layer.uses:
                 code, graph = self.code(use), self.program.cell(use)
                 dests = {}
@@ -263,7 +263,7 @@ class ModelWriter:
 
     def _head(self, head, below: dict, ends: dict, ctx: dict, out_args: dict, outs: dict) -> list[str]:
         code, T = self.code(head.use), self.c.name
-        lines = [f"/* head: cell `{head.use.cell.name}`, at {head.at.replace('_', ' ')} */"]
+        lines = [comment(f"head: cell `{head.use.cell.name}`, at {head.at.replace('_', ' ')}")]
         if head.at == "every_step":
             src = {n: (f"{p} + t * {size}") for n, (p, size) in below.items()}
             src |= {n: p for n, (p, _) in ctx.items()}
@@ -323,17 +323,17 @@ class ModelWriter:
         T, (member, use, s) = self.c.name, self.state[key]
         info, size = use.cell.states[s], math.prod(use.cell.states[s].shape)
         if info.from_context:
-            return f"memcpy(state->{member}, {ctx[info.init]}, {size} * sizeof({T}));  /* {info.origin} */", []
+            return f"memcpy(state->{member}, {ctx[info.init]}, {size} * sizeof({T}));  {comment(info.origin)}", []
         if isinstance(info.init, str):
             name = f"{self.N}_start_{identifier(key)}"
             value = np.broadcast_to(np.asarray(self.params[use.key(info.init)], self.dtype), info.shape).ravel()
-            data = [f"/* the start of state `{key}`: param {use.key(info.init)} */",
+            data = [comment(f"the start of state `{key}`: param {use.key(info.init)}"),
                     f"static const {T} {name}[{max(1, size)}] = {{"] + _wrap([self._number(x) for x in value] or ["0"], IND) + ["};"]
-            return f"memcpy(state->{member}, {name}, {size} * sizeof({T}));  /* {info.origin} */", data
+            return f"memcpy(state->{member}, {name}, {size} * sizeof({T}));  {comment(info.origin)}", data
         if float(info.init) == 0:
-            return f"memset(state->{member}, 0, {size} * sizeof({T}));  /* {info.origin} */", []
+            return f"memset(state->{member}, 0, {size} * sizeof({T}));  {comment(info.origin)}", []
         return (f"for (int i = 0; i < {size}; ++i) state->{member}[i] = {self.c.lit(info.init)};"
-                f"  /* {info.origin} */", [])
+                f"  {comment(info.origin)}", [])
 
     def streams(self) -> bool:
         return not any(u.reverse for layer in self.plan.stack.layers for u in layer.uses)
@@ -352,11 +352,11 @@ class ModelWriter:
     # -- the file ------------------------------------------------------------------------------
     def structs(self) -> list[str]:
         T = self.c.name
-        state = [f"{IND}{T} {m}[{max(1, math.prod(u.cell.states[s].shape))}];  /* {key} {list(u.cell.states[s].shape)}"
-                 f"  {u.cell.states[s].origin} */" for key, (m, u, s) in self.state.items()]
+        state = [f"{IND}{T} {m}[{max(1, math.prod(u.cell.states[s].shape))}];  "
+                 + comment(f"{key} {list(u.cell.states[s].shape)}  {u.cell.states[s].origin}") for key, (m, u, s) in self.state.items()]
         scratch = [f"{IND}{c.fn}_values values_{c.fn};  /* the values of one step of cell `{c.fn}` */"
                    for c in self.codes.values()]
-        scratch += [f"{IND}{T} {name}[{size}];  /* {note} */" for name, size, note in self.buffers]
+        scratch += [f"{IND}{T} {name}[{size}];  {comment(note)}" for name, size, note in self.buffers]
         return (["/* The state of every layer, keyed as weight files key it. */", "typedef struct {"]
                 + (state or [f"{IND}char none;  /* the model has no state */"]) + [f"}} {self.N}_state;", "",
                 f"/* Working memory for one call of {self.N}_run (its contents do not outlive the call). */",
@@ -438,7 +438,7 @@ class ModelWriter:
         impl = [f"#ifndef {self.M}_DECLARATIONS_ONLY", helpers, *(c.functions for c in cells),
                 *(self.weights(u) for u in self._uses()), "\n".join(data), "\n".join(init), "\n".join(run),
                 "\n".join(step), f"#endif  /* {self.M}_DECLARATIONS_ONLY */"]
-        text = "/*\n" + "\n".join((" * " + x).rstrip() for x in self.header(face).splitlines()) + "\n */"
+        text = "/*\n" + "\n".join((" * " + x).rstrip() for x in comment_text(self.header(face)).split("\n")) + "\n */"
         source = "\n\n".join(x for x in [text, "\n".join(decl)] + impl if x.strip()) + "\n"
         note = "" if self.sequence else DECODE_NOTE.format(N=self.N) if self.decodes else \
             f"note: there is no {self.N}_run ({self.program.name} is {NOT_RUN[self.plan.kind]}); " \

@@ -19,7 +19,7 @@ from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, fmt_shape
 
 from .emitters import Site, emit
-from .names import Namer, literal, value_names
+from .names import Namer, comment, literal, string, value_names
 
 IND = "    "
 
@@ -71,7 +71,7 @@ class CellWriter:
 
     def _line(self, nid, expr) -> str:
         origin = self.cell.node(nid).origin
-        return f"{IND}{self.names[nid]} = {expr}" + (f"  # {origin}" if origin else "")
+        return f"{IND}{self.names[nid]} = {expr}" + (f"  # {comment(origin)}" if origin else "")
 
     def _node(self, nid) -> str:
         node, cell = self.cell.node(nid), self.cell
@@ -83,7 +83,7 @@ class CellWriter:
         return self._line(nid, expr)
 
     def _unpack(self, nids) -> list[str]:
-        return [self._line(n, f'k["{self.names[n]}"]') for n in self.kept if n in nids]
+        return [self._line(n, f'k[{string(self.names[n])}]') for n in self.kept if n in nids]
 
     def _reads(self, nids) -> set:
         return {a for n in nids for a in self.cell.args(n)}
@@ -98,19 +98,19 @@ class CellWriter:
                  f"{IND}dtype = np.dtype(dtype)"]
         for name, local in self.init_locals.items():
             if name not in self.params:
-                lines.append(f'{IND}{local} = np.asarray(params[prefix + "{name}"], dtype)'
-                             f"  # {self.cell.params[name].origin}")
+                lines.append(f'{IND}{local} = np.asarray(params[prefix + {string(name)}], dtype)'
+                             f"  # {comment(self.cell.params[name].origin)}")
         for nid in self.of_stage["const"]:
             node = self.cell.node(nid)
             if node.op == "param":
-                lines.append(self._line(nid, f'np.asarray(params[prefix + "{node.attr("name")}"], dtype)'))
+                lines.append(self._line(nid, f'np.asarray(params[prefix + {string(node.attr("name"))}], dtype)'))
             elif node.op == "const":
                 if self._named(nid):
                     lines.append(self._line(nid, f"np.asarray({list(node.attr('value'))!r}, dtype)"))
             else:
                 lines.append(self._node(nid))
-        kept = [f'"{self.names[n]}": {self.names[n]}' for n in self.kept]
-        kept += [f'"{local}": {local}' for n, local in self.init_locals.items() if self.params.get(n) not in self.kept]
+        kept = [f'{string(self.names[n])}: {self.names[n]}' for n in self.kept]
+        kept += [f'{string(local)}: {local}' for n, local in self.init_locals.items() if self.params.get(n) not in self.kept]
         lines.append(f'{IND}return {{"dtype": dtype{"".join(", " + k for k in kept)}}}')
         return "\n".join(lines)
 
@@ -122,15 +122,15 @@ class CellWriter:
         for name, info in self.cell.states.items():
             shape = "(batch, " + "".join(f"{d}, " for d in info.shape)[:-2] + ")" if info.shape else "(batch,)"
             if info.from_context:
-                expr = f'np.array(context["{info.init}"], k["dtype"])'
+                expr = f'np.array(context[{string(info.init)}], k["dtype"])'
             elif isinstance(info.init, str):
-                expr = f'np.broadcast_to(k["{self.init_locals[info.init]}"], {shape}).copy()'
+                expr = f'np.broadcast_to(k[{string(self.init_locals[info.init])}], {shape}).copy()'
             elif float(info.init) == 0:
                 expr = f'np.zeros({shape}, k["dtype"])'
             else:
                 expr = f'np.full({shape}, {float(info.init)!r}, k["dtype"])'
-            lines.append(f"{IND}{self.names[self.states[name]]} = {expr}" + (f"  # {info.origin}" if info.origin else ""))
-        body = ", ".join(f'"{n}": {self.names[self.states[n]]}' for n in self.cell.states)
+            lines.append(f"{IND}{self.names[self.states[name]]} = {expr}" + (f"  # {comment(info.origin)}" if info.origin else ""))
+        body = ", ".join(f'{string(n)}: {self.names[self.states[n]]}' for n in self.cell.states)
         lines.append(f"{IND}return {{{body}}}")
         return "\n".join(lines)
 
@@ -147,7 +147,7 @@ class CellWriter:
         lines += self._unpack(self._reads(seq))
         lines += [self._node(n) for n in seq]
         if self.trace:
-            back.append("{" + ", ".join(f'"{self.names[n]}": {self.names[n]}' for n in self.of_stage["seq"]) + "}")
+            back.append("{" + ", ".join(f'{string(self.names[n])}: {self.names[n]}' for n in self.of_stage["seq"]) + "}")
         lines.append(f"{IND}return {_tuple(back)}")
         return "\n".join(lines)
 
@@ -165,7 +165,7 @@ class CellWriter:
         lines += [self._node(n) for n in loop]
         back = f"{_tuple(outs)}, {_tuple(nexts)}"
         if self.trace:
-            back += ", {" + ", ".join(f'"{self.names[n]}": {self.names[n]}' for n in self.of_stage["loop"]) + "}"
+            back += ", {" + ", ".join(f'{string(self.names[n])}: {self.names[n]}' for n in self.of_stage["loop"]) + "}"
         lines.append(f"{IND}return {back}")
         return "\n".join(lines)
 
@@ -187,7 +187,7 @@ class CellWriter:
         parts = {"prepare": self.prepare, "initial": self.initial if stateful else None, "hoist": self.hoist,
                  "step": self.step if stateful else None, "scan": None if rows else self.scan}
         parts = {name: write for name, write in parts.items() if write is not None}
-        header = f"# ---- cell `{self.cell.name}` " + "-" * max(4, 80 - len(self.cell.name))
+        header = f"# ---- cell `{comment(self.cell.name)}` " + "-" * max(4, 80 - len(self.cell.name))
         source = header + "\n\n" + "\n\n\n".join(write() for write in parts.values()) + "\n"
         return CellCode(self.fn, source, self.names, self.stage, self.hoisted, self.by_stage_out["seq"],
                         self.by_stage_out["loop"], self.by_stage_out["const"], self.needs, list(parts))
@@ -240,7 +240,7 @@ class ScanWriter:
                  f'{IND}"""']
         for n, local in ins.items():
             cast = "" if cell.inputs[n].dtype == "token" else ', k["dtype"]'
-            lines.append(f'{IND}{local} = np.asarray(inputs["{n}"]{cast})')
+            lines.append(f'{IND}{local} = np.asarray(inputs[{string(n)}]{cast})')
         lines.append(f"{IND}B, T = {next(iter(ins.values()))}.shape[:2]" if ins else f"{IND}B, T = batch, steps")
         ctx = [i.init for i in cell.states.values() if i.from_context]
         if ctx:
@@ -250,7 +250,7 @@ class ScanWriter:
         elif sts:
             lines.append(f"{IND}state = {w.fn}_initial(k, B) if state is None else state")
         if sts:
-            lines += [f'{IND}{local} = np.asarray(state["{n}"], k["dtype"])' for n, local in sts.items()]
+            lines += [f'{IND}{local} = np.asarray(state[{string(n)}], k["dtype"])' for n, local in sts.items()]
         hoisted = [names[n] for n in w.hoisted] + [names[w.outputs[o]] for o in w.by_stage_out["seq"]]
         if w.trace:
             self.before = self.namer.fresh("before")
@@ -261,7 +261,7 @@ class ScanWriter:
             lines += [f"{IND}{v} = by_step({v}, T, B)" for v in hoisted[:len(w.hoisted) + len(w.by_stage_out['seq'])]]
         for o in w.by_stage_out["const"]:
             local = names[w.outputs[o]]
-            lines.append(f'{IND}{local} = np.array(np.broadcast_to(k["{local}"], (T, B) + k["{local}"].shape))')
+            lines.append(f'{IND}{local} = np.array(np.broadcast_to(k[{string(local)}], (T, B) + k[{string(local)}].shape))')
         if w.by_stage_out["seq"] or w.by_stage_out["const"]:
             lines.append(f"{IND}if lengths is not None:  # padded steps output zeros")
             lines.append(f"{IND * 2}live = np.arange(T)[:, None] < lengths")
@@ -269,8 +269,8 @@ class ScanWriter:
                 local = names[w.outputs[o]]
                 lines.append(f"{IND * 2}{local} = np.where(live{_units(2, cell.node(w.outputs[o]).shape)}, {local}, 0)")
         lines += self.loop(sts)
-        outs = ", ".join(f'"{o}": np.swapaxes({names[i]}, 0, 1)' for o, i in w.outputs.items())
-        finals = ", ".join(f'"{n}": {local}' for n, local in sts.items())
+        outs = ", ".join(f'{string(o)}: np.swapaxes({names[i]}, 0, 1)' for o, i in w.outputs.items())
+        finals = ", ".join(f'{string(n)}: {local}' for n, local in sts.items())
         back = f"{{{outs}}}, {{{finals}}}"
         if w.trace:
             back += ", trace"

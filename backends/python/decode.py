@@ -11,6 +11,7 @@ import inspect
 from rnncompile.drivers import sample_tokens, start_and_end_ids
 
 from .cell import IND
+from .names import comment, string
 
 DECODE_HELPERS = {
     "lengths_for": '''
@@ -40,7 +41,7 @@ class DecodeWriter:
 
     def signature(self) -> str:
         return ('def run(params, inputs=None, state=None, lengths=None, context=None, dtype="float32", steps=None,\n'
-                f'        seed=0, sample="{self.dec.sample}", temperature={self.dec.temperature!r}, '
+                f'        seed=0, sample={string(self.dec.sample)}, temperature={self.dec.temperature!r}, '
                 f'top_k={self.dec.top_k!r}):')
 
     def run(self) -> str:
@@ -62,9 +63,9 @@ class DecodeWriter:
                  f"{IND}final = {{}}",
                  f"{IND}batch = next((len(v) for v in list(inputs.values()) + list(context.values())), 1)"]
         if plan.stack is not None:
-            given = ", ".join(f'"{n}"' for n in plan.stack.inputs)
+            given = ", ".join(string(n) for n in plan.stack.inputs)
             lines += [f"{IND}given_lengths, lengths = lengths, lengths_for(lengths, [{given}])",
-                      f"{IND}below = {{" + ", ".join(f'"{n}": inputs["{n}"]' for n in plan.stack.inputs) + "}"]
+                      f"{IND}below = {{" + ", ".join(f'{string(n)}: inputs[{string(n)}]' for n in plan.stack.inputs) + "}"]
             for i, layer in enumerate(plan.stack.layers):  # the decoder reads the top layer's final state only
                 lines += w.layer(i, layer, hands_up=layer is not plan.stack.layers[-1])
             lines += self.summary()
@@ -78,7 +79,7 @@ class DecodeWriter:
     def summary(self) -> list[str]:
         """C: the top layer's final states, merged like its outputs."""
         top = self.plan.stack.layers[-1]
-        dicts = ["{" + ", ".join(f'"{n}": final["{u.key(n)}"]' for n in u.cell.states) + "}" for u in top.uses]
+        dicts = ["{" + ", ".join(f'{string(n)}: final[{string(u.key(n))}]' for n in u.cell.states) + "}" for u in top.uses]
         if len(dicts) == 1:
             return [f"{IND}summary = {dicts[0]}  # C: the encoder's final state"]
         self.w.helpers.add("merge")
@@ -89,27 +90,27 @@ class DecodeWriter:
         fn = w.code(dec.use).fn
         ctx = any(s.from_context for s in dec.use.cell.states.values())
         initial = f"{fn}_initial(k, batch{', context' if ctx else ''})"
-        lines = [f"{IND}# decoder: cell `{dec.use.cell.name}`, starting from "
-                 + (dec.init if isinstance(dec.init, str) else f"its bridge `{dec.init.cell.name}`"),
-                 f'{IND}k = {fn}_prepare(params, "{dec.use.key("")}", dtype)']
+        lines = [f"{IND}# decoder: cell `{comment(dec.use.cell.name)}`, starting from "
+                 + comment(dec.init if isinstance(dec.init, str) else f"its bridge `{dec.init.cell.name}`"),
+                 f'{IND}k = {fn}_prepare(params, {string(dec.use.key(""))}, dtype)']
         if dec.init == "zeros":
             lines.append(f"{IND}start = {initial}")
         elif dec.init == "encoder":
-            lines.append(f"{IND}start = {{" + ", ".join(f'"{n}": summary["{n}"]' for n in dec.use.cell.states) + "}")
+            lines.append(f"{IND}start = {{" + ", ".join(f'{string(n)}: summary[{string(n)}]' for n in dec.use.cell.states) + "}")
         else:
             bridge = dec.init
             bfn = w.code(bridge).fn
-            lines += [f'{IND}k_bridge = {bfn}_prepare(params, "{bridge.key("")}", dtype)',
+            lines += [f'{IND}k_bridge = {bfn}_prepare(params, {string(bridge.key(""))}, dtype)',
                       f"{IND}x = {{n: np.asarray(v)[:, None] for n, v in context.items()}}"]
             if self.plan.stack is not None:
                 lines.append(f'{IND}x.update({{"encoder." + n: v[:, None] for n, v in summary.items()}})')
-            names = ", ".join(f'"{n}"' for n in bridge.cell.inputs)
+            names = ", ".join(string(n) for n in bridge.cell.inputs)
             extra = "" if bridge.cell.inputs else ", batch=batch, steps=1"
             lines += [f"{IND}bridged, _ = {bfn}_scan(k_bridge, {{n: x[n] for n in ({names}{',' if len(bridge.cell.inputs) == 1 else ''})}}{extra})",
                       f"{IND}start = {initial}",
                       f"{IND}start.update({{n: v[:, 0] for n, v in bridged.items()}})"]
         hfn = w.code(dec.head.use).fn
-        lines += [f'{IND}k_head = {hfn}_prepare(params, "{dec.head.use.key("")}", dtype)',
+        lines += [f'{IND}k_head = {hfn}_prepare(params, {string(dec.head.use.key(""))}, dtype)',
                   f"{IND}context = {{n: np.asarray(v) for n, v in context.items()}}"]
         return lines
 
@@ -118,15 +119,15 @@ class DecodeWriter:
         fn, hfn = w.code(dec.use).fn, w.code(dec.head.use).fn
         start, _ = start_and_end_ids(self.w.program.vocab)
         i2 = IND * 2
-        return [f'{IND}if "{dec.target}" in inputs:  # teacher forcing: step t reads target token t - 1',
-                f'{i2}target = np.asarray(inputs["{dec.target}"])',
-                f'{i2}target_lengths = lengths_for(given_lengths, ["{dec.target}"])',
+        return [f'{IND}if {string(dec.target)} in inputs:  # teacher forcing: step t reads target token t - 1',
+                f'{i2}target = np.asarray(inputs[{string(dec.target)}])',
+                f'{i2}target_lengths = lengths_for(given_lengths, [{string(dec.target)}])',
                 f"{i2}prev = np.concatenate([np.full((batch, 1), {start}, target.dtype), target[:, :-1]], axis=1)",
-                f'{i2}out, dec_state = {fn}_scan(k, {{"{dec.token_input}": prev}}, start, target_lengths)',
+                f'{i2}out, dec_state = {fn}_scan(k, {{{string(dec.token_input)}: prev}}, start, target_lengths)',
                 f"{i2}x = dict(out)",
                 f"{i2}x.update({{n: np.repeat(v[:, None], prev.shape[1], axis=1) for n, v in context.items()}})",
                 f"{i2}outputs, _ = {hfn}_scan(k_head, x, None, target_lengths)",
-                f'{i2}final.update({{"{dec.use.key("")}" + n: v for n, v in dec_state.items()}})',
+                f'{i2}final.update({{{string(dec.use.key(""))} + n: v for n, v in dec_state.items()}})',
                 f"{i2}if target_lengths is None:",
                 f"{IND * 3}target_lengths = np.full(batch, prev.shape[1], np.int64)",
                 f"{i2}return outputs, final, target, np.asarray(target_lengths)"]
@@ -146,11 +147,11 @@ class DecodeWriter:
                  f"{ind}token_lengths = np.zeros(batch, np.int64)",
                  f"{ind}dec_state, tokens, probs = start, [], []",
                  f"{ind}for _ in range(steps or {dec.steps}):",
-                 f'{i2}out, new_state = {fn}_scan(k, {{"{dec.token_input}": token[:, None]}}, dec_state)',
+                 f'{i2}out, new_state = {fn}_scan(k, {{{string(dec.token_input)}: token[:, None]}}, dec_state)',
                  f"{i2}x = dict(out)",
                  f"{i2}x.update({{n: v[:, None] for n, v in context.items()}})",
                  f"{i2}outputs, _ = {hfn}_scan(k_head, x)",
-                 f'{i2}p = outputs["{pname}"][:, 0]',
+                 f'{i2}p = outputs[{string(pname)}][:, 0]',
                  f"{i2}token = np.where(done, {end if end is not None else 0}, pick_tokens(p, sample, temperature, "
                  "top_k, rng))",
                  f"{i2}dec_state = {{n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), dec_state[n], v)",
@@ -162,6 +163,6 @@ class DecodeWriter:
             lines += [f"{i2}done |= token == {end}",
                       f"{i2}if done.all():",
                       f"{i3}break"]
-        lines += [f'{ind}final.update({{"{dec.use.key("")}" + n: v for n, v in dec_state.items()}})',
-                  f'{ind}return {{"{pname}": np.stack(probs, axis=1)}}, final, np.stack(tokens, axis=1), token_lengths']
+        lines += [f'{ind}final.update({{{string(dec.use.key(""))} + n: v for n, v in dec_state.items()}})',
+                  f'{ind}return {{{string(pname)}: np.stack(probs, axis=1)}}, final, np.stack(tokens, axis=1), token_lengths']
         return lines

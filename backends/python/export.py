@@ -19,7 +19,7 @@ from .cell import IND, CellCode, CellWriter, wrap
 from .decode import DECODE_HELPERS, DecodeWriter
 from .fold import FOLD_HELPERS, TREE_FORMAT, FoldWriter
 from .module import assemble
-from .names import cell_prefix, identifier
+from .names import cell_prefix, comment, docstring, identifier, string
 
 
 DRIVER_HELPERS = {
@@ -138,18 +138,18 @@ class ModelWriter:
             lines += ["    import numpy as np",
                       f"    import {self.module_name} as model   # this file",
                       '    params = dict(np.load("weights.npz"))   # rnncompile run SPEC --save-weights weights.npz',
-                      f'    outputs, final_state = model.run(params, {{"{first}": {first}}}, lengths=None)', "",
+                      f'    outputs, final_state = model.run(params, {{{string(first)}: {first}}}, lengths=None)', "",
                       'run(params, inputs, state=None, lengths=None, context=None, dtype="float32")']
         elif p.plan.decoder is not None:
             dec = p.plan.decoder
-            args = (f'{{"{next(iter(face["inputs"]))}": src}}' if face["inputs"] else "context={"
-                    + ", ".join(f'"{n}": {n}' for n in face["context"]) + "}")
+            args = (f'{{{string(next(iter(face["inputs"])))}: src}}' if face["inputs"] else "context={"
+                    + ", ".join(f'{string(n)}: {n}' for n in face["context"]) + "}")
             lines += ["    import numpy as np",
                       f"    import {self.module_name} as model   # this file",
                       '    params = dict(np.load("weights.npz"))   # rnncompile run SPEC --save-weights weights.npz',
                       f"    outputs, final_state, tokens, token_lengths = model.run(params, {args})", "",
                       "run(params, inputs=None, state=None, lengths=None, context=None, dtype=\"float32\", steps=None,",
-                      f'    seed=0, sample="{dec.sample}", temperature={dec.temperature!r}, top_k={dec.top_k!r})',
+                      f'    seed=0, sample={string(dec.sample)}, temperature={dec.temperature!r}, top_k={dec.top_k!r})',
                       "    decodes up to `steps` tokens (default {}): greedy argmax, or with sample=\"sample\" draws from"
                       .format(dec.steps),
                       "    np.random.default_rng(seed) exactly as `rnncompile run --seed` does (same NumPy, same tokens).",
@@ -181,7 +181,7 @@ class ModelWriter:
         face = self.interface()
         out = []
         for what in ("inputs", "context", "outputs", "state", "params"):
-            body = "".join(f'\n    "{n}": "{s}",' for n, s in face[what].items())
+            body = "".join(f'\n    {string(n)}: {string(s)},' for n, s in face[what].items())
             out.append(f"{what.upper()} = {{{body}\n}}" if body else f"{what.upper()} = {{}}")
         return "\n".join(out)
 
@@ -192,8 +192,8 @@ class ModelWriter:
         if plan.kind == "tree":
             why = f"{self.program.name} is a tree fold"
             return "\n".join([FoldWriter(self).run_trees(), "", ""] + head + [
-                f'{IND}"""{why}: call run_trees(params, trees)."""',
-                f'{IND}raise NotImplementedError("{why}: call run_trees(params, trees)")'])
+                f"{IND}{docstring(why + ': call run_trees(params, trees).')}",
+                f"{IND}raise NotImplementedError({string(why + ': call run_trees(params, trees)')})"])
         if plan.decoder is not None:
             return DecodeWriter(self).run()
         lines = head + [f'{IND}"""Run the model on a batch: see the module docstring for the keys and shapes.',
@@ -203,7 +203,7 @@ class ModelWriter:
                         f"{IND}context = {{}} if context is None else context",
                         f"{IND}lengths = None if lengths is None else np.asarray(lengths)",
                         f"{IND}final = {{}}",
-                        f"{IND}below = {{" + ", ".join(f'"{n}": inputs["{n}"]' for n in plan.stack.inputs) + "}"]
+                        f"{IND}below = {{" + ", ".join(f'{string(n)}: inputs[{string(n)}]' for n in plan.stack.inputs) + "}"]
         for i, layer in enumerate(plan.stack.layers):
             lines += self.layer(i, layer)
         if plan.head is None:
@@ -217,18 +217,18 @@ class ModelWriter:
         fns = [self.code(u).fn for u in layer.uses]
         dirs = "both directions, merged by " + layer.merge if len(layer.uses) > 1 else \
             ("reverse" if layer.uses[0].reverse else "forward")
-        lines = [f"{IND}# layer {i}: cell `{layer.uses[0].cell.name}`, {dirs}"]
-        feed = "{" + ", ".join(f'"{c}": below["{s}"]' for c, s in layer.feed.items()) + "}"
+        lines = [f"{IND}# layer {i}: cell `{comment(layer.uses[0].cell.name)}`, {dirs}"]
+        feed = "{" + ", ".join(f'{string(c)}: below[{string(s)}]' for c, s in layer.feed.items()) + "}"
         outs = []
         for use, fn in zip(layer.uses, fns):
             d = "reverse" if use.reverse and len(layer.uses) > 1 else "forward" if len(layer.uses) > 1 else ""
             out, fin = (f"out_{d}", f"state_{d}") if d else ("out", "state_out")
-            names = ", ".join(f'"{n}"' for n in use.cell.states) + ("," if len(use.cell.states) == 1 else "")
-            start = f'given_state(state, "{use.prefix}", ({names}))'
+            names = ", ".join(string(n) for n in use.cell.states) + ("," if len(use.cell.states) == 1 else "")
+            start = f'given_state(state, {string(use.prefix)}, ({names}))'
             if any(s.from_context for s in use.cell.states.values()):
                 start = f"{start} or {fn}_initial(k, len(next(iter(below.values()))), context)"
-            keyed = f'{{"{use.prefix}" + n: v for n, v in {fin}.items()}}' if use.prefix else fin
-            lines += [f'{IND}k = {fn}_prepare(params, "{use.key("")}", dtype)',
+            keyed = f'{{{string(use.prefix)} + n: v for n, v in {fin}.items()}}' if use.prefix else fin
+            lines += [f'{IND}k = {fn}_prepare(params, {string(use.key(""))}, dtype)',
                       f"{IND}start = {start}",
                       f"{IND}{out}, {fin} = {fn}_scan(k, {feed}, start, lengths, reverse={use.reverse})",
                       f"{IND}final.update({keyed})"]
@@ -248,13 +248,13 @@ class ModelWriter:
         if len(outs) == 1:
             lines.append(f"{IND}below = {outs[0][0]}")
         else:
-            lines.append(f'{IND}below = merge({outs[0][0]}, {outs[1][0]}, "{layer.merge}")')
+            lines.append(f'{IND}below = merge({outs[0][0]}, {outs[1][0]}, {string(layer.merge)})')
         return lines
 
     def head(self, head) -> list[str]:
         fn = self.code(head.use).fn
-        lines = [f"{IND}# head: cell `{head.use.cell.name}`, at {head.at.replace('_', ' ')}",
-                 f'{IND}k = {fn}_prepare(params, "{head.use.key("")}", dtype)']
+        lines = [f"{IND}# head: cell `{comment(head.use.cell.name)}`, at {head.at.replace('_', ' ')}",
+                 f'{IND}k = {fn}_prepare(params, {string(head.use.key(""))}, dtype)']
         if head.at == "last":
             lines += [f"{IND}x = {{n: v[:, None] for n, v in last.items()}}",
                       f"{IND}x.update({{n: np.asarray(v)[:, None] for n, v in context.items()}})",

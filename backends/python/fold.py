@@ -10,6 +10,7 @@ reads every node's values at the root or at every node.
 from __future__ import annotations
 
 from .cell import IND
+from .names import comment, string
 
 TREE_FORMAT = """\
 Trees: a list of trees, each a nested value of token ids (`word` ids of the spec's vocabulary):
@@ -98,17 +99,17 @@ class FoldWriter:
         args = []
         for name in cell.inputs:
             if name.startswith("children."):
-                args.append(f'values["{name[len("children."):]}"][{kids}]')
+                args.append(f'values[{string(name[len("children."):])}][{kids}]')
             else:
                 args.append(f"{name}[{group}]" if name in ("word", "label") else f"np.zeros(len({group}), np.int64)")
-        got = ", ".join(f'"{o}"' for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
-        lines = [f"{ind}# {rule} rule: cell `{cell.name}`"]
+        got = ", ".join(string(o) for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
+        lines = [f"{ind}# {rule} rule: cell `{comment(cell.name)}`"]
         if code.seq_outputs:
             lines += [f"{ind}got = {code.fn}_hoist(k_{rule}, {', '.join(args)})",
                       f"{ind}for name, v in zip(({got}), got):",
                       f"{ind}{IND}values[name][{group}] = v"]
         for o in code.const_outputs:  # a value that reads params only
-            lines.append(f'{ind}values["{o}"][{group}] = k_{rule}["{code.names[cell.outputs()[o]]}"]')
+            lines.append(f'{ind}values[{string(o)}][{group}] = k_{rule}[{string(code.names[cell.outputs()[o]])}]')
         return lines
 
     def run_trees(self) -> str:
@@ -152,9 +153,9 @@ class FoldWriter:
                       f'{i2}raise ValueError("%s: {name} id %d is not a token id (the vocabulary has {vocab})"',
                       f"{i2}                 % (where_node(offsets, bad[0]), {name}[bad[0]]))"]
         for rule, use in rules.items():
-            lines.append(f'{IND}k_{rule} = {w.code(use).fn}_prepare(params, "{use.key("")}", dtype)')
+            lines.append(f'{IND}k_{rule} = {w.code(use).fn}_prepare(params, {string(use.key(""))}, dtype)')
         lines.append(f"{IND}values = {{")
-        lines += [f'{i2}"{v}": np.zeros((n,{"".join(f" {d}," for d in shape)[:-1] if shape else ""}), dtype),'
+        lines += [f'{i2}{string(v)}: np.zeros((n,{"".join(f" {d}," for d in shape)[:-1] if shape else ""}), dtype),'
                   for v, shape in cell.values.items()]
         lines += [f"{IND}}}",
                   f"{IND}kids_of = np.argsort(parent, kind=\"stable\")[len(roots):]  # every node's children, in order",
@@ -182,14 +183,14 @@ class FoldWriter:
         use = self.head.use
         cell, code = self.program.cell(use), self.w.code(use)
         rows = "[roots]" if self.head.at == "root" else ""
-        args = ", ".join(f'values["{n}"]{rows}' for n in cell.inputs)
-        got = ", ".join(f'"{o}"' for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
+        args = ", ".join(f'values[{string(n)}]{rows}' for n in cell.inputs)
+        got = ", ".join(string(o) for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
         lines = [f"{IND}# head: at {self.head.at.replace('_', ' ')}",
-                 f'{IND}k_head = {code.fn}_prepare(params, "{use.key("")}", dtype)',
+                 f'{IND}k_head = {code.fn}_prepare(params, {string(use.key(""))}, dtype)',
                  f"{IND}outputs = dict(zip(({got}), {code.fn}_hoist(k_head, {args})))" if code.seq_outputs
                  else f"{IND}outputs = {{}}"]
         count = "len(roots)" if self.head.at == "root" else "n"
         for o in code.const_outputs:
             local = code.names[cell.outputs()[o]]
-            lines.append(f'{IND}outputs["{o}"] = np.broadcast_to(k_head["{local}"], ({count},) + k_head["{local}"].shape)')
+            lines.append(f'{IND}outputs[{string(o)}] = np.broadcast_to(k_head[{string(local)}], ({count},) + k_head[{string(local)}].shape)')
         return lines

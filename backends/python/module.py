@@ -15,7 +15,7 @@ import types
 
 from rnncompile.graph import CellGraph
 
-from . import prelude
+from . import names, prelude
 from .cell import CellCode, CellWriter
 from .names import cell_prefix
 
@@ -27,7 +27,7 @@ _CACHE: dict[str, types.ModuleType] = {}
 def assemble(docstring: str, cells: list[CellCode], tail: str = "", needs=()) -> str:
     """One module's source: docstring, import, the helpers used, the cells, then `tail`."""
     used = set(needs).union(*(c.needs for c in cells)) if cells else set(needs)
-    parts = ['"""' + docstring.strip("\n") + '\n"""\n' + HEADER, prelude.render(used).strip("\n")]
+    parts = [names.docstring(docstring.strip("\n") + "\n") + "\n" + HEADER, prelude.render(used).strip("\n")]
     parts += [c.source.rstrip("\n") for c in cells]
     if tail:
         parts.append(tail.strip("\n"))

@@ -20,6 +20,7 @@ from .. import heads
 from ..graph import CellGraph
 from . import memory as _memory
 from . import style
+from .cell import reading_order
 from .fold import Folded, Shown, fold
 from .plan import Plan, make_plan
 
@@ -28,6 +29,8 @@ STEP_CLUSTER = dict(style="rounded,filled", fillcolor="#f8f9fa", color="#ced4da"
                     fontsize="13", margin="10")
 SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉₋"  # what style.sub appends to a state's name
 STATE_EDGE = dict(color="#e67700", fontcolor="#b35c00", penwidth="1.6", fontsize="11", weight="4")
+MERGE_STATES_OVER = 2  # compact steps with more states than this start and end at one node for all of them
+STATES_PER_LINE = 3  # an edge's label lists this many states a line (an NTM's five, on two lines)
 
 
 def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", title: str | None = None,
@@ -38,7 +41,7 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
     folded = fold(cell)
     parts = heads.find(cell)
     if detail == "auto":
-        small = len(folded.of_kind("activation", "op", "affine")) <= FULL_UP_TO_OPS
+        small = len(folded.of_kind("activation", "op", "affine", "expr")) <= FULL_UP_TO_OPS
         detail = "full" if small and not parts.heads else "compact"
     if detail not in ("full", "compact"):
         raise ValueError(f"detail must be auto, full or compact, not {detail!r}")
@@ -50,25 +53,36 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
         step = _memory.MemoryStep(step, parts, cell)
     memories = parts.memories if parts.heads and detail == "compact" else {}
     states = list(folded.loops)
-    _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n, n in memories) for n in states})
-    wires: dict[tuple[str, str], list[str]] = {}  # state edges; parallel ones are drawn as one
-    held = _draw_steps(g, step, plan, states, wires, memories)
+    vectors = [n for n in states if n not in memories]
+    merged = detail == "compact" and len(vectors) > MERGE_STATES_OVER  # one node for all of them, at each end
     last = plan.steps - 1
-    _state_column(g, "final", {f"final_{n}": _state_node(style.sub(n, last), "final", f"{n} after step {last}",
-                                                         cell.states[n].origin) for n in states
-                               if n not in memories})
-    for name in states:
-        if name not in memories:  # the memory after the last step is the last step's grid
-            _wire(wires, held[name], "", f"final_{name}")
+    if merged:
+        _state_column(g, "initial", {**{f"init_{m}": _initial_node(cell, m, True) for m in memories},
+                                     "init_states": _initial_states(cell, vectors)})
+    else:
+        _state_column(g, "initial", {f"init_{n}": _initial_node(cell, n, n in memories) for n in states})
+    wires: dict[tuple[str, str], list[str]] = {}  # state edges; parallel ones are drawn as one
+    held = _draw_steps(g, step, plan, states, wires, memories, {n: "init_states" for n in vectors} if merged else {})
+    if merged:
+        names = ", ".join(style.sub(n, last) for n in vectors)
+        _state_column(g, "final", {"final_states": dict(_state_node(names, "final", f"the states after step {last}",
+                                                                    ""), group="cells")})
+    else:
+        _state_column(g, "final", {f"final_{n}": _state_node(style.sub(n, last), "final", f"{n} after step {last}",
+                                                             cell.states[n].origin) for n in vectors})
+    for name in vectors:  # the memory after the last step is the last step's grid
+        _wire(wires, held[name], "", "final_states" if merged else f"final_{name}")
     memory_starts = {f"init_{m}" for m in memories}
     for (src, dst), values in wires.items():
-        text = style.edge_label([style.esc(v) for v in values if v])
+        shown = [style.esc(v) for v in values if v]
+        per_line = STATES_PER_LINE if len(shown) > STATES_PER_LINE else len(shown) or 1
+        text = style.edge_label([", ".join(shown[i:i + per_line]) for i in range(0, len(shown), per_line)])
         tip = ", ".join(v for v in values if v) or None
         if memories and (any(v.rstrip(SUBSCRIPT_DIGITS) in memories for v in values) or src in memory_starts):
             # the memory's row follows the controllers'; its grids name their values (M₀, M₁), the edges need not
-            g.edge(src, dst, tooltip=tip, **{**STATE_EDGE, "weight": "1"})
+            g.edge(src, dst, tooltip=tip, **{**STATE_EDGE, "weight": "4"})
         elif memories:  # the controllers' row: room for a step's memory between steps, labels that do not push it
-            g.edge(src, dst, xlabel=text, tooltip=tip, minlen="2", **STATE_EDGE)
+            g.edge(src, dst, label=text, tooltip=tip, minlen="2", **STATE_EDGE)
         else:
             g.edge(src, dst, label=text, tooltip=tip, **STATE_EDGE)
     if legend:
@@ -76,10 +90,11 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
     return g.source
 
 
-def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict, memories=()) -> dict[str, str]:
+def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict, memories=(), starts=None) -> dict[str, str]:
     """Draw the shown steps, with a "…" where steps are elided (a memory has its own, in its row),
-    collecting the state edges into `wires`; return the dot node holding each state after the last step."""
-    held = {name: f"init_{name}" for name in states}  # state -> the dot node holding its current value
+    collecting the state edges into `wires`; return the dot node holding each state after the last step.
+    `starts`: states whose initial value is drawn by another node than init_<name>."""
+    held = {name: (starts or {}).get(name, f"init_{name}") for name in states}  # state -> the node holding it
     value = {name: "" for name in states}  # ... and the name of that value (h₀), shown on the edge
     before = None  # without states nothing links the steps: an invisible edge keeps them in order
     for t in plan.shown:
@@ -110,6 +125,21 @@ def _draw_steps(g, step, plan: Plan, states: list[str], wires: dict, memories=()
     return held
 
 
+def _initial_states(cell: CellGraph, names: list[str]) -> dict:
+    """One node for the initial values of many states: their names, then what each starts from."""
+    starts: dict[str, list[str]] = {}
+    for n in names:
+        info = cell.states[n]
+        init = f"{info.init:g}" if isinstance(info.init, (int, float)) else str(info.init)
+        starts.setdefault(f"input {init}" if info.from_context else init, []).append(n)
+    lines = [f"{', '.join(ns)} = {v}" for v, ns in starts.items()]  # one line per start value
+    note = "initial " + " · ".join(lines)
+    label = style.label(f"<b>{style.esc(', '.join(names))}</b>", "")[:-1] + \
+        f'<br/><font point-size="9" color="{style.SUBTLE}">initial {"<br/>".join(map(style.esc, lines))}</font>>'
+    return dict(style.KIND_STYLE["state"], label=label, tooltip=style.tooltip("initial values", note),
+                group="cells")
+
+
 def _state_column(g, name: str, nodes: dict) -> None:
     with g.subgraph(name=name) as s:
         s.attr(rank="same")
@@ -122,8 +152,9 @@ def _initial_node(cell: CellGraph, name: str, memory: bool = False) -> dict:
     init = f"{info.init:g}" if isinstance(info.init, (int, float)) else str(info.init)
     init = f"input {init}" if info.from_context else init
     if memory:
-        return style.matrix_node(name, info.shape, f"initial {init}", style.tooltip(f"initial value of {name}",
-                                                                                     info.origin))
+        return dict(style.matrix_node(name, info.shape, f"initial {init}", style.tooltip(f"initial value of {name}",
+                                                                                          info.origin)),
+                    group=f"memory_{name}")
     return _state_node(name, f"initial {init}", f"initial value of {name}", info.origin)
 
 
@@ -154,7 +185,7 @@ class _CompactStep:
             if outs:
                 col.node(f"t{t}_out", **_ends(outs, t, "output"))
             col.node(box, label=style.cell_label(cell.name, self.chips), tooltip=f"cell {cell.name} at step {t}",
-                     **style.KIND_STYLE["cell"])
+                     group="cells", **style.KIND_STYLE["cell"])  # one group: the boxes in a straight row
             if ins:
                 col.node(f"t{t}_in", **_ends(ins, t, "input"))
         if outs:
@@ -174,8 +205,10 @@ class _CompactStep:
 
 
 def gate_chips(folded: Folded, colours) -> list[tuple[str, str]]:
-    """(text, fill) per gate of a compact box: the named activations, else every activation."""
-    gates = [s for s in folded.of_kind("activation") if s.name] or folded.of_kind("activation")
+    """(text, fill) per gate of a compact box: the named activations, else every activation, in the
+    order the folded cell draws them (an LSTM's f, i, g, o)."""
+    acts = [folded.nodes[n] for n in reading_order(folded) if folded.nodes[n].kind == "activation"]
+    gates = [s for s in acts if s.name] or acts
     return [(s.name or style.symbol(s.op), colours[s.op][0]) for s in gates]
 
 
@@ -293,8 +326,9 @@ def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str
     kinds = ["input", "state", "output"] if folded.loops else ["input", "output"]
     if detail == "full":
         at = kinds.index("output")
-        kinds[at:at] = [k for k in ("op", "affine") if folded.of_kind(k)]
+        kinds[at:at] = [k for k in ("op", "affine", "expr") if folded.of_kind(k)]
     row = style.legend(colours, kinds, delay=False)
     heads_row = f"<tr><td>{_memory.head_legend(content=False)}</td></tr>" if memory else ""
-    return (f'<<table border="0" cellspacing="0"><tr><td align="left"><b>{style.esc(text)}</b></td></tr>'
+    head = style.title(text, style.legend_width(colours, kinds, False))
+    return (f'<<table border="0" cellspacing="0"><tr><td align="left" balign="left">{head}</td></tr>'
             f"{heads_row}<tr><td>{row}</td></tr></table>>")

@@ -3,13 +3,11 @@
 A real `dot` on PATH is used when there is one. Otherwise the `graphviz-pure`
 binary (a dependency: a pure-Rust port of Graphviz installed beside the
 Python executable, so `pip install` alone draws SVG and PNG) is used; it
-writes svg and png but not pdf, for which cairosvg (if installed) converts
-its svg, or else Pillow (if installed) wraps a high-resolution png in a
-raster PDF. Every layout goes through :func:`run_engine`.
+writes svg and png but not pdf, which pdf.py paints from its JSON layout.
+Every layout goes through :func:`run_engine`.
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -22,7 +20,6 @@ from ..errors import RnnCompileError, UsageError
 
 TIMEOUT = 60.0  # seconds; a drawable diagram lays out in well under one
 PURE = "graphviz-pure"
-RASTER_DPI = 200  # a PDF made from a PNG (no dot, no cairosvg): sharp on screen and paper
 NOISE = ("no value for width of non-ASCII character",)  # graphviz-pure estimates those widths; harmless
 
 
@@ -114,34 +111,3 @@ def quiet(stderr: bytes) -> str:
     lines = [line for line in stderr.decode("utf-8", "replace").splitlines()
              if line.strip() and not any(n in line for n in NOISE)]
     return "\n".join(lines[-12:])
-
-
-def svg_to_pdf(svg: bytes) -> bytes | None:
-    """PDF from SVG through cairosvg, or None when cairosvg is not installed."""
-    try:
-        import cairosvg  # optional
-    except (ImportError, OSError):  # OSError: the cairo library itself is missing
-        return None
-    try:
-        return cairosvg.svg2pdf(bytestring=svg)
-    except Exception as e:  # cairosvg raises many kinds; all mean the same thing here
-        raise RenderError(f"cairosvg could not turn the SVG into PDF: {e}") from None
-
-
-def png_to_pdf(png: bytes, dpi: int = RASTER_DPI) -> bytes | None:
-    """A one-page raster PDF of a PNG drawn at `dpi` (so the page keeps the drawing's size),
-    through Pillow; None when Pillow is not installed."""
-    try:
-        from PIL import Image  # optional (matplotlib brings it)
-    except ImportError:
-        return None
-    try:
-        with Image.open(io.BytesIO(png)) as im:
-            im = im.convert("RGBA")
-            page = Image.new("RGB", im.size, "white")  # PDF pages have no alpha
-            page.paste(im, mask=im.getchannel("A"))
-            out = io.BytesIO()
-            page.save(out, "PDF", resolution=float(dpi))
-    except Exception as e:  # Pillow raises many kinds; all mean the same thing here
-        raise RenderError(f"Pillow could not turn the PNG into PDF: {e}") from None
-    return out.getvalue()

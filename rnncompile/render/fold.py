@@ -17,9 +17,11 @@ Rules, applied to the zero-delay graph:
   that has no name, one user and is not a state's next value is written
   into that user's formula when the user is an activation or another
   expression node;
-- any other expression node is drawn as an "affine" box holding its
-  formula (GRU's ``W_hn @ h + b_hn`` before ``r *``, Elman's output
-  ``y = W_hy @ h + b_y``).
+- any other expression node is drawn as a box holding its formula: an
+  "affine" one when it is an affine map of the drawn nodes through params
+  (GRU's ``W_hn @ h + b_hn`` before ``r *``, Elman's output
+  ``y = W_hy @ h + b_y``), an "expr" one otherwise (MemN2N's ``p1 @ c1``,
+  an embedding lookup, a child's slice ``children.c[0]``).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ class Shown:
     """One node of the diagram."""
 
     nid: int
-    kind: str  # input | state | output | activation | op | affine | param
+    kind: str  # input | state | output | activation | op | affine | expr | param
     op: str
     name: str  # the spec's name for it ("" when it has none)
     formula: str  # the folded sub-expression it computes from its feeders ("" when none)
@@ -91,6 +93,8 @@ def fold(cell: CellGraph) -> Folded:
         feeders = tuple(dict.fromkeys(_feeders(cell, nid, kinds)))
         formula = _formula_of(cell, nid, kind, kinds, names)
         name = node.label or (node.attr("name") or "" if kind in ("input", "state", "output", "param") else "")
+        if kind == "affine" and not _is_affine(cell, nid, kinds):
+            kind = "expr"  # a box all the same, but not called an affine map (`p @ c`, `embed(w, E)`, `c[0]`)
         out.nodes[nid] = Shown(nid, kind, node.op, name, formula, node.origin, node.shape, feeders)
     for name, sid in sorted(cell.by_name("state").items(), key=lambda kv: kv[1]):
         out.loops[name] = (cell.update_of(sid), sid)
@@ -104,10 +108,41 @@ def _expression_nodes(cell: CellGraph, order) -> set[int]:
     for nid in order:
         node = cell.node(nid)
         kind = OPS[node.op].kind
-        if kind in EXPRESSION_KINDS or (node.op in ELEMENTWISE_EXPR and all(
+        if kind == "reduce":  # folded when it sums an expression (`sum(embed(s, A), axis=1)`), drawn when
+            if all(OPS[cell.node(a).op].kind == "source" or a in expr for a in cell.args(nid)):  # it sums a drawn op
+                expr.add(nid)
+        elif kind in EXPRESSION_KINDS or (node.op in ELEMENTWISE_EXPR and all(
                 OPS[cell.node(a).op].kind == "source" or a in expr for a in cell.args(nid))):
             expr.add(nid)
     return expr
+
+
+LINEAR = {"add", "sub", "neg", "concat", "transpose", "slice", "index"}
+SCALING = {"matmul", "mul", "div"}  # linear when one side is made of params and constants only
+
+
+def _is_affine(cell: CellGraph, nid: int, kinds) -> bool:
+    """Whether the box at nid computes an affine map of the drawn nodes: params times them, plus params."""
+    def constant(n: int) -> bool:
+        op = cell.node(n).op
+        return op in ("param", "const") or (kinds[n] in ("inline", "hidden") and OPS[op].kind != "source"
+                                             and all(constant(a) for a in cell.args(n)))
+
+    weighted, todo = False, [nid]
+    while todo:
+        n = todo.pop()
+        op = cell.node(n).op
+        if n != nid and (kinds[n] not in ("inline", "hidden") or op in ("param", "const")):
+            continue  # a drawn node, or a param: a leaf of the formula
+        args = cell.args(n)
+        if op in SCALING and len(args) == 2 and (constant(args[0]) or constant(args[1])):
+            weighted = weighted or op == "matmul"
+            todo.extend(a for a in args if not constant(a))
+        elif op in LINEAR:
+            todo.extend(args)
+        else:
+            return False
+    return weighted
 
 
 def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
@@ -184,8 +219,12 @@ def _expr(cell: CellGraph, nid: int, kinds, names, top: bool = False) -> str:
     if node.op == "neg":
         return "−" + _wrap(cell, args[0], parts[0], 3, kinds)
     if len(args) == 2 and op.symbol and prec is not None:
-        left = _wrap(cell, args[0], parts[0], prec, kinds)
-        right = _wrap(cell, args[1], parts[1], prec + (node.op in ("sub", "div", "matmul")), kinds)
+        # the parser groups left to right (`**` right to left): an operand on the grouping side at the same
+        # level needs no brackets, the other one does (`a − (b + c)`, `(A @ x) × (B @ h)`), and `@` next to
+        # `×` or `÷` keeps them anyway, since `A @ x × B` reads wrongly to people however it parses
+        right_first = node.op == "pow"
+        left = _wrap(cell, args[0], parts[0], prec + right_first, kinds, node.op)
+        right = _wrap(cell, args[1], parts[1], prec + (not right_first), kinds, node.op)
         return f"{left} {op.symbol} {right}"
     if node.op == "transpose":
         return _wrap(cell, args[0], parts[0], 5, kinds) + "ᵀ"
@@ -194,13 +233,18 @@ def _expr(cell: CellGraph, nid: int, kinds, names, top: bool = False) -> str:
     if node.op == "slice":
         start, stop = node.attr("start"), node.attr("stop")
         return f"{parts[0]}[{'' if start is None else start}:{'' if stop is None else stop}]"
-    extra = [f"{v}" for k, v in node.attrs if k in ("n", "i")]
+    extra = [f"{v}" for k, v in node.attrs if k in ("n", "i")] + [f"{k}={v}" for k, v in node.attrs if k == "axis"]
     return f"{node.op}({', '.join(parts + extra)})"
 
 
-def _wrap(cell: CellGraph, nid: int, text: str, prec: int, kinds) -> str:
-    """Parenthesise a folded argument that binds less tightly than its parent."""
+MIXED = ({"matmul"}, {"mul", "div"})  # one level for the parser, two for a reader
+
+
+def _wrap(cell: CellGraph, nid: int, text: str, prec: int, kinds, parent: str = "") -> str:
+    """Parenthesise a folded argument that binds less tightly than `prec` (or mixes `@` with `×`)."""
     if kinds[nid] not in ("inline", "hidden"):
         return text
-    own = PRECEDENCE.get(cell.node(nid).op)
-    return f"({text})" if own is not None and own < prec else text
+    op = cell.node(nid).op
+    own = PRECEDENCE.get(op)
+    mixed = any(op in a and parent in b or op in b and parent in a for a, b in [MIXED])
+    return f"({text})" if own is not None and (own < prec or mixed) else text

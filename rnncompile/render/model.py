@@ -37,7 +37,7 @@ import graphviz
 from ..errors import UsageError
 from ..graph import CellGraph
 from ..model import CellUse, Plan as ModelPlan, Stack
-from . import chain, style
+from . import annotate, chain, style
 from .fold import Folded, fold
 from .plan import Plan, make_plan
 
@@ -58,6 +58,7 @@ CELL = style.KIND_STYLE["cell"]
 REVERSE = dict(CELL, fillcolor="#e7f5ff")  # a reverse row's boxes, tinted
 HEAD = dict(style.KIND_STYLE["cell"], fillcolor="#f3f0ff", color="#5f3dc4", penwidth="1.2")
 MERGE_WORDS = {"concat": "concat", "sum": "+", "mean": "mean"}
+MATCH = "#2b8a3e"  # a run's prediction that the next input confirms
 
 
 def default_plan(steps: int) -> Plan:
@@ -73,19 +74,20 @@ def is_plain_scan(model: ModelPlan) -> bool:
 
 
 def to_dot(model: ModelPlan, unroll: Plan | None = None, *, steps: int, name: str = "model",
-           start: str | None = None, legend: bool = True) -> str:
+           start: str | None = None, legend: bool = True, run=None) -> str:
     """DOT source of the model view. `unroll` applies to every chain drawn; without it the
     sequence (`steps` long, the model's time dim) and the decoder (its `steps`) get default_plan.
-    `start` is the vocabulary's start token a decoder begins with."""
+    `start` is the vocabulary's start token a decoder begins with. `run` (annotate.Annotations) puts a
+    run's tokens on the inputs and its top predictions on the outputs."""
     seq_plan = unroll or default_plan(steps)
-    if is_plain_scan(model):
+    if is_plain_scan(model) and run is None:  # a run's tokens go on the model view's input and output rows
         cell = model.stack.layers[0].uses[0].cell
         what = f"{cell.name} unrolled over {seq_plan.steps} steps"
         return chain.to_dot(cell, seq_plan, detail="compact", legend=legend,
                             title=what if name == cell.name else f"{name}: {what}")
     if model.stack is None and model.decoder is None:
         raise UsageError(f"the model view draws sequences, stacks and decoders, not a {model.kind} model")
-    pic = _Picture(model, name)
+    pic = _Picture(model, name, run)
     top, below = 0, {}
     if model.stack is not None:
         top, below = pic.stack(model.stack, seq_plan, "enc_" if model.decoder else "", outputs=not model.decoder)
@@ -104,8 +106,8 @@ def to_dot(model: ModelPlan, unroll: Plan | None = None, *, steps: int, name: st
 class _Picture:
     """The nodes by rank (row, bottom first) and the edges, written out as DOT at the end."""
 
-    def __init__(self, model: ModelPlan, name: str):
-        self.model = model
+    def __init__(self, model: ModelPlan, name: str, run=None):
+        self.model, self.run = model, run
         self.folded: dict[int, Folded] = {}
         for use in model.uses():
             self.folded.setdefault(id(use.cell), fold(use.cell))
@@ -151,12 +153,34 @@ class _Picture:
         return dict(style.KIND_STYLE[kind], label=style.label(f"<b>{style.esc(text)}</b>", sub, sub_size=9),
                     tooltip=tip or f"{kind} {text}")
 
+    def input_end(self, names, t: int) -> dict:
+        """An input node: x₃, or with a run, the token read at step 3 over ch₃."""
+        token = annotate.input_label(self.run, t) if self.run else None
+        if token is None:
+            return self.ends(names, t, "input")
+        text = ", ".join(style.sub(n, t) for n in names)
+        return dict(style.KIND_STYLE["input"], label=style.label(f"<b>{style.esc(token)}</b>", text, title_size=15,
+                                                                 sub_size=9), tooltip=f"{text} = {token!r}")
+
+    def output_end(self, names, t: int) -> dict:
+        """An output node: p₃, or with a run, the most likely next token at step 3 and its probability."""
+        top = annotate.output_label(self.run, t) if self.run else None
+        if top is None:
+            return self.ends(names, t, "output")
+        token, prob = top
+        attrs = dict(style.KIND_STYLE["output"], label=style.label(f"<b>{style.esc(token)}</b>", prob, title_size=15,
+                                                                   sub_size=9),
+                     tooltip=f"step {t}: most likely next token {token!r} ({prob})")
+        if t in self.run.matches:  # the prediction is the next token read: the lecture's green
+            attrs.update(color=MATCH, penwidth="2.2")
+        return attrs
+
     # -- the sequence: inputs and layers --------------------------------------------
     def stack(self, stack: Stack, plan: Plan, prefix: str, outputs: bool = True) -> tuple[int, dict[int, list[str]]]:
         """Draw the inputs and the layers; return the next free rank and, per step, the nodes
         handing that step's outputs up. Without `outputs` (an encoder, summed up by C) the top
         layer's directions are not merged."""
-        below = {t: [self.node(0, f"{prefix}in_{t}", self.ends(stack.inputs, t, "input"), f"{prefix}t{t}")]
+        below = {t: [self.node(0, f"{prefix}in_{t}", self.input_end(stack.inputs, t), f"{prefix}t{t}")]
                  for t in plan.shown}
         rank = 1
         for i, layer in enumerate(stack.layers):
@@ -251,14 +275,14 @@ class _Picture:
         head = model.head
         if head is None:
             for t in plan.shown:
-                self._feed(below[t], self.node(rank, f"out_{t}", self.ends(model.stack.outputs, t, "output"), f"t{t}"))
+                self._feed(below[t], self.node(rank, f"out_{t}", self.output_end(model.stack.outputs, t), f"t{t}"))
             return
         last = plan.steps - 1
         for t in plan.shown if head.at == "every_step" else [last]:
             cell = head.use.cell
             nid = self.node(rank, f"head_{t}", self.box(cell, f"head at step {t}", HEAD, "head"), f"t{t}")
             self._feed(below[t], nid)
-            out = self.node(rank + 1, f"out_{t}", self.ends(cell.outputs(), t, "output"), f"t{t}")
+            out = self.node(rank + 1, f"out_{t}", self.output_end(cell.outputs(), t), f"t{t}")
             self.edge(nid, out, **DATA_EDGE)
 
     # -- encoder-decoder and generation ---------------------------------------------
@@ -347,8 +371,13 @@ class _Picture:
         extra = ""
         if self.model.decoder is not None and self.model.decoder.feed == "previous_output":
             extra = "dashed: the token chosen at each step is the next step's input"
-        row = style.legend(self.colours, ["input", "state", "output"], extra=extra, delay=False)
-        return (f'<<table border="0" cellspacing="0"><tr><td align="left"><b>{style.esc(text)}</b></td></tr>'
+        if self.run is not None:
+            extra = "; ".join(w for w in (extra, f"above each step: the most likely next token and its probability "
+                                                 f"({self.run.weights}); green: it is the next token read") if w)
+        kinds = ["input", "state", "output"]
+        row = style.legend(self.colours, kinds, extra=extra, delay=False)
+        head = style.title(text, style.legend_width(self.colours, kinds, False))
+        return (f'<<table border="0" cellspacing="0"><tr><td align="left" balign="left">{head}</td></tr>'
                 f"<tr><td>{row}</td></tr></table>>")
 
 

@@ -6,12 +6,14 @@ Only glyphs the bundled fonts of graphviz-pure can draw are used (σ, ×, −,
 from __future__ import annotations
 
 import html
+import textwrap
 
 from ..ops import OPS
 
 FONT = "Helvetica"
 INK = "#343a40"
-MUTED = "#868e96"
+MUTED = "#868e96"  # captions and notes on white
+SUBTLE = "#495057"  # a node's second line on a light fill (at least 4.5:1 on every fill used)
 DELAY = "#c92a2a"  # the recurrence: dashed, marked z⁻¹
 DELAY_MARK = "z⁻¹"
 ELLIPSIS = "…"
@@ -38,6 +40,8 @@ KIND_STYLE = {  # node kind -> dot attributes
     "op_text": dict(shape="ellipse", style="filled", fillcolor="#fde2e4", color="#c2255c", margin="0.04,0.02"),
     "affine": dict(shape="box", style="filled", fillcolor="#f1f3f5", color="#adb5bd", fontsize="11",
                    margin="0.2,0.05"),
+    "expr": dict(shape="box", style="filled", fillcolor="#ffffff", color="#868e96", fontsize="11",
+                 margin="0.2,0.05"),
     "param": dict(shape="box", style="filled", fillcolor="#e9ecef", color="#adb5bd", fontsize="9", fontcolor=MUTED),
     "activation": dict(shape="box", style="rounded,filled", margin="0.2,0.05"),
     "cell": dict(shape="box", style="rounded,filled", fillcolor="#f8f9fa", color=INK, penwidth="1.5"),
@@ -48,7 +52,8 @@ KIND_STYLE = {  # node kind -> dot attributes
     "matrix": dict(shape="plaintext", margin="0"),
 }
 KIND_WORDS = {"input": "input", "state": "state", "output": "output", "op": "pointwise op",
-              "affine": "affine map (params folded in)", "param": "param"}
+              "affine": "affine map (params folded in)", "expr": "expression (params folded in)",
+              "param": "param"}
 
 SYMBOLS = {"sigmoid": "σ", "hard_sigmoid": "hard σ", "relu": "ReLU", "matmul": "@", "neg": "−"}
 
@@ -87,13 +92,14 @@ def tooltip(*lines: str) -> str:
     return "\\n".join(line.replace("\\", "\\\\") for line in lines if line)
 
 
-def label(title: str = "", sub: str = "", *, title_size: int | None = None, sub_size: int = 10) -> str:
-    """An HTML-like label: a bold-able first line and a small muted second line."""
+def label(title: str = "", sub: str = "", *, title_size: int | None = None, sub_size: int = 10,
+          sub_colour: str = SUBTLE) -> str:
+    """An HTML-like label: a bold-able first line and a smaller, lighter second line."""
     parts = []
     if title:
         parts.append(f'<font point-size="{title_size}">{title}</font>' if title_size else title)
     if sub:
-        parts.append(f'<font point-size="{sub_size}" color="{MUTED}">{esc(sub)}</font>')
+        parts.append(f'<font point-size="{sub_size}" color="{sub_colour}">{esc(sub)}</font>')
     return "<" + "<br/>".join(parts) + ">"
 
 
@@ -118,10 +124,26 @@ def legend(activations: dict[str, tuple[str, str]], kinds: list[str], extra: str
         mark = f'<font color="{DELAY}">- - → {DELAY_MARK}</font>'
         cells.append(f'<td border="0">{mark}  value from the previous step</td>')
     rows = "<tr>" + "".join(cells) + "</tr>"
-    if extra:
-        note = f'<font color="{MUTED}">{esc(extra)}</font>'
-        rows += f'<tr><td border="0" colspan="{len(cells)}" align="left">{note}</td></tr>'
+    if extra:  # wrapped to the swatches' width: graphviz-pure stretches every cell of a table to its widest row
+        note = f'<font color="{MUTED}">{wrapped(extra, legend_width(activations, kinds, delay))}</font>'
+        rows += f'<tr><td border="0" colspan="{len(cells)}" align="left" balign="left">{note}</td></tr>'
     return f'<table border="0" cellborder="1" cellspacing="3" cellpadding="3">{rows}</table>'
+
+
+def legend_width(activations, kinds: list[str], delay: bool = True) -> int:
+    """About how many characters of caption text the legend's row of swatches is wide."""
+    words = [f"{symbol(op)}  {op}" for op in activations] + [KIND_WORDS[k] for k in kinds]
+    return sum(len(w) + 4 for w in words) + (32 if delay else 0)
+
+
+def title(text: str, width: int) -> str:
+    """A caption's bold first line, wrapped to `width` characters so it does not stretch the legend below."""
+    return f"<b>{wrapped(text, width, 60)}</b>"
+
+
+def wrapped(text: str, width: int, least: int = 70) -> str:
+    """Text for an HTML label, broken into lines of at most `width` characters (at least `least`)."""
+    return "<br/>".join(esc(line) for line in textwrap.wrap(text, max(width, least)))
 
 
 def cell_label(name: str, chips: list[tuple[str, str]]) -> str:
@@ -142,7 +164,7 @@ def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = No
         fill, border = colours[shown.op]
         title = f"{bold}  {esc(symbol(shown.op))}" if bold else esc(symbol(shown.op))
         attrs = dict(KIND_STYLE["activation"], fillcolor=fill, color=border,
-                     label=label(title, _short(shown.formula)))
+                     label=label(title, _short(shown.formula), sub_colour=INK))  # dark: readable on blue
     elif kind == "op":
         sym = symbol(shown.op)
         if shown.formula or len(sym) > 1:
@@ -154,9 +176,9 @@ def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = No
             if name:  # the name goes under the symbol, in a circle just big enough
                 attrs.update(fixedsize="false", width="0.3", fontsize="15",
                              label=label(esc(sym), name, sub_size=9))
-    elif kind == "affine":
+    elif kind in ("affine", "expr"):
         text = esc(_short(shown.formula))
-        attrs = dict(KIND_STYLE["affine"], label=label(f"{bold}<br/>{text}" if bold else text))
+        attrs = dict(KIND_STYLE[kind], label=label(f"{bold}<br/>{text}" if bold else text))
     else:  # input | state | output | param
         attrs = dict(KIND_STYLE[kind], label=label(bold or esc(shown.op)))
     what = f"{name or shown.name or shown.op}: {shown.op} {shown.shape_text}"
@@ -199,20 +221,21 @@ def group_node(title: str, sub: str, chips: list[tuple[str, str, str]], kind: st
     return dict(KIND_STYLE[kind], label=label, tooltip=tooltip(title, *(tip for _, _, tip in chips)))
 
 
-def matrix_node(name: str, shape: tuple, note: str, tip: str, fill: str = MATRIX_FILL) -> dict:
+def matrix_node(name: str, shape: tuple, note: str, tip: str, fill: str = MATRIX_FILL, small: bool = False) -> dict:
     """A memory as a grid: one row per slot, one column per entry (the first few of each), its name and
-    size above and `note` below."""
+    size above and `note` below. `small`: the memory at one step of a chain, with narrower cells and no size."""
     n, w = shape
     rows, cols = min(n, MATRIX_ROWS), min(w, MATRIX_COLUMNS)
-    cell = f'<td width="13" height="9" bgcolor="{fill}"></td>'
-    more = f'<td border="0" width="13" height="9"><font point-size="8" color="{MUTED}">{ELLIPSIS}</font></td>'
+    cw, ch = (8, 6) if small else (13, 9)
+    cell = f'<td width="{cw}" height="{ch}" bgcolor="{fill}"></td>'
+    more = f'<td border="0" width="{cw}" height="{ch}"><font point-size="8" color="{MUTED}">{ELLIPSIS}</font></td>'
     body = "".join("<tr>" + cell * cols + (more if w > cols and r == 0 else '<td border="0"></td>' if w > cols
                                              else "") + "</tr>" for r in range(rows))
     if n > rows:
         body += f'<tr><td colspan="{cols}" border="0"><font point-size="8" color="{MUTED}">{ELLIPSIS}</font></td></tr>'
     span = cols + (w > cols)
-    head = (f'<tr><td colspan="{span}" border="0" cellpadding="2"><b>{esc(name)}</b>  '
-            f'<font point-size="9" color="{MUTED}">{n} slots × {w}</font></td></tr>')
+    size = "" if small else f'  <font point-size="9" color="{MUTED}">{n} slots × {w}</font>'
+    head = f'<tr><td colspan="{span}" border="0" cellpadding="2"><b>{esc(name)}</b>{size}</td></tr>'
     foot = (f'<tr><td colspan="{span}" border="0" cellpadding="2"><font point-size="9" color="{MUTED}">'
             f'{esc(note)}</font></td></tr>') if note else ""
     label = (f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="0" color="{MATRIX_BORDER}">'

@@ -10,9 +10,12 @@ line in every box. A large tree is cut at a depth that keeps at most
 MAX_NODES boxes; each subtree below the cut is one "…" node saying how many
 nodes it holds (a chain 10,000 deep draws as its top and one "…").
 
-The folded view draws the cell's two rules side by side (fold.py, as the
-folded step cell) and the recursion: each rule's states go, dashed and
-marked "to the parent", into the node rule's `children.<state>` inputs.
+The folded view draws the cell's two rules one above the other (fold.py, as
+the folded step cell) and the recursion where it starts: each rule's states
+end in a short dashed edge marked "to the parent: children.<state>", and the
+node rule's `children.<state>` inputs say they come from the children. (Drawn
+as edges from the outputs back to the inputs, the recursion swept four loops
+across the whole figure.)
 """
 from __future__ import annotations
 
@@ -233,8 +236,6 @@ def cell_dot(program, *, legend: bool = True) -> str:
     colours = style.activation_colours(list(dict.fromkeys(op for f in folded.values() for op in f.activations)))
     g = graphviz.Digraph(f"{cell.name}_cell", graph_attr=dict(style.GRAPH_ATTRS, rankdir="LR", newrank="true"),
                          node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
-    outputs = {}
-    children = {}
     for rule, f in folded.items():
         fill, border = RULE_FILL[rule]
         with g.subgraph(name=f"cluster_{rule}") as c:
@@ -245,22 +246,23 @@ def cell_dot(program, *, legend: bool = True) -> str:
                 if shown.nid in unread:
                     continue
                 attrs = style.node_attrs(shown, colours)
-                if CHILDREN in shown.shape and shown.kind in ("activation", "affine"):  # the child-sum's forget gates
-                    attrs["label"] = (attrs["label"][:-1] + f'<br/><font point-size="9" color="{style.DELAY}">'
+                if CHILDREN in shown.shape and shown.kind in ("activation", "affine", "expr"):  # child-sum forget gates
+                    attrs["label"] = (attrs["label"][:-1] + f'<br/><font point-size="9" color="#9c1c1c">'
                                       f'one per child {style.esc(shown.shape_text)}</font>>')
                 c.node(f"{rule}_n{shown.nid}", **attrs)
             for src, dst in f.edges():
                 c.edge(f"{rule}_n{src}", f"{rule}_n{dst}")
-        for s in f.of_kind("output"):
-            if s.name in cell.states:
-                outputs[(rule, s.name)] = f"{rule}_n{s.nid}"
-        for s in f.of_kind("input"):
-            if s.name.startswith("children."):
-                children[s.name[len("children."):]] = f"{rule}_n{s.nid}"
-    for (rule, state), src in outputs.items():
-        if state in children:  # labelled once, on the node rule's loop; the leaf rule's edges say the same
-            g.edge(src, children[state], label="to the parent" if rule == "node" else "",
-                   tooltip=f"{state} of a {rule} is one row of its parent's children.{state}", **RECURSION)
+            for s in f.of_kind("output"):  # the recursion, drawn where it starts: a short dashed edge
+                if s.name in cell.states:       # from each state to a note saying where it goes
+                    up = f"{rule}_up_{s.name}"
+                    c.node(up, label=f'<<font color="{style.DELAY}">to the parent:<br/>children.{style.esc(s.name)}'
+                                     f'</font>>', shape="plaintext", fontsize="10", margin="0.02,0",
+                           tooltip=f"{s.name} of a {rule} is one row of its parent's children.{s.name}")
+                    c.edge(f"{rule}_n{s.nid}", up, **{k: v for k, v in RECURSION.items() if k != "constraint"})
+            for s in f.of_kind("input"):
+                if s.name.startswith("children.") and s.nid not in unread:
+                    c.node(f"{rule}_n{s.nid}", label=style.label(f"<b>{style.esc(s.name)}</b>",
+                                                                 f"from the children's {s.name[9:]}"))
     if legend:
         g.attr(label=_cell_caption(program, folded, colours))
     return g.source
@@ -275,7 +277,7 @@ def _cell_caption(program, folded, colours) -> str:
              "params appear inside the formulas"]
     if cell.leaf is None:
         extra.append("leaves run the node rule with no children (K = 0)")
-    kinds = [k for k in ("input", "op", "affine", "output") if any(f.of_kind(k) for f in folded.values())]
+    kinds = [k for k in ("input", "op", "affine", "expr", "output") if any(f.of_kind(k) for f in folded.values())]
     row = style.legend(colours, kinds, "; ".join(extra), delay=False)
     mark = (f'<tr><td align="left"><font color="{style.DELAY}">- - →</font>  the recursion: a node\'s states '
             f'become one row of its parent\'s children inputs</td></tr>')

@@ -13,6 +13,8 @@ from ..data import check_budget
 from ..drivers import Executable
 from ..errors import DataError
 from ..program import Program
+from ..progress import bar as progress_bar
+from ..vocab import unknown_note
 from .forest import Forest
 from .generate import random_trees
 from .parse import as_trees
@@ -23,7 +25,7 @@ RANDOM_LEAVES = (3, 8)
 
 def run_trees(program: Program, trees=None, params: dict | None = None, weights=None, batch: int = 1,
               seed: int = 0, dtype: str = "float32", backend: str = "numpy", trace: bool = False,
-              mode: str = "level"):
+              mode: str = "level", progress: bool = False):
     """Fold the tree cell over `trees` (bracketed text, JSON-like values, Trees, or a Forest;
     seeded random trees when None) and apply the head. mode: level (batched) or node (one at a time)."""
     from ..api import make_params
@@ -41,7 +43,11 @@ def run_trees(program: Program, trees=None, params: dict | None = None, weights=
     tokens = check_forest(forest, fold, program.vocab, schedule.nchildren)
     if params is None:
         params = make_params(program, seed, weights, dtype)
-    return FoldRunner(Executable.cached(program, backend, dtype), params).run(forest, tokens, mode, trace, schedule)
+    with progress_bar(forest.size, progress, f"{program.name}: folding", "node") as shown:
+        result = FoldRunner(Executable.cached(program, backend, dtype), params).run(forest, tokens, mode, trace,
+                                                                                    schedule, shown)
+    result.note = unknown_note(program.vocab.unknown, forest.unknown) if program.vocab else ""
+    return result
 
 
 def default_trees(program: Program, batch: int, seed: int):

@@ -19,6 +19,7 @@ class Forest:
     offsets: np.ndarray  # [B + 1]
     roots: np.ndarray  # [B]
     trees: list[Tree] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # words `encode` read as the vocabulary's unknown token
 
     @cached_property
     def words(self) -> np.ndarray:
@@ -102,6 +103,7 @@ def encode(values: np.ndarray, vocab, what: str, forest: Forest) -> np.ndarray:
             ids[j] = vocab.index[key]
         elif vocab.unknown is not None:
             ids[j] = vocab.index[vocab.unknown]
+            forest.unknown.append(tok)
         else:
             first = present[np.flatnonzero(inverse == j)[0]]
             where, text, col, _ = forest.describe(int(first))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files import read_text
 from .tree import MAX_TREE_FILE_BYTES, NO_LABEL, Tree, TreeError
 
 # ---- bracketed text -----------------------------------------------------------------
@@ -184,14 +185,7 @@ def read_trees(path) -> list[Tree]:
     """A file of trees: one per line (bracketed or JSON; blank lines and # comments skipped), or a
     .json file holding {"trees": [...]}."""
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file")
-    if p.stat().st_size > MAX_TREE_FILE_BYTES:
-        raise DataError(f"{p}: more than {MAX_TREE_FILE_BYTES // 2**20} MiB of trees")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(p, MAX_TREE_FILE_BYTES)  # a regular file of bounded size: never a FIFO or /dev/zero
     if p.suffix == ".json":
         try:
             data = json.loads(text)

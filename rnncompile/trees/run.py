@@ -51,6 +51,7 @@ class TreeRunResult:
     row_of: np.ndarray | None = None  # node -> its row of `stored` (None: row i is node i)
     tokens = None  # as RunResult's: a tree model produces no token sequence
     lengths = None
+    note: str = ""  # e.g. which words were read as the unknown token (set by trees.api.run_trees)
 
     @cached_property
     def nodes(self) -> dict[str, np.ndarray]:
@@ -85,6 +86,7 @@ def check_forest(forest: Forest, fold, vocab, nchildren: np.ndarray | None = Non
                             f"{cell.arity} (arity: {cell.arity})", where, text, col,
                             "binarize the trees, or give the cell `arity: any` and a children axis")
     tokens = {}
+    forest.unknown.clear()  # this check's words only, if the same forest runs again
     is_leaf = sched_children == 0
     runs = {"leaf": is_leaf, "node": ~is_leaf} if cell.leaf is not None else {"node": np.ones(forest.size, bool)}
     for name in ("word", "label"):
@@ -130,7 +132,8 @@ class FoldRunner:
                            for name, u in uses.items() if u is not None}  # per rule, and the head's
 
     def run(self, forest: Forest, tokens: dict[str, np.ndarray], mode: str = "level", trace: bool = False,
-            schedule: Schedule | None = None) -> TreeRunResult:
+            schedule: Schedule | None = None, progress=None) -> TreeRunResult:
+        """Fold every tree; `progress` (a tqdm bar) ticks once per node folded."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         sched = schedule if schedule is not None else make_schedule(forest.parent)
@@ -146,10 +149,14 @@ class FoldRunner:
                     kids = None if g.child_block is None else \
                         slice(g.child_block.start + a * g.arity, g.child_block.start + b * g.arity)
                     self._apply(g.nodes[a:b], g.child_rows[a:b], rows, stored, tokens, traced, kids)
+                    if progress is not None:
+                        progress.update(b - a)
         else:  # row i is node i
             row_of, node_at = None, np.arange(forest.size)
             for node in sched.order.tolist():
                 self._apply(np.array([node]), sched.children_of(node)[None], node, stored, tokens, traced)
+                if progress is not None:
+                    progress.update(1)
         roots = forest.roots if row_of is None else row_of[forest.roots]
         at = self.head_spec.at if self.head_spec is not None else "root"
         if self.head is None:
