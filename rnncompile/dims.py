@@ -42,7 +42,7 @@ def eval_dim(value, dims: dict[str, int]) -> int:
 
 def too_large(value: int) -> str:
     """How a message shows a size beyond MAX_SIZE (formatting a 400-digit int as a float overflows)."""
-    digits = len(str(abs(value)))
+    digits = len(str(abs(value))) if value.bit_length() < 10_000 else int(value.bit_length() * 0.30103) + 1
     return f"{value:,}" if digits <= 16 else f"a {digits}-digit number"
 
 

@@ -144,7 +144,10 @@ def _walk(node, path: Path_, smap: SourceMap, count: list[int]):
         smap.values[path] = Span(node.start_mark.line, node.start_mark.column)
         return [_walk(v, path + (i,), smap, count) for i, v in enumerate(node.value)]
     smap.values[path] = Span(node.start_mark.line, node.start_mark.column, node.style)
-    return _SCALARS.construct_object(node, deep=True)
+    try:
+        return _SCALARS.construct_object(node, deep=True)
+    except ValueError:  # Python refuses to read an int of more than 4,300 digits
+        raise _BadNumber(node) from None
 
 
 _SCALARS = yaml.constructor.SafeConstructor()
@@ -158,6 +161,11 @@ class _BadTag(Exception):
 
 class _TooBig(Exception):
     pass
+
+
+class _BadNumber(Exception):
+    def __init__(self, node):
+        self.node = node
 
 
 class _BadKey(Exception):
@@ -183,6 +191,8 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
             json.loads(text)
         except json.JSONDecodeError as e:
             raise _syntax_error(file, text, e.lineno - 1, e.colno - 1, f"invalid JSON: {e.msg}") from None
+        except ValueError:
+            pass  # a number of more than 4,300 digits: the YAML reader below locates it
     try:
         loader = _NoAliasLoader(text)
         try:
@@ -221,6 +231,10 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
     except _BadTag as e:
         raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
                             f"unsupported YAML tag `{e.node.tag}`", "specs hold plain data only") from None
+    except _BadNumber as e:
+        raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
+                            f"a number of {len(e.node.value):,} digits is too long to read", "sizes are at most "
+                            "2,147,483,647; write a float such as 1e300 for a huge value") from None
     except _BadKey as e:
         raise _syntax_error(file, text, e.node.start_mark.line, e.node.start_mark.column,
                             "mapping keys must be plain names") from None

@@ -291,3 +291,14 @@ def test_a_time_dim_not_declared_may_be_set(cli, tmp_path):
     spec = write(tmp_path, "t.yaml", edited(ELMAN, ", T: 10}", "}"))
     code, out, err = cli("validate", spec, "--dim", "T=3")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("name,text", [
+    ("big.yaml", edited(ELMAN, "H: 16", "H: 1" + "0" * 5000)),
+    ("big.json", '{"rnncompile": 1, "name": "x", "dims": {"H": 1' + "0" * 5000 + "}}"),
+], ids=["yaml", "json"])
+def test_an_int_too_long_for_python_to_read(cli, tmp_path, name, text):
+    spec = write(tmp_path, name, text)  # Python refuses to convert an int of more than 4,300 digits
+    code, _, err = validate(cli, spec)
+    assert code == 1 and "a number of 5,001 digits is too long to read" in err, err
+    located(err, spec)

@@ -345,6 +345,11 @@ def test_two_heads_of_one_shape_need_a_map():
     np.testing.assert_array_equal(conv.arrays["head.b_y"], sd["out.bias"])
 
 
+def test_a_map_onto_the_recurrent_weights_is_refused():
+    message = _error("lstm", _model("lstm").weights(), mapping={"weight_ih_l0": "W_i"})
+    assert message.startswith("--map weight_ih_l0=W_i: `W_i` belongs to the recurrent module")
+
+
 def test_a_map_naming_nothing():
     message = _error("char_predictor", _model("char_predictor").weights(), mapping={"fc.weight": "head.W"})
     assert message.startswith("--map fc.weight=head.W: the spec has no param `head.W`\n"

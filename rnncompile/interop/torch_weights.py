@@ -118,8 +118,8 @@ class _FromTorch:
                     where[names["bias_ih"]].append(dest)
                     where[names["bias_hh"]].append(dest + " (added)")
                 else:
-                    where[names["bias_ih"]].append(self.bias(g.b_ih, b_ih[rows], f"{names['bias_ih']} {gate}"))
-                    where[names["bias_hh"]].append(self.bias(g.b_hh, b_hh[rows], f"{names['bias_hh']} {gate}"))
+                    where[names["bias_ih"]].append(self.bias(g.b_ih, b_ih[rows], f"{gate}{names['bias_ih']}"))
+                    where[names["bias_hh"]].append(self.bias(g.b_hh, b_hh[rows], f"{gate}{names['bias_hh']}"))
             order = f" (rows {', '.join(GATE_ORDER[lay.kind])})" if lay.kind != "RNN" else ""
             if b_ih is not None and b_hh is not None and all(g.summed for g in d.gates):
                 del where[names["bias_hh"]]  # one line for both: their sum is what the spec keeps
@@ -227,6 +227,7 @@ class _FromTorch:
         if param not in self.infos:
             raise _error(UsageError, f"--map {torch_name}={param}: the spec has no param `{param}`",
                          did_you_mean(param, self.infos, "param") or "params: " + ", ".join(self.infos))
+        _not_recurrent(self.lay, torch_name, param)
         if torch_name in self.sd:
             module, _, leaf = torch_name.rpartition(".")
         elif f"{torch_name}.weight" in self.sd:
@@ -306,14 +307,18 @@ class _FromTorch:
             if key not in self.used:
                 lines.append(f"  unexpected `{key}` {list(self.sd[key].shape)}")
         if lines:
-            expected = [self.lay.constructor()] + [f"{k}{list(s) if k == 'nn.Embedding' else [s[1], s[0]]}"
-                                                   .replace("[", "(").replace("]", ")") + f" → {w}"
-                                                   for k, w, _, s in self.targets()]
+            expected = [self.lay.constructor()] + [f"{_module_text(k, s)} → {w}" for k, w, _, s in self.targets()]
             found = ", ".join(f"{k} {list(v.shape)}" for k, v in self.sd.items())
             raise DataError(f"{self.source}: the torch weights do not fit spec `{self.program.name}`:\n"
                             + "\n".join(lines) + "\n  expected: " + "; ".join(expected) + "\n  found: " + found)
         values = {k: self.out[k] for k in self.infos}
         return Converted(values, self.moves, self.notes)
+
+
+def _module_text(kind: str, shape: tuple) -> str:
+    """nn.Embedding(num, dim) for a table [num, dim]; nn.Linear(in, out) for a weight [out, in]."""
+    a, b = shape if kind == "nn.Embedding" else (shape[1], shape[0])
+    return f"{kind}({a}, {b})"
 
 
 def _gates(kind: str) -> str:
@@ -341,6 +346,7 @@ def to_torch(program, weights: dict, mapping: dict | None = None) -> Converted:
         if param not in infos:
             raise _error(UsageError, f"--map {torch_name}={param}: the spec has no param `{param}`",
                          did_you_mean(param, infos, "param") or "params: " + ", ".join(infos))
+        _not_recurrent(lay, torch_name, param)
         names[param] = torch_name
     sd, moves, notes = {}, [], []
     modules = bool(lay.embedding or lay.linears)
@@ -394,6 +400,14 @@ def to_torch(program, weights: dict, mapping: dict | None = None) -> Converted:
         raise _error(DataError, "these params have no place in the torch modules: "
                      + ", ".join(f"`{k}`" for k in left), "name a torch key for each with --map TORCH_KEY=PARAM")
     return Converted(sd, moves, notes)
+
+
+def _not_recurrent(lay: Layout, torch_name: str, param: str) -> None:
+    recurrent = {k for d in lay.directions for g in d.gates for k in (g.w_ih.key, g.w_hh.key, *g.b_ih, *g.b_hh)}
+    if param in recurrent:
+        raise UsageError(f"--map {torch_name}={param}: `{param}` belongs to the recurrent module, whose weights "
+                         f"are found by their torch names (weight_ih_l0, ...); --map pairs embeddings, linear maps "
+                         f"and other params")
 
 
 def _module(name: str | None, default: str) -> str:
