@@ -307,6 +307,8 @@ def _report_validation(err: ValidationError, data, smap: SourceMap, sink: Diagno
             hint = ""
             if isinstance(got, bool) and "string" in msg:
                 hint = "YAML reads yes/no/on/off/true/false as booleans: quote the word, e.g. \"on\""
+            if isinstance(got, int) and not isinstance(got, bool) and abs(got) > MAX_SIZE:
+                got = too_large(got)  # not 400 digits in a message
             sink.error(f"{msg}, got `{got}`" if not isinstance(got, (dict, list)) else msg, where,
                        smap.value_loc(path), hint)
 

@@ -10,21 +10,11 @@ import threading
 import warnings
 
 import click
-import numpy as np
 
-from . import api, registry
-from .check import check_file
-from .data import OUTPUT_FORMATS, STDOUT, DataWarning, read_arrays, save_outputs
+# Only what --help needs is imported here; each command imports the rest itself, so `rnncompile --help`
+# never loads NumPy, networkx or pydantic (tests/test_startup.py checks it, benchmarks/bench_startup.py times it).
 from .errors import DataError, RnnCompileError, UsageError
-from .files import atomic_write, check_output, prepare_output
-from .naming import file_stem
-from .params import save_npz
-from .program import compile as compile_program
 from .progress import wanted as wanted_progress
-from .show import summary, trace_table
-from .spec import json_schema
-from .summary import report
-from .vocab import Vocab
 
 
 def _parse_dims(values) -> dict[str, int]:
@@ -48,6 +38,8 @@ def _warn(checked) -> None:
 def _check_outputs(*outputs: tuple[str, str | None, tuple[str, ...] | None]) -> None:
     """Refuse outputs that cannot be written before any work (exit 2); make missing folders and say so.
     outputs: (option, path or None, allowed suffixes or None)."""
+    from .files import prepare_output
+
     for option, path, formats in outputs:
         if path:
             made = prepare_output(path, formats, option)
@@ -77,6 +69,8 @@ format_option = click.option("--format", "fmt", type=click.Choice(["text", "json
 @format_option
 def validate(spec, dims, fmt):
     """Check a spec: prints every error, located, or `ok`."""
+    from .check import check_file
+
     if fmt == "json":
         return _validate_json(spec, dims)
     checked = check_file(spec, _parse_dims(dims))
@@ -87,6 +81,7 @@ def validate(spec, dims, fmt):
 
 def _validate_json(spec, dims) -> None:
     """Every diagnostic as an object; the exit code is the same as for text."""
+    from .check import check_file
     from .errors import Diagnostic, SpecError
 
     code, diagnostics = 0, []
@@ -134,6 +129,15 @@ def _validate_json(spec, dims) -> None:
 def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
         backend, tree_texts, trees_file, per_node, progress):
     """Simulate a spec: random inputs (or trees) and seeded weights by default."""
+    import numpy as np
+
+    from . import api
+    from .data import OUTPUT_FORMATS, STDOUT, read_arrays, save_outputs
+    from .params import save_npz
+    from .program import compile as compile_program
+    from .show import summary, trace_table
+    from .vocab import Vocab
+
     if input_file and text:
         raise UsageError("give either --input or --text, not both")
     _check_outputs(("--output", None if output == STDOUT else output, OUTPUT_FORMATS),
@@ -202,6 +206,9 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
 def _read_input_file(program, path):
     """Sequence inputs, context inputs and lengths of one input file: `lengths` [B] or `mask` [B, T] for every
     sequence input, `lengths.<input>` or `mask.<input>` for one (e.g. a teacher-forced target)."""
+    from . import api
+    from .data import read_arrays
+
     infos = api.input_infos(program)
     raw = read_arrays(path, next(iter(infos)) if len(infos) == 1 else None)
 
@@ -222,6 +229,8 @@ def _read_input_file(program, path):
 def _token_input(program, spec, vocab) -> str:
     if vocab is None:
         raise UsageError(f"--text needs a vocabulary, and {spec} declares none (add `vocab:`)")
+    from . import api
+
     infos = api.input_infos(program)
     tokens = [n for n, i in infos.items() if i.dtype == "token"]
     if len(tokens) != 1 or len(infos) != 1:
@@ -254,6 +263,7 @@ def _token_input(program, spec, vocab) -> str:
               help="with --text: seed for the weights not in --weights")
 def render(spec, dims, output, unroll, view, tree_text, cell_name, dpi, text, weights, seed):
     """Draw the folded cell, the unrolled chain, or the whole model, with Graphviz."""
+    from .program import compile as compile_program
     from .render import render as draw
 
     program = compile_program(spec, _parse_dims(dims))
@@ -284,7 +294,9 @@ def render(spec, dims, output, unroll, view, tree_text, cell_name, dpi, text, we
               help="which sequence of the batch to draw")
 def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, sequence):
     """Run with a trace; draw read/write weightings over time and the memory before and after (matplotlib)."""
+    from . import api
     from .plot import draw
+    from .program import compile as compile_program
 
     program = compile_program(spec, _parse_dims(dims), optimize=False)
     _warn(program.checked)
@@ -313,6 +325,9 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
 @format_option
 def inspect(spec, dims, batch, steps, no_graph, unoptimised, fmt):
     """Params, shapes, FLOPs and memory per step and for the whole run, the passes, and the graph."""
+    from .program import compile as compile_program
+    from .summary import report
+
     program = compile_program(spec, _parse_dims(dims))
     if fmt == "json":
         from .summary import inspect_data
@@ -340,7 +355,10 @@ def inspect(spec, dims, batch, steps, no_graph, unoptimised, fmt):
 @progress_option
 def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weights, trace, progress):
     """Continue a prompt with a character or word predictor."""
+    from . import api
+    from .program import compile as compile_program
     from .show import distribution
+    from .vocab import Vocab
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
@@ -361,6 +379,9 @@ def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weight
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
 def schema(output):
     """Print the JSON Schema of spec files (for editor completion)."""
+    from .files import atomic_write
+    from .spec import json_schema
+
     text = json.dumps(json_schema(), indent=2)
     if output:
         _check_outputs(("--output", output, None))
@@ -373,6 +394,8 @@ def schema(output):
 @cli.command()
 def backends():
     """List the installed execution backends."""
+    from . import registry
+
     for name in registry.available():
         click.echo(name)
 
@@ -392,6 +415,10 @@ def _standalone_options(fn):
 def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="--backend"):
     """`output`: a file name, or a function of the spec's name giving one."""
     from pathlib import Path
+
+    from . import api, registry
+    from .files import atomic_write
+    from .program import compile as compile_program
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
@@ -446,6 +473,9 @@ def codegen(spec, dims, target, out_dir, weights, seed, dtype):
     """Generate standalone code into a folder: `export`, named after the spec (build/lstm.c, build/lstm_model.py)."""
     from pathlib import Path
 
+    from .files import check_output
+    from .naming import file_stem
+
     check_output(out_dir, option="--output", folder=True)  # made when missing, as documented
 
     def output(name):
@@ -471,7 +501,9 @@ def codegen(spec, dims, target, out_dir, weights, seed, dtype):
 def weights(spec, dims, torch_file, to_torch, weights, seed, dtype, mapping, output):
     """Convert weights between PyTorch (nn.RNN, nn.LSTM, nn.GRU with layers, directions and biases, plus
     nn.Embedding and nn.Linear) and the spec, both ways; prints which torch key went where."""
-    from . import interop
+    from . import api, interop
+    from .params import save_npz
+    from .program import compile as compile_program
 
     if bool(torch_file) == to_torch:
         raise UsageError("give --from-torch STATE (to write the spec's weights) or --to-torch (to write a "
@@ -499,6 +531,38 @@ def weights(spec, dims, torch_file, to_torch, weights, seed, dtype, mapping, out
     click.echo(f"wrote {output}")
 
 
+@cli.command(name="import")
+@click.argument("model", type=click.Path(dir_okay=False), metavar="MODEL.onnx")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the spec to write (.yaml)")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="the weights to write (.npz keyed by param name) [default: the spec's name with .npz]")
+@click.option("--name", help="the spec's name [default: the model file's stem]")
+def import_(model, output, weights, name):
+    """Write an ONNX model with RNN, GRU or LSTM nodes as a spec plus its weights; prints how the ONNX
+    inputs and outputs map onto a run."""
+    import tempfile
+    from pathlib import Path
+
+    from .check import check_file
+    from .files import atomic_write
+    from .interop.onnx_import import import_model  # onnx itself is imported only when a model is read
+    from .params import save_npz
+
+    weights = weights or str(Path(output).with_suffix(".npz"))
+    _check_outputs(("--output", output, (".yaml", ".yml")), ("--weights", weights, (".npz",)))
+    imported = import_model(model, name=name)
+    with tempfile.TemporaryDirectory() as tmp:  # the spec must check as written before any file is made
+        trial = Path(tmp) / Path(output).name
+        trial.write_text(imported.text, encoding="utf-8")
+        check_file(trial)
+    with atomic_write(output) as f:
+        f.write(imported.text)
+    save_npz(weights, imported.weights)
+    for note in imported.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {output} and {weights}")
+
+
 class _Terminated(BaseException):
     """SIGTERM or SIGHUP: unwinds like Ctrl-C, so a half-written output's temporary file is removed."""
 
@@ -522,7 +586,8 @@ def _warning_printer():
             text = str(message)
             if text in seen:
                 return
-            if issubclass(category, DataWarning):
+            data = sys.modules.get(f"{__package__}.data")  # no DataWarning can exist before data.py is loaded
+            if data is not None and issubclass(category, data.DataWarning):
                 seen.add("non-finite data")
         seen.add(text)
         click.echo(f"warning: {text}", err=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from . import expr as E
 from . import memory
-from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim
+from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim, too_large
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
 from .ops import INT_ARGS, OPS, REQUIRED, ShapeError, fmt_shape
@@ -94,7 +94,7 @@ class CellLowering:
                 return None
             shape.append(n)
         if math.prod(shape) > MAX_ELEMENTS:
-            self.error(path, f"shape {fmt_shape(shape)} has {math.prod(shape):.3g} elements; "
+            self.error(path, f"shape {fmt_shape(shape)} has {_count(math.prod(shape))} elements; "
                              f"the limit is {MAX_ELEMENTS:.3g} ({MAX_ELEMENTS * 4 / 2**30:.0f} GiB as float32)",
                        0, hint="lower the dims (e.g. --dim H=64)")
             return None
@@ -213,7 +213,7 @@ class CellLowering:
     def check_param_total(self):
         total = sum(math.prod(p.shape) for p in self.graph.params.values())
         if total > MAX_ELEMENTS:
-            self.error((), f"the params of cell `{self.name}` hold {total:.3g} numbers in all; "
+            self.error((), f"the params of cell `{self.name}` hold {_count(total)} numbers in all; "
                            f"the limit is {MAX_ELEMENTS:.3g}",
                        hint="lower the dims (e.g. --dim H=64)")
 
@@ -418,6 +418,11 @@ def literal_problem(values, shape: tuple) -> tuple[str, tuple]:
     return "", ()
 
 
+def _count(n: int) -> str:
+    """A count for a message; a float would overflow on the products of some hostile shapes."""
+    return f"{n:.3g}" if n < 10**300 else too_large(n)
+
+
 def _is_number(v) -> bool:
     if isinstance(v, bool):
         return False
@@ -589,5 +594,5 @@ class _ExprLowering:
             self.fail(f"shape mismatch: cannot {verb} {shapes} in `{E.to_text(ast)}`: {e}", pos,
                       len(opname) if isinstance(ast, E.Call) else 1)
         if math.prod(shape) > MAX_ELEMENTS:
-            self.fail(f"`{E.to_text(ast)}` would have {math.prod(shape):.3g} elements", pos)
+            self.fail(f"`{E.to_text(ast)}` would have {_count(math.prod(shape))} elements", pos)
         return self.g.add(Node(opname, shape, make_attrs(attrs), "float", self.origin), args)

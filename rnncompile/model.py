@@ -256,7 +256,8 @@ class PlanBuilder:
                                        f"to scan", "declare an input in the cell (inputs: {x: I}) and in the model "
                                                    "(input: {x: [T, I]})")
             for cin, src in first.feed.items():
-                plan.input_dtypes[src] = first.uses[0].cell.inputs[cin].dtype
+                if cin in first.uses[0].cell.inputs:  # (else its declaration's error is reported)
+                    plan.input_dtypes[src] = first.uses[0].cell.inputs[cin].dtype
         if plan.decoder and plan.decoder.target:
             plan.input_dtypes[plan.decoder.target] = "token"
             if inputs.get(plan.decoder.target) != ():

@@ -8,11 +8,10 @@ table keyed by the same names, and a test fails when one misses an op.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
-
-import numpy as np
 
 Shape = tuple  # a tuple of ints, without the batch axis
 
@@ -39,6 +38,30 @@ REQUIRED = object()
 OPS: dict[str, OpDef] = {}
 
 
+class _NumPy:
+    """Stands in for numpy until a meaning is first computed, then puts numpy itself in its place:
+    checking a spec reads only the shape rules, so `rnncompile validate` never loads NumPy."""
+
+    def __getattr__(self, name):
+        global np
+        import numpy
+
+        np = numpy
+        return getattr(numpy, name)
+
+
+np = _NumPy()
+
+
+def _numpy(name: str) -> Callable:
+    """The meaning `numpy.<name>`, looked up when first called."""
+
+    def meaning(*args, **kwargs):
+        return getattr(np, name)(*args, **kwargs)
+    meaning.__name__ = meaning.__qualname__ = f"numpy.{name}"
+    return meaning
+
+
 def _size(shape: Shape) -> int:
     return int(math.prod(shape))
 
@@ -57,9 +80,20 @@ def fmt_shape(shape: Shape) -> str:
 
 # ---- shape rules ---------------------------------------------------------
 
+def _broadcast_shapes(*shapes: Shape) -> Shape:
+    """NumPy's broadcasting rule (shapes aligned on the right; a 1 stretches); ValueError when they clash."""
+    out = []
+    for sizes in itertools.zip_longest(*(reversed(s) for s in shapes), fillvalue=1):
+        other = {n for n in sizes if n != 1}
+        if len(other) > 1:
+            raise ValueError(f"shapes {shapes} do not broadcast")
+        out.append(other.pop() if other else 1)
+    return tuple(reversed(out))
+
+
 def _broadcast(shapes, attrs):
     try:
-        return tuple(np.broadcast_shapes(*shapes))
+        return _broadcast_shapes(*shapes)
     except ValueError:
         raise ShapeError("shapes " + " and ".join(fmt_shape(s) for s in shapes) + " do not broadcast") from None
 
@@ -83,7 +117,7 @@ def _matmul(shapes, attrs):
     if len(b) == 1:
         return tuple(a[:-1])
     try:
-        batch = tuple(np.broadcast_shapes(a[:-2], b[:-2]))
+        batch = _broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
         raise ShapeError(f"leading axes do not broadcast: {fmt_shape(a)} @ {fmt_shape(b)}") from None
     return batch + (a[-2], b[-1])
@@ -308,28 +342,28 @@ for _name, _doc in (("input", "the current step's input"), ("state", "the previo
 _register(OpDef("output", (1, 1), _same, lambda x: x, attrs={"name": REQUIRED}, kind="sink",
                 doc="a named result of the step"))
 
-_binary("add", "+", np.add)
-_binary("sub", "−", np.subtract)
-_binary("mul", "×", np.multiply, "elementwise (Hadamard) product")
-_binary("div", "÷", np.divide)
-_binary("pow", "^", np.power)
-_binary("maximum", "max", np.maximum)
-_binary("minimum", "min", np.minimum)
-_register(OpDef("matmul", (2, 2), _matmul, np.matmul, kind="linear", flops=_matmul_flops, symbol="@",
+_binary("add", "+", _numpy("add"))
+_binary("sub", "−", _numpy("subtract"))
+_binary("mul", "×", _numpy("multiply"), "elementwise (Hadamard) product")
+_binary("div", "÷", _numpy("divide"))
+_binary("pow", "^", _numpy("power"))
+_binary("maximum", "max", _numpy("maximum"))
+_binary("minimum", "min", _numpy("minimum"))
+_register(OpDef("matmul", (2, 2), _matmul, _numpy("matmul"), kind="linear", flops=_matmul_flops, symbol="@",
                 doc="matrix product; a vector on the right is a column, on the left a row"))
-_unary("neg", np.negative, kind="elementwise")
+_unary("neg", _numpy("negative"), kind="elementwise")
 _unary("sigmoid", _sigmoid, flops=4)
-_unary("tanh", np.tanh, flops=4)
+_unary("tanh", _numpy("tanh"), flops=4)
 _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype))
 _register(OpDef("hard_sigmoid", (1, 1), _same,
                 lambda x, alpha=0.2, beta=0.5: np.clip(alpha * x + beta, 0, 1).astype(x.dtype),
                 attrs={"alpha": 0.2, "beta": 0.5}, kind="activation", flops_per_elem=3,
                 doc="max(0, min(1, alpha*x + beta)), ONNX's HardSigmoid"))
 _unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype), flops=4)
-_unary("exp", np.exp, kind="elementwise", flops=4)
-_unary("log", np.log, kind="elementwise", flops=4)
-_unary("sqrt", np.sqrt, kind="elementwise", flops=2)
-_unary("abs", np.abs, kind="elementwise")
+_unary("exp", _numpy("exp"), kind="elementwise", flops=4)
+_unary("log", _numpy("log"), kind="elementwise", flops=4)
+_unary("sqrt", _numpy("sqrt"), kind="elementwise", flops=2)
+_unary("abs", _numpy("abs"), kind="elementwise")
 _register(OpDef("softmax", (1, 1), _softmax_shape, _softmax, attrs={"axis": -1}, kind="activation",
                 flops_per_elem=5, doc="exp(x) / sum(exp(x)) along an axis, computed stably"))
 _register(OpDef("concat", (1, None), _concat, lambda *xs, axis=-1: np.concatenate(xs, axis=axis),
@@ -340,7 +374,7 @@ _register(OpDef("mean", (1, 1), _reduce, lambda x, axis=None: np.mean(x, axis=ax
                 kind="reduce", doc="mean over one axis, or all"))
 _register(OpDef("max", (1, 1), _reduce, lambda x, axis=None: np.max(x, axis=axis), attrs={"axis": None},
                 kind="reduce", doc="max over one axis, or all"))
-_register(OpDef("outer", (2, 2), _outer, np.outer, kind="linear", doc="outer product of two vectors"))
+_register(OpDef("outer", (2, 2), _outer, _numpy("outer"), kind="linear", doc="outer product of two vectors"))
 _register(OpDef("transpose", (1, 1), _transpose, lambda x: np.swapaxes(x, -1, -2), kind="shape",
                 flops_per_elem=0, symbol="ᵀ", doc="swap the last two axes (also written x.T)"))
 _register(OpDef("slice", (1, 1), _slice, _slice_meaning, attrs={"start": None, "stop": None, "axis": 0},

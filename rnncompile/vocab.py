@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from .errors import DataError
 from .files import read_text
 from .spec import VocabSpec
@@ -48,7 +46,9 @@ class Vocab:
             return list(text)
         return re.findall(r"\w+|[^\w\s]", text)
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str) -> "numpy.ndarray":
+        import numpy as np  # here, not above: `validate` reads vocabularies and never loads NumPy
+
         if not text:
             raise DataError("the text is empty; give at least one token")
         ids = []

@@ -66,3 +66,15 @@ def pytest_collection_modifyitems(items):
         reason = KNOWN_BUGS.get(item.name)
         if reason:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+@pytest.fixture
+def torch_float64():
+    """PyTorch in float64, seeded, for comparisons to 1e-10; its default dtype is put back afterwards."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
+    yield torch
+    torch.set_default_dtype(old)

@@ -140,21 +140,25 @@ def _lstm_source(dtype="float32"):
 def test_lstm_step_reads_like_the_spec():
     src = _lstm_source()
     assert "static int lstm_step(const lstm_consts *restrict k, lstm_values *restrict rows, int n)" in src
-    assert "static void lstm_fused_x4(float *restrict o0," in src  # W_h @ h for 4 examples at once
+    # W_h @ h for a block of examples as one matrix product; W_x @ x for all steps before the loop
+    assert "static void lstm_fused_rows(int n, const float *restrict x, long xs, float *restrict o, long os," in src
+    assert "lstm_fused_22_rows(ts, x + ((long)(b0 + r) * T + t0) * 8, 8, pre + (long)r * 2048, 64, k->v21_t);" in src
     assert "int lstm_scan(const lstm_consts *k, int B, int T, const float *x, float *h, float *c," in src
     # one commented block per node, named after the spec, with the spec path it came from
     assert "/* %36 c_next = add(v35, v33) : [16]  cells.lstm.let.c_next */" in src
     assert "v->c_next[i] = v->v35[i] + v->v33[i];" in src
-    assert "v->g[i] = tanhf(v->v25[32 + i]);" in src  # a slice is read in place, not copied
+    assert "v->g[i] = rc_tanh(v->v25[32 + i]);" in src  # a slice is read in place, not copied
+    assert "tanhf(" not in src and "expf(" not in src  # sigmoid and tanh are the file's own: their loops vectorise
     assert "memcpy(h + b * 16, work->h_next, 16 * sizeof(float));" in src
     assert "malloc" not in src and "double" not in src
-    assert "double" in _lstm_source("float64") and "tanh(" in _lstm_source("float64")
+    assert "static double rc_tanh(double x)" in _lstm_source("float64")
 
 
-@pytest.mark.parametrize("batch", [1, 3, 4, 7, 21])
+@pytest.mark.parametrize("batch", [1, 3, 4, 7, 13, 21, 29])  # the 12-, 4- and 1-row blocks, one and two blocks
 def test_blocked_step_gives_the_numbers_of_one_example_at_a_time(batch):
-    """The simulation steps blocks of examples (matrix-vector products 4 examples at once); the sums run in
-    the same order as the one-example code the export writes, so the outputs are the same bits."""
+    """The simulation steps blocks of examples (matrix products over the block, the input projection of each
+    run of 32 steps before them); the sums run in the same order as the one-example code the export writes, so the
+    outputs are the same bits."""
     from backends.c import Compiled, assemble
     from backends.c.consts import const_values, pack
     from backends.c.emitters import FLOAT
@@ -163,24 +167,28 @@ def test_blocked_step_gives_the_numbers_of_one_example_at_a_time(batch):
     cell = program.scan_cell
     rng = np.random.default_rng(batch)
     params = {k: rng.uniform(-0.5, 0.5, info.shape).astype(np.float32) for k, info in program.params.items()}
-    x = rng.standard_normal((batch, 5, 6)).astype(np.float32)
-    lengths = rng.integers(1, 6, batch).astype(np.int32)
+    steps = 70  # runs of 32 steps (STEPS) and a tail, in reverse
+    x = rng.standard_normal((batch, steps, 6)).astype(np.float32)
+    lengths = rng.integers(1, steps + 1, batch).astype(np.int32)
     h0 = rng.uniform(-1, 1, (batch, 19)).astype(np.float32)
     c0 = rng.uniform(-1, 1, (batch, 19)).astype(np.float32)
     got = {}
-    for rows in (1, 16):
+    for rows, reverse in itertools.product((1, 24), (0, 1)):
         code = CellWriter(cell, "lstm", FLOAT, rows=rows).write()
         comp = Compiled(code, assemble("/* test */", [code], FLOAT))
         k = pack(code, const_values(cell, params, np.float32), np.float32)
-        h, c, y = h0.copy(), c0.copy(), np.empty((batch, 5, 19), np.float32)
+        h, c, y = h0.copy(), c0.copy(), np.empty((batch, steps, 19), np.float32)
         work = np.empty(rows * code.v_size, np.float32)
-        trace = np.empty((batch, 5, code.v_size), np.float32)
-        assert comp.scan(k.ctypes.data, batch, 5, x.ctypes.data, h.ctypes.data, c.ctypes.data, lengths.ctypes.data,
-                         1, y.ctypes.data, work.ctypes.data, trace.ctypes.data) == 0
-        got[rows] = (y, h, c, trace)
-    for one, blocked in zip(got[1], got[16]):
-        np.testing.assert_array_equal(one, blocked)
-    assert np.abs(got[1][0]).max() > 0.01  # the outputs are not all zeros
+        trace = np.empty((batch, steps, code.v_size), np.float32)
+        pre_buffer = np.empty(max(1, code.pre_size), np.float32)  # kept alive until the call returns
+        pre = [pre_buffer.ctypes.data] if rows > 1 else []
+        assert comp.scan(k.ctypes.data, batch, steps, x.ctypes.data, h.ctypes.data, c.ctypes.data, lengths.ctypes.data,
+                         reverse, y.ctypes.data, work.ctypes.data, trace.ctypes.data, *pre) == 0
+        got[rows, reverse] = (y, h, c, trace)
+    for reverse in (0, 1):
+        for one, blocked in zip(got[1, reverse], got[24, reverse]):
+            np.testing.assert_array_equal(one, blocked)
+    assert np.abs(got[1, 0][0]).max() > 0.01 and not np.array_equal(got[1, 0][0], got[1, 1][0])
 
 
 def test_generated_source_is_deterministic_across_processes():

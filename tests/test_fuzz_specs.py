@@ -215,7 +215,8 @@ def problem(command: str, path: Path, code, text: str) -> str:
 
 def check_case(command: str, seed: Path, text: str, folder: Path) -> tuple[str, str, float]:
     path = write_case(seed, text, folder)
-    args = [command, str(path)] + (["--steps", "3"] if command == "run" else [])
+    short = command == "run" and "fold" not in text  # a tree model runs over trees, not steps
+    args = [command, str(path)] + (["--steps", "3"] if short else [])
     code, out, seconds = run_cli(args)
     return problem(command, path, code, out), out, seconds
 

@@ -302,3 +302,20 @@ def test_an_int_too_long_for_python_to_read(cli, tmp_path, name, text):
     code, _, err = validate(cli, spec)
     assert code == 1 and "a number of 5,001 digits is too long to read" in err, err
     located(err, spec)
+
+
+def test_a_tree_arity_of_400_digits(cli, tmp_path):
+    spec = write(tmp_path, "arity.yaml", edited(RVNN, "arity: 2", "arity: 1" + "0" * 400), SPECS / "data")
+    code, _, err = validate(cli, spec)
+    assert code == 1, err
+    located(err, spec)
+    assert "expected less than or equal to 2147483647, got `a 401-digit number` [cells.compose.arity]" in err, err
+
+
+def test_a_dim_that_is_a_list(cli, tmp_path):
+    spec = write(tmp_path, "dims.yaml", edited(ELMAN, "dims: {I: 8,", "dims: {I: [T, I],"))
+    code, _, err = validate(cli, spec)
+    assert code == 1 and "dim `I` must be a positive integer [dims.I]" in err, err
+    located(err, spec)
+    code, _, err = cli("run", spec, "--steps", "3")
+    assert code == 1 and "internal error" not in err, err

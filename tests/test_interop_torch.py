@@ -25,12 +25,8 @@ BACKENDS = ["numpy", pytest.param("c", marks=pytest.mark.skipif(build.find_compi
 
 
 @pytest.fixture(autouse=True)
-def _float64_torch():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
+def _float64_torch(torch_float64):
     yield
-    torch.set_default_dtype(old)
 
 
 class Net(nn.Module):

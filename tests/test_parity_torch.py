@@ -19,12 +19,8 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(autouse=True)
-def _float64_torch():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
+def _float64_torch(torch_float64):
     yield
-    torch.set_default_dtype(old)
 
 
 def _program(cell, i, h):

@@ -319,3 +319,17 @@ def test_a_stack_draws_its_recurrent_cell_and_stateless_steps_stay_in_order():
     assert not embedding.states
     dot = chain_dot(embedding, 8)
     assert len(re.findall(r"style=invis", dot)) == 5  # 0→1→2→…→6→7, laid out left to right
+
+
+def test_a_long_chain_draws_without_recursion(tmp_path):
+    """`h[0:8][0:8]…` and `h + h + …` nest one node per term; folding them into labels is a loop."""
+    from rnncompile.render import render
+
+    for chain in ("h" + "[0:8]" * 1500, " + ".join(["h"] * 1500)):
+        spec = tmp_path / "chain.yaml"
+        spec.write_text("rnncompile: 1\nname: chain\ndims: {I: 8, H: 8, T: 3}\ncells:\n  rnn:\n"
+                        "    inputs: {x: I}\n    state: {h: H}\n    params: {W: {shape: [H, H + I]}}\n"
+                        f"    let:\n      s: {chain}\n    update:\n      h: tanh(W @ concat(s, x))\n"
+                        "    outputs: {y: h}\nmodel: {scan: rnn, input: {x: [T, I]}}\n")
+        out = render(rnncompile.compile(spec), tmp_path / "chain.dot")
+        assert out.path.read_text().count("[0:8]") >= (1500 if "[" in chain else 0)

@@ -4,9 +4,10 @@ The cell writer renders a cell's graph as C (two structs, a step and a scan:
 see cell.py), build.py compiles it once per content and loads it, and the
 classes below give the drivers the interface every backend gives them:
 ``cell_runner(cell, dtype).bind(params)`` then ``scan``, ``step`` or ``rows``.
-Param-only values are computed once per bind (consts.py) and passed in, with
-the inputs, the state and the output buffers, all allocated here: generated C
-allocates nothing. A tree cell whose children axis varies gets C written and
+Param-only values are computed and packed once per content of the weights
+(consts.py; `bind` keeps the last few sets, so a driver that binds on every run
+packs only when a weight changed) and passed in, with the inputs, the state, the
+output buffers and the scratch, all allocated here: generated C allocates nothing. A tree cell whose children axis varies gets C written and
 compiled for each number of children it meets. `export` writes a whole model
 as one standalone C file (`rnncompile export spec.yaml --backend c -o m.c`).
 """
@@ -29,8 +30,10 @@ from .names import comment
 
 INCLUDES = "#include <math.h>\n#include <stdint.h>\n#include <string.h>"
 # examples the simulation's step computes together, so a matrix's rows are read once per block of examples,
-# not once per example (the exported file keeps one example at a time: its scratch holds one set of values)
-ROWS = 16
+# not once per example (the exported file keeps one example at a time: its scratch holds one set of values);
+# a multiple of the blocked product's 12 rows (emitters.BLOCK_ROWS)
+ROWS = 24
+BOUND_KEPT = 4  # sets of weights a runner keeps bound (packed), most recent first
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Compiled:
         self.scan = getattr(lib, f"{code.fn}_scan")
         p, i = ctypes.c_void_p, ctypes.c_int
         self.scan.argtypes = ([p, i, i] + [p] * (len(code.inputs) + len(code.states)) + [p, i]
-                              + [p] * len(code.outputs) + [p, p])
+                              + [p] * len(code.outputs) + [p, p] + ([p] if code.rows > 1 else []))
         self.scan.restype = ctypes.c_int
 
 
@@ -81,6 +84,7 @@ class CellRunner:
                        if 0 in cell.node(nid).shape}
         self.consts = const_plan(cell)
         self._compiled: dict = {}
+        self._bound: list[tuple[dict, BoundCell]] = []
         if not self.varies:
             self.compiled(None)  # now: a missing compiler or an op C cannot run shows before any data is read
 
@@ -102,7 +106,25 @@ class CellRunner:
         return None
 
     def bind(self, params: dict[str, np.ndarray]) -> "BoundCell":
-        return BoundCell(self, params)
+        """The cell bound to `params`: computed and packed once per content of the weights, so a driver that
+        binds on every run (Executable.run) packs only when a weight changed. Kept by value, not by object:
+        an array changed in place between runs is bound anew."""
+        values = {name: np.asarray(params[name], self.dtype) for name in self.cell.params if name in params}
+        for i, (kept, bound) in enumerate(self._bound):
+            if kept.keys() == values.keys() and all(_same(kept[n], values[n]) for n in values):
+                self._bound.insert(0, self._bound.pop(i))
+                return bound
+        bound = BoundCell(self, {**params, **{n: np.array(v, order="C") for n, v in values.items()}})
+        self._bound.insert(0, (bound.params, bound))
+        del self._bound[BOUND_KEPT:]
+        return bound
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same shape and the same bytes (so -0.0 is not 0.0, and a NaN equals itself)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return a.tobytes() == b.tobytes()  # (a memcmp: faster than any NumPy comparison at every size here)
 
 
 class BoundCell:
@@ -111,6 +133,9 @@ class BoundCell:
         self.env = runner.consts.values(params, runner.dtype)
         self._k: dict = {}
         self._work: dict = {}
+        self._at: dict = {}  # children -> where the packed params and the work buffer are
+        self._pre = np.empty(0, runner.dtype)
+        self._pre_at = None
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         out = {}
@@ -136,14 +161,22 @@ class BoundCell:
         if children not in self._k:
             self._k[children] = pack(code, self.env, r.dtype)
             self._work[children] = np.empty(code.rows * code.v_size, r.dtype)
+            self._at[children] = (_ptr(self._k[children]), _ptr(self._work[children]))
+        k_at, work_at = self._at[children]
         ins = [self._input(n, inputs[n]) for n in code.inputs]
         state = self.initial_state(b) if state is None else state
         sts = [np.array(state[n], r.dtype, order="C") for n in code.states]  # a copy: it becomes the final state
         lens = None if lengths is None else np.ascontiguousarray(lengths, np.int32)
         outs = [np.empty((b, t) + code.shapes[r.outputs[n]], r.dtype) for n in code.outputs]
         traced = np.empty((b, t, code.v_size), r.dtype) if trace else None
-        failed = comp.scan(_ptr(self._k[children]), b, t, *map(_ptr, ins + sts), _ptr(lens), int(reverse),
-                           *map(_ptr, outs), _ptr(self._work[children]), _ptr(traced))
+        pre = []
+        if code.rows > 1:  # the input projections of a block of examples' next steps: reused while big enough
+            if self._pre_at is None or self._pre.size < code.pre_size:
+                self._pre = np.empty(max(1, code.pre_size), r.dtype)
+                self._pre_at = _ptr(self._pre)
+            pre = [self._pre_at]
+        failed = comp.scan(k_at, b, t, *map(_ptr, ins + sts), _ptr(lens), int(reverse),
+                           *map(_ptr, outs), work_at, _ptr(traced), *pre)
         if failed:
             raise DataError(f"cell `{r.cell.name}`: a token id is beyond its embedding table (ids go from 0 to the "
                             f"table's rows - 1)")

@@ -11,9 +11,12 @@
 With `rows` > 1 (the simulation; the exported file keeps rows = 1) the step
 takes a block of up to `rows` examples' values and runs each node for all of
 them before the next node: a matrix-vector product with a param-only matrix
-becomes a function that computes it for 4 examples at once (emitters.matvec_rows),
-so the matrix is read once per 4 examples instead of once per example, with each
-sum still in index order: the same numbers as one example at a time.
+becomes one blocked matrix product over the block's examples (emitters.gemm_kernel),
+so the matrix is read once per block of rows instead of once per example. One
+whose vector is (a run of) an input — the input half of an affine map, hoisted by
+the passes — is computed for every step of the block's examples in one such
+product before each run of STEPS steps, into `pre`, and each step copies its row in. Each
+sum still runs in index order: the same numbers as one example at a time.
 
 Sizes are numbers fixed when the code is written; nothing is allocated.
 Param-only nodes are not computed in C: their values come from the op
@@ -32,13 +35,14 @@ from rnncompile.errors import UsageError
 from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, fmt_shape
 
-from .emitters import EMITTERS, QUAD, UNSUPPORTED, Arg, CType, Site, View, block, emit, matvec_rows
+from .emitters import EMITTERS, UNSUPPORTED, Arg, CType, Site, View, block, emit, gemm_kernel, matmul_rows
 from .names import Namer, comment, comment_text, identifier, value_names
 
 IND = "    "
+STEPS = 32  # steps whose input projections the simulation computes together (and holds: rows * STEPS rows)
 # the scan's own names; an input, state or output called one of these gets a trailing `_`
 SCAFFOLD = {"k", "B", "T", "b", "s", "t", "bt", "live", "lengths", "reverse", "work", "trace", "memcpy", "memset",
-            "b0", "n", "r", "rows"}
+            "b0", "n", "r", "rows", "pre", "s0", "ts", "t0"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class CellCode:
     outputs: list[str]
     scan_signature: str = ""  # `int <fn>_scan(...)`, for a prototype
     rows: int = 1  # examples a step computes together: the scan's work is this many <fn>_values
+    pre_size: int = 0  # numbers the scan's `pre` holds (rows > 1): rows * STEPS rows of input projections
 
     @property
     def source(self) -> str:
@@ -97,7 +102,9 @@ class CellWriter:
     def __init__(self, cell: CellGraph, fn: str, c: CType, shapes: dict | None = None, rows: int = 1):
         self.cell, self.fn, self.c = cell, fn, c
         self.rows = rows  # examples the step computes together (1: one example at a time)
-        self.quad: dict[int, list[str]] = {}  # matmul node -> its code for QUAD examples at once (rows > 1)
+        self.blocked: dict[int, tuple[Arg, Arg]] = {}  # matmul node -> (x, W^T) of its blocked product (rows > 1)
+        self.hoisted: dict[int, tuple[str, int, int]] = {}  # matmul node of an input -> (input, offset, start in pre)
+        self.pre_width = 0
         self.stage = stages(cell)
         self.order = cell.order()
         self.number = {nid: i for i, nid in enumerate(self.order)}
@@ -164,10 +171,12 @@ class CellWriter:
                     Arg(f"v->{self.names[nid]}", self.shapes[nid]), self.c,
                     transposed=lambda i: self.transposed(args[i]))
         got = emit(node.op, site)
-        if self.rows > 1 and node.op == "matmul":
-            quad = matvec_rows(site)
-            if quad is not None:
-                self.quad[nid] = quad
+        if self.rows > 1 and node.op == "matmul" and matmul_rows(site) is not None:
+            self.blocked[nid] = matmul_rows(site)
+            root, offset = self.views.get(args[1], (args[1], 0))
+            if self.cell.node(root).op == "input" and root not in self.tokens:
+                self.hoisted[nid] = (self.cell.node(root).attr("name"), offset, self.pre_width)
+                self.pre_width += math.prod(self.shapes[nid])
         self.helpers |= site.helpers
         text = "\n".join(got) if isinstance(got, list) else ""
         for a, arg in zip(args, site.args):  # a param-only argument is kept in the form the code reads
@@ -202,15 +211,18 @@ class CellWriter:
 
     def step_rows(self) -> str:
         """The step for n <= rows examples at once: each node for every example before the next node, so a
-        matrix-vector product becomes QUAD examples' products sharing each row of the matrix (matvec_rows);
-        every other node runs its one-example code per example, with `v` pointing at that example's values."""
-        V, size = f"{self.fn}_values", {nid: math.prod(self.shapes[nid]) for nid in self.tokens}
-        groups: list[tuple[int | None, list[str]]] = []  # (matmul done QUAD at a time, or None: per example)
+        matrix-vector product becomes one blocked product over the examples (gemm_kernel), and one of an
+        input is only copied in by the scan (see _blocks); every other node runs its one-example code per
+        example, with `v` pointing at that example's values."""
+        V, T, size = f"{self.fn}_values", self.c.name, {nid: math.prod(self.shapes[nid]) for nid in self.tokens}
+        groups: list[tuple[int | None, list[str]]] = []  # (matmul done for the block at once, or None: per example)
         for nid in self.order:
             if self.stage[nid] == "const" or self.cell.node(nid).op in ("input", "state"):
                 continue
             lines = self.node_code(nid)
-            if nid in self.quad:
+            if nid in self.hoisted:
+                groups.append((None, [comment(f"{self.describe(nid)}: computed before the loop, copied in")]))
+            elif nid in self.blocked:
                 groups.append((nid, lines))
             elif groups and groups[-1][0] is None:
                 groups[-1][1].extend(lines)
@@ -222,6 +234,7 @@ class CellWriter:
                     for nid, p in self.tokens.items() if any(re.search(rf"\b{p}\b", x) for x in lines)]
             return ["for (; r < n; ++r) {", f"{IND}{V} *restrict v = rows + r;"] + [IND + x for x in toks + lines] + ["}"]
 
+        stride = f"(long)(sizeof({V}) / sizeof({T}))"
         body = []
         for nid, lines in groups:
             if all(x.startswith("/*") for x in lines):  # views only: nothing to run
@@ -229,10 +242,9 @@ class CellWriter:
             elif nid is None:
                 body += block(["int r = 0;"] + per_example(lines))
             else:
-                pointers = ", ".join(f"*v{q} = rows + r{f' + {q}' if q else ''}" for q in range(QUAD))
-                quad = [f"for (; r + {QUAD} <= n; r += {QUAD}) {{", f"{IND}{V} {pointers};"]
-                quad += [IND + x for x in call_lines(f"{self.quad_fn(nid)}(", self.quad[nid][1], ");")] + ["}"]
-                body += [lines[0]] + block(["int r = 0;"] + quad + per_example(lines[1:]))
+                x, wt = self.blocked[nid]
+                body += [lines[0]] + call_lines(f"{self.gemm_fn(nid)}(", [
+                    "n", _rows_ptr(x), stride, _rows_ptr(Arg(f"v->{self.names[nid]}", ())), stride, wt.base], ");")
         if not any("k->" in line for line in body):
             body.insert(0, "(void)k;")
         toks = "".join(f", const int32_t *restrict {p}_rows" for p in self.tokens.values())
@@ -243,13 +255,10 @@ class CellWriter:
                 unused.insert(0, "(void)T;")
             body = unused + body
         kernels = []
-        for nid, (lines, _) in self.quad.items():
-            o, x = ", ".join(f"{self.c.name} *restrict o{q}" for q in range(QUAD)), \
-                ", ".join(f"const {self.c.name} *restrict x{q}" for q in range(QUAD))
-            kernels += [comment(f"{self.describe(nid)}, for {QUAD} examples: o_q = W x_q, with W^T in w"),
-                        *call_lines(f"static void {self.quad_fn(nid)}(", [*o.split(", "), *x.split(", "),
-                                                                           f"const {self.c.name} *restrict w"], ")"),
-                        "{"] + [IND + x for x in lines] + ["}", ""]
+        for nid, (x, wt) in self.blocked.items():
+            k, m = wt.shape
+            kernels += gemm_kernel(self.gemm_fn(nid), self.c, k, m, comment(
+                f"{self.describe(nid)}, for n rows at once: o_r = W x_r, with W^T in w")) + [""]
         head = kernels + [f"/* Cell `{comment_text(self.cell.name)}`, one step of n examples (at most {self.rows}): reads the inputs and state "
                 f"of rows[0..n-1], fills the rest.",
                 " * A token input points at the first example's ids; the next example's are T steps further on.",
@@ -258,8 +267,8 @@ class CellWriter:
                 "{"]
         return "\n".join(head + [IND + x if x else "" for x in body] + [IND + "return 0;", "}"])
 
-    def quad_fn(self, nid) -> str:
-        return f"{self.fn}_{self.names[nid]}_x{QUAD}"
+    def gemm_fn(self, nid) -> str:
+        return f"{self.fn}_{self.names[nid]}_rows"
 
     # -- the scan --------------------------------------------------------------------------
     def source_of(self, nid) -> str:
@@ -282,6 +291,8 @@ class CellWriter:
         params += [f"{T} *{sts[n]}" for n in cell.states] + ["const int32_t *lengths", "int reverse"]
         params += [f"{T} *{outs[n]}" for n in self.outputs]
         params += [f"{self.fn}_values *{'work' if self.rows == 1 else 'rows'}", f"{self.fn}_values *trace"]
+        if self.rows > 1:
+            params.append(f"{T} *pre")
         order = "one example after another" if self.rows == 1 else f"blocks of {self.rows} examples at a time"
         doc = [f"/* Cell `{comment_text(cell.name)}` over a batch of B sequences of T steps, {order}.",
                f" * inputs: {self._shapes(ins, self.inputs, 'B][T')}",
@@ -291,7 +302,9 @@ class CellWriter:
                f" * outputs: {self._shapes(outs, self.outputs, 'B][T')}",
                f" * work: one {self.fn}_values; trace: NULL, or [B][T] {self.fn}_values (every value at every step)"
                if self.rows == 1 else
-               f" * rows: {self.rows} {self.fn}_values (the examples of a block); trace: NULL, or [B][T] {self.fn}_values",
+               f" * rows: {self.rows} {self.fn}_values (the examples of a block); trace: NULL, or [B][T] {self.fn}_values;\n"
+               f" * pre: {self.rows * STEPS * self.pre_width} numbers (the input projections of a block's next {STEPS} "
+               f"steps, [rows][{STEPS}][..])",
                " * Returns 0, or 1 when a token id is beyond its table. */"]
         per_step = []
         for n, nid in self.inputs.items():
@@ -318,7 +331,16 @@ class CellWriter:
                          f"else memset({out}, 0, {size[nid]} * sizeof({T}));"]
         per_step.append("if (trace != NULL) trace[bt] = *work;")
         if self.rows > 1:
-            loop = self._blocks(before, call, per_step[len(before) + 1:])
+            projections, copies = [], []
+            for nid, (name, offset, start) in self.hoisted.items():
+                m, (x, wt) = size[nid], self.blocked[nid]
+                at = f"pre + {self.rows * STEPS * start}" if start else "pre"
+                width = size[self.inputs[name]]
+                projections += call_lines(f"{self.gemm_fn(nid)}(", [
+                    "ts", f"{ins[name]} + ((long)(b0 + r) * T + t0) * {width}" + (f" + {offset}" if offset else ""),
+                    str(width), f"{at} + (long)r * {STEPS * m}", str(m), wt.base], ");")
+                copies.append(f"memcpy(work->{self.names[nid]}, {at} + ((long)r * {STEPS} + t - t0) * {m}, {m} * sizeof({T}));")
+            loop = self._blocks(before + copies, call, per_step[len(before) + 1:], projections)
         else:
             loop = ["for (int b = 0; b < B; ++b) {",
                     f"{IND}for (int s = 0; s < T; ++s) {{",
@@ -333,10 +355,11 @@ class CellWriter:
         lines = doc + [self.scan_signature] + ["{"] + [IND + x for x in loop] + [IND + "return 0;", "}"]
         return "\n".join(lines)
 
-    def _blocks(self, before: list[str], call: str, after: list[str]) -> list[str]:
-        """The scan's loop for rows > 1: over blocks of examples, then steps; per step, each example's
-        inputs and state go into its values, one step runs for the block, and each example's results
-        come out. `before` and `after` are the one-example statements (`work`: that example's values)."""
+    def _blocks(self, before: list[str], call: str, after: list[str], projections: list[str]) -> list[str]:
+        """The scan's loop for rows > 1: over blocks of examples, then runs of STEPS steps (each example's
+        `projections` of steps t0 .. t0 + ts - 1 first), then steps; per step, each example's inputs and
+        state go into its values, one step runs for the block, and each example's results come out.
+        `before` and `after` are the one-example statements (`work`: that example's values)."""
         V, n = f"{self.fn}_values", self.rows
         example = ["const int b = b0 + r;", "const long bt = (long)b * T + t;  /* example b at step t */",
                    f"{V} *const work = rows + r;"]
@@ -348,10 +371,15 @@ class CellWriter:
         outs = ["for (int r = 0; r < n; ++r) {"] + [IND + x for x in out_example + after] + ["}"]
         return [f"for (int b0 = 0; b0 < B; b0 += {n}) {{",
                 f"{IND}const int n = B - b0 < {n} ? B - b0 : {n};  /* examples b0 .. b0 + n - 1 */",
-                f"{IND}for (int s = 0; s < T; ++s) {{",
-                f"{IND * 2}const int t = reverse ? T - 1 - s : s;",
-                *[IND * 2 + x for x in ins + [call] + outs],
-                f"{IND}}}", "}"]
+                f"{IND}for (int s0 = 0; s0 < T; s0 += {STEPS}) {{",
+                f"{IND * 2}const int ts = T - s0 < {STEPS} ? T - s0 : {STEPS};  /* steps s0 .. s0 + ts - 1 */",
+                f"{IND * 2}const int t0 = reverse ? T - s0 - ts : s0;  /* the first of their times */",
+                *[IND * 2 + x for x in (["for (int r = 0; r < n; ++r) {"] + [IND + x for x in projections] + ["}"]
+                                        if projections else ["(void)pre;", "(void)t0;"])],
+                f"{IND * 2}for (int s = s0; s < s0 + ts; ++s) {{",
+                f"{IND * 3}const int t = reverse ? T - 1 - s : s;",
+                *[IND * 3 + x for x in ins + [call] + outs],
+                f"{IND * 2}}}", f"{IND}}}", "}"]
 
     def _shapes(self, params: dict, nodes: dict, lead: str) -> str:
         return ", ".join(f"{params[n]} [{lead}]" + "".join(f"[{d}]" for d in self.shapes[nid])
@@ -399,7 +427,7 @@ class CellWriter:
         rule = comment(f"---- cell `{self.cell.name}` " + "-" * max(4, 100 - 20 - len(self.cell.name)))
         return CellCode(self.fn, rule + "\n\n" + structs, step + "\n\n" + scan, self.helpers, consts, values,
                         dict(self.views), self.shapes, list(self.cell.inputs), list(self.cell.states),
-                        list(self.outputs), self.scan_signature, self.rows)
+                        list(self.outputs), self.scan_signature, self.rows, self.rows * STEPS * self.pre_width)
 
 
 def _packed(struct: str, n: int, T: str) -> str:
@@ -416,6 +444,11 @@ def _wrap_params(head: str, params: list[str], width: int = 110) -> str:
             line = " " * len(head)
         line += piece
     return "\n".join(lines + [line])
+
+
+def _rows_ptr(a: Arg) -> str:
+    """Where a member (v->name, from an offset on) of the first example of a block is: `rows->name + offset`."""
+    return f"rows->{a.base[3:]}" + (f" + {a.offset}" if a.offset else "")
 
 
 def cell_prefix(name: str) -> str:

@@ -224,53 +224,58 @@ def _matmul(s: Site) -> list[str]:
     return loops(list(zip(names, lead)) + [("i", m)], body)
 
 
-QUAD = 4  # examples a blocked matrix-vector product computes together
-TILE = 64  # output columns per tile: a tile of each of the QUAD rows stays in L1
-UNROLL = 4  # steps of the sum per pass over a tile: each output is loaded and stored once per UNROLL products
+# The blocked matrix product o = x @ W^T of the simulation (emitters above keep one example at a time).
+# Each block of output elements, BLOCK_ROWS rows by TILE_BYTES of columns, is summed in locals over the
+# whole of k, so W^T is read once per block of rows and the sums stay in registers as far as the host has
+# them (24 of the 32 AVX-512 ones for a 12-row block of floats); the compiler vectorises the fixed-size
+# loop over the columns. Rows left over go in blocks of 4, then one by one.
+BLOCK_ROWS = (12, 4, 1)
+TILE_BYTES = 128  # 32 floats, 16 doubles: two AVX-512 (or four AVX) registers per row
 
 
-def matvec_rows(s: Site) -> tuple[list[str], list[str]] | None:
-    """W @ x (W param-only, stored transposed) for QUAD examples at once: each row of W^T is loaded once
-    for all of them, and the innermost loop runs along that row and the QUAD output rows, in fixed-size
-    tiles the compiler vectorises. Each output element still sums over j in index order, as the
-    one-example code does, so the results are the same numbers. Returns the body of a function of
-    (o0..o3, x0..x3, w): restrict parameters, so the compiler knows they do not overlap; and the
-    arguments of its call, `v0`..`v3` pointing at the examples' values. None when the node is not such a
-    product (the caller runs its one-example code per example)."""
+def matmul_rows(s: Site) -> tuple[Arg, Arg] | None:
+    """For W @ x with W param-only (stored transposed) and x a vector of the step: (x, W^T), the
+    arguments of a blocked product over examples (gemm_kernel); None for any other matmul."""
     a, b = s.args
     wt = s.transposed(0) if len(a.shape) == 2 and len(b.shape) == 1 else None
     if wt is None or b.scalar is not None or not s.out.base.startswith("v->") or not b.base.startswith("v->"):
         return None
-    T, (k, m), rows = s.c.name, wt.shape, range(QUAD)
+    return b, wt
 
-    def member(arg: Arg, q: int) -> str:
-        return f"v{q}->{arg.base[3:]}" + (f" + {arg.offset}" if arg.offset else "")
 
-    def steps(width: int, j: str, n: int) -> list[str]:
-        """n steps of the sum, j .. j + n - 1, on a tile: o = ((o + w_j a_j) + w_j+1 a_j+1) + ..., in order."""
-        js = [f"{j} + {d}" if d else j for d in range(n)]
-        lines = [f"const {T} *restrict w{d} = w + {f'({x})' if ' ' in x else x} * {m} + i0;" for d, x in enumerate(js)]
-        lines += [f"const {T} " + ", ".join(f"a{q}{d} = x{q}[{js[d]}]" for d in range(n)) + ";" for q in rows]
-        terms = {q: "".join(f" + w{d}[@i@] * a{q}{d}" for d in range(n)) for q in rows}
-        return lines + loops([("i", width)], [f"o{q}[i0 + @i@] = o{q}[i0 + @i@]{terms[q]};" for q in rows]
-                             if width > 1 else [f"o{q}[i0] = o{q}[i0]{terms[q]};" for q in rows])
+def gemm_kernel(name: str, c: CType, k: int, m: int, doc: str) -> list[str]:
+    """`static void name(n, x, xs, o, os, w)`: o[r][j] = sum over p of x[r][p] * w[p][j] for r < n, j < m,
+    with w row-major [k][m] and rows xs (x) and os (o) elements apart. Each sum starts at 0 and adds the
+    products in index order, as the one-example code does, so the results are the same numbers."""
+    T = c.name
+    nc = TILE_BYTES // (4 if T == "float" else 8)
 
-    def tile(width: int) -> list[str]:
-        lines = loops([("i", width)], block([f"o{q}[i0 + @i@] = 0;" for q in rows]))
-        if k >= UNROLL:
-            lines += [f"for (int j = 0; j < {k - k % UNROLL}; j += {UNROLL}) {{"] + \
-                ["    " + x for x in steps(width, "j", UNROLL)] + ["}"]
-        for j in range(k - k % UNROLL, k):
-            lines += block(steps(width, str(j), 1))
+    def tile(rows: int, width: int) -> list[str]:
+        qs = range(rows)
+        lines = [f"const {T} *restrict x{q} = x + (long)(r + {q}) * xs;" for q in qs]
+        lines += [f"{T} " + ", ".join(f"a{q}[{width}]" for q in qs) + ";"]
+        lines += loops([("j", width)], block([f"a{q}[@j@] = 0;" for q in qs]))
+        lines += [f"for (int p = 0; p < {k}; ++p) {{" if k > 1 else "{",
+                  f"    const {T} *restrict wp = w + {'(long)p * ' + str(m) + ' + ' if k > 1 else ''}j0;",
+                  f"    const {T} " + ", ".join(f"b{q} = x{q}[{'p' if k > 1 else '0'}]" for q in qs) + ";",
+                  *["    " + x for x in loops([("j", width)], block([f"a{q}[@j@] += b{q} * wp[@j@];" for q in qs]))],
+                  "}"]
+        lines += loops([("j", width)], block([f"o[(long)(r + {q}) * os + j0 + @j@] = a{q}[@j@];" for q in qs]))
         return [tidy(x) for x in lines]
-    full, tail = m - m % TILE, m % TILE
-    lines = []
+
+    def columns(width: int) -> list[str]:
+        lines = ["int r = 0;"]
+        for rows in BLOCK_ROWS:
+            lines += [f"for (; r + {rows} <= n; r += {rows}) {{"] + ["    " + x for x in tile(rows, width)] + ["}"]
+        return lines
+    full, tail = m - m % nc, m % nc
+    body = []
     if full:
-        lines += [f"for (int i0 = 0; i0 < {full}; i0 += {TILE}) {{"] + ["    " + x for x in tile(TILE)] + ["}"]
+        body += [f"for (int j0 = 0; j0 < {full}; j0 += {nc}) {{"] + ["    " + x for x in columns(nc)] + ["}"]
     if tail:
-        lines += block([f"const int i0 = {full};"] + tile(tail))
-    call = [member(s.out, q) for q in rows] + [member(b, q) for q in rows] + [wt.base]
-    return lines, call
+        body += block([f"const int j0 = {full};"] + columns(tail))
+    head = f"static void {name}(int n, const {T} *restrict x, long xs, {T} *restrict o, long os, const {T} *restrict w)"
+    return [doc, head, "{"] + ["    " + x for x in body] + ["}"]
 
 
 def _outer(s: Site) -> list[str]:
@@ -444,7 +449,7 @@ EMITTERS: dict[str, Callable[[Site], list[str] | View]] = {
     "matmul": _matmul,
     "neg": _elementwise(lambda s, x: f"-{x}"),
     "sigmoid": _helper("sigmoid"),
-    "tanh": _math("tanh"),
+    "tanh": _helper("tanh"),
     "relu": _relu,
     "hard_sigmoid": _hard_sigmoid,
     "softplus": _helper("softplus"),
@@ -476,14 +481,83 @@ EMITTERS: dict[str, Callable[[Site], list[str] | View]] = {
 UNSUPPORTED: dict[str, str] = {}
 
 # Helper functions a generated file may call ($T: the element type). `rc_` keeps them out of the way of a
-# firmware project's own names; a file holds only those its emitters asked for, in this order.
+# firmware project's own names; a file holds only those its emitters asked for (and what they call), in this
+# order.
+#
+# sigmoid and tanh are computed here, not by math.h, so a loop over them vectorises (a call to expf or tanhf
+# stops it) and its numbers do not depend on the C library. rc_exp_neg is exp on x <= 0 by range reduction:
+# x = n log 2 + r with |r| <= log(2) / 2 (log 2 split in two, so n times its first part is exact), exp(r)
+# by its Taylor polynomial (degree 7 for float, 13 for double: truncation below 0.1 ulp), and 2^n made from
+# its bits. The errors, measured over a dense grid against NumPy in tests/test_c_kernels.py (built with
+# the simulation's flags, fused multiply-add included) and bounded there: rc_exp_neg within 2 ulp, rc_sigmoid and rc_tanh within 3.5 ulp (float and double);
+# exp(x) below e^-87 (float) or e^-708 (double) is flushed to 0, so a sigmoid below those is 0 where the
+# exact one is a number under 2e-38 (1e-307). A NaN stays NaN; +-inf give the limits.
+EXP_NEG = {  # the type's constants for rc_exp_neg: the lowest x kept, 1 / log 2, log 2 in two parts,
+    # the rounding constant (1.5 * 2^(mantissa bits)), the exponent bias and bits, the Taylor degree
+    "float": ("(-87.0f)", "1.44269504f", "0.693359375f", "(-2.12194440e-4f)", "12582912.0f", "int32_t", 127, 23, 7),
+    "double": ("(-708.0)", "1.4426950408889634", "0.6931471803691238", "1.9082149292705877e-10",
+               "6755399441055744.0", "int64_t", 1023, 52, 13),
+}
+TANH_SMALL = 0.375  # below it tanh is its odd Taylor polynomial; above, (1 - e) / (1 + e) loses under 1 bit
+TANH_DEGREE = {"float": 13, "double": 29}  # the last power of the polynomial: truncation below 0.03 ulp
+
+
+def _tanh_taylor(degree: int) -> list[float]:
+    """The coefficients of x^3, x^5, .. x^degree in tanh's Taylor series, 2^2n (2^2n - 1) B_2n / (2n)!."""
+    from fractions import Fraction
+    from math import comb, factorial
+
+    bern = [Fraction(1)]
+    for m in range(1, degree + 2):
+        bern.append(-sum(comb(m + 1, j) * bern[j] for j in range(m)) / (m + 1))
+    return [float(4 ** n * (4 ** n - 1) * bern[2 * n] / factorial(2 * n)) for n in range(2, (degree + 1) // 2 + 1)]
+
+
+def _horner(var: str, coefs: list[str]) -> str:
+    """c0 + var * (c1 + var * (c2 + ...)), each coefficient's C text given."""
+    text = coefs[-1]
+    for c in reversed(coefs[:-1]):
+        text = f"{c} + {var} * ({text})"
+    return text
+
+
+def _exp_neg(c: CType) -> str:
+    low, log2e, hi, lo, magic, itype, bias, bits, degree = EXP_NEG[c.name]
+    taylor = _horner("r", ["1", "1"] + [c.lit(1 / math.factorial(n)) for n in range(2, degree + 1)])
+    return f"""\
+static {c.name} rc_exp_neg({c.name} x)  /* exp(x) for x <= 0 (see emitters.py for the error); a NaN stays NaN */
+{{
+    const {c.name} a = x > {low} ? x : {low};  /* a NaN becomes a number here, so every conversion below is defined */
+    const {c.name} n = (a * {log2e} + {magic}) - {magic};  /* round(a / log 2) */
+    const {c.name} r = (a - n * {hi}) - n * {lo};  /* a - n log 2 */
+    const {c.name} p = {taylor};
+    union {{ {c.name} f; {itype} i; }} scale;  /* 2^n, from its bits */
+    scale.i = ({itype})(({itype})n + {bias}) << {bits};
+    return x != x ? x : x > {low} ? p * scale.f : 0;
+}}"""
+
+
+def _tanh(c: CType) -> str:
+    odd = _horner("z", [c.lit(v) for v in _tanh_taylor(TANH_DEGREE[c.name])])
+    return f"""\
+static {c.name} rc_tanh({c.name} x)  /* tanh(x): a Taylor polynomial near 0, else (1 - e) / (1 + e) with e = exp(-2|x|) */
+{{
+    const {c.name} a = {c.fn("fabs")}(x), z = x * x;
+    const {c.name} near0 = z == 0 ? x : x + x * z * ({odd});  /* (x itself when z is 0: tanh(-0) is -0) */
+    const {c.name} e = rc_exp_neg(-2 * a), q = (1 - e) / (1 + e);
+    return a < {c.lit(TANH_SMALL)} ? near0 : x < 0 ? -q : q;
+}}"""
+
+
 PRELUDE = {
+    "exp_neg": _exp_neg,
     "sigmoid": """\
 static $T rc_sigmoid($T x)  /* 1 / (1 + exp(-x)), without overflow for either sign */
 {
-    const $T e = $exp(-$fabs(x));
+    const $T e = rc_exp_neg(-$fabs(x));
     return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }""",
+    "tanh": _tanh,
     "softplus": """\
 static $T rc_softplus($T x)  /* log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)) */
 {
@@ -505,12 +579,15 @@ static $T rc_clip01($T x)  /* np.clip(x, 0, 1): a NaN stays NaN */
     return x < 0 ? 0 : x > 1 ? 1 : x;
 }""",
 }
+CALLS = {"sigmoid": {"exp_neg"}, "tanh": {"exp_neg"}}  # helpers that call other helpers
 
 
 def prelude(helpers, c: CType) -> str:
-    """The helper functions named in `helpers`, for element type `c`, in a fixed order."""
+    """The helper functions named in `helpers` (and those they call), for element type `c`, in a fixed order."""
+    wanted = set(helpers).union(*(CALLS.get(h, set()) for h in helpers))
     names = {"T": c.name, **{fn: c.fn(fn) for fn in ("exp", "fabs", "log1p")}}
-    return "\n\n".join(Template(text).substitute(names) for name, text in PRELUDE.items() if name in helpers)
+    return "\n\n".join(text(c) if callable(text) else Template(text).substitute(names)
+                        for name, text in PRELUDE.items() if name in wanted)
 
 
 def emit(op: str, site: Site) -> list[str] | View:

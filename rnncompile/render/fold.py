@@ -168,12 +168,15 @@ def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
 
 
 def _feeders(cell: CellGraph, nid: int, kinds) -> list[int]:
-    out = []
-    for a in cell.args(nid):
-        k = kinds[a]
-        if k == "inline":
-            out.extend(_feeders(cell, a, kinds))
-        elif k != "hidden":
+    """The drawn nodes an inlined expression at nid reads, in argument order (a loop: chains may be long)."""
+    out, stack = [], [iter(cell.args(nid))]
+    while stack:
+        a = next(stack[-1], None)
+        if a is None:
+            stack.pop()
+        elif kinds[a] == "inline":
+            stack.append(iter(cell.args(a)))
+        elif kinds[a] != "hidden":
             out.append(a)
     return out
 
@@ -204,14 +207,28 @@ def _formula_of(cell: CellGraph, nid: int, kind: str, kinds, names) -> str:
 
 
 def _expr(cell: CellGraph, nid: int, kinds, names, top: bool = False) -> str:
-    """Text of the sub-expression computed at nid; drawn nodes appear by name."""
-    if not top and kinds[nid] not in ("inline", "hidden"):
-        return names[nid]
+    """Text of the sub-expression computed at nid; drawn nodes appear by name. Written bottom-up with an
+    explicit stack, since a flat chain (`h + h + …`, `h[0:8][0:8]…`) nests one node per term."""
+    texts: dict[int, str] = {}
+    stack = [(nid, False)]
+    while stack:
+        n, ready = stack.pop()
+        if n in texts:
+            continue
+        if (n != nid or not top) and kinds[n] not in ("inline", "hidden") or cell.node(n).op in ("param", "const"):
+            texts[n] = names[n]
+        elif not ready:
+            stack.append((n, True))
+            stack.extend((a, False) for a in reversed(cell.args(n)) if a not in texts)
+        else:
+            texts[n] = _expr_text(cell, n, [texts[a] for a in cell.args(n)], kinds)
+    return texts[nid]
+
+
+def _expr_text(cell: CellGraph, nid: int, parts: list[str], kinds) -> str:
+    """One node's text from its arguments' texts, bracketed as the precedence needs."""
     node = cell.node(nid)
-    if node.op in ("param", "const"):
-        return names[nid]
     args = cell.args(nid)
-    parts = [_expr(cell, a, kinds, names) for a in args]
     op = OPS[node.op]
     prec = PRECEDENCE.get(node.op)
     if node.op == "concat":

@@ -15,12 +15,32 @@ The stages, in the order a tree model goes through them:
     cli.py       `rnncompile run` for tree models
 
 The diagrams are rnncompile/render/tree.py. Only the data side is imported
-here; the other stages import the compiler and are loaded where used.
+here, on first use (PEP 562): checking a spec imports lower.py and model.py,
+which must not load NumPy with the data side.
 """
-from .forest import Forest
-from .generate import random_trees
-from .parse import parse_tree, read_tree, read_trees, tree_from_json
-from .tree import NO_TOKEN, Tree, TreeError
+from __future__ import annotations
 
-__all__ = ["Tree", "TreeError", "Forest", "NO_TOKEN", "parse_tree", "read_tree", "read_trees", "tree_from_json",
-           "random_trees"]
+import importlib
+from typing import TYPE_CHECKING
+
+_PUBLIC = {"Tree": "tree", "TreeError": "tree", "NO_TOKEN": "tree", "Forest": "forest", "parse_tree": "parse",
+           "read_tree": "parse", "read_trees": "parse", "tree_from_json": "parse", "random_trees": "generate"}
+__all__ = list(_PUBLIC)
+
+if TYPE_CHECKING:
+    from .forest import Forest
+    from .generate import random_trees
+    from .parse import parse_tree, read_tree, read_trees, tree_from_json
+    from .tree import NO_TOKEN, Tree, TreeError
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
