@@ -128,6 +128,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        self.mixed: list[MixedProduct] = []
 
     def peek(self):
         return self.tokens[self.i]
@@ -176,10 +177,18 @@ class _Parser:
         return node
 
     def product(self):
+        start = self.peek()[2]
         node = self.unary()
+        seen, mix = set(), None
         while self.peek()[1] in ("*", "/", "@") and self.peek()[0] == "op":
             op = self.take()
             node = BinOp(op[1], node, self.unary(), op[2])
+            kind = "@" if op[1] == "@" else "*"
+            if seen and kind not in seen and mix is None:  # `A @ x * B @ h`: one level to the parser, two to a reader
+                mix = op
+            seen.add(kind)
+        if mix is not None:
+            self.mixed.append(MixedProduct(mix[2], len(mix[1]), start, self.peek()[2], node))
         return node
 
     def unary(self):
@@ -280,9 +289,30 @@ class _Parser:
 
 def parse(text: str):
     """Parse one expression; raises ExprSyntaxError with a character offset."""
+    return parse_noting(text)[0]
+
+
+@dataclass(frozen=True)
+class MixedProduct:
+    """`@` and `*` or `/` in one unbracketed chain: they share a level and group left to right, so
+    `A @ x * B @ h` is `((A @ x) * B) @ h`, which a reader rarely means."""
+
+    pos: int  # the operator where the mix begins
+    width: int
+    start: int  # the chain's extent in the text
+    end: int
+    node: object  # the chain as parsed
+
+    def hint(self, text: str) -> str:
+        return f"`{text[self.start:self.end].strip()}` reads as `{to_text(self.node)}`; add brackets to say which you mean"
+
+
+def parse_noting(text: str):
+    """Parse one expression; also return the unbracketed chains that mix `@` with `*` or `/` (MixedProduct)."""
     if len(text) > MAX_EXPR_CHARS:
         raise ExprSyntaxError(f"expression longer than {MAX_EXPR_CHARS} characters", 0)
-    return _Parser(text).parse()
+    parser = _Parser(text)
+    return parser.parse(), parser.mixed
 
 
 def names_in(node) -> list[Name]:

@@ -72,9 +72,10 @@ class CellLowering:
         loc = self.smap.value_loc(path, offset, width) if offset is not None else self.smap.key_loc(path)
         self.sink.error(message, dotted(path), loc, hint)
 
-    def warn(self, path, message, hint=""):
+    def warn(self, path, message, hint="", offset=None, width=1):
         path = self.base + tuple(path)
-        self.sink.warn(message, dotted(path), self.smap.key_loc(path), hint)
+        loc = self.smap.value_loc(path, offset, width) if offset is not None else self.smap.key_loc(path)
+        self.sink.warn(message, dotted(path), loc, hint)
 
     def shape_of(self, path, dims_list) -> tuple | None:
         if len(dims_list) > MAX_RANK:
@@ -376,10 +377,13 @@ class CellLowering:
             self.error(path, "expected an expression", 0)
             return None
         try:
-            tree = E.parse(str(text))
+            tree, mixed = E.parse_noting(str(text))
         except E.ExprSyntaxError as e:
             self.error(path, f"syntax error: {e.message}", e.pos, e.width, e.hint)
             return None
+        for m in mixed:
+            self.warn(path, "`@` and `*` or `/` share one precedence level and group left to right",
+                      m.hint(str(text)), m.pos, m.width)
         try:
             nid = _ExprLowering(self, path, str(text), env).lower(tree)
         except _Failed:
