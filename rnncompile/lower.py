@@ -21,6 +21,7 @@ from .spec import CellSpec
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}
 FUNCTIONS = {n for n, op in OPS.items() if op.kind not in ("source", "sink")}
 MAX_ELEMENTS = 2**30  # one tensor (or all params) beyond this is refused before allocation
+LINEAR = "linear"  # a gate's `act:` for no activation: the affine map (plus any `add:` terms) itself
 
 
 class _Failed(Exception):
@@ -304,8 +305,8 @@ class CellLowering:
     def lower_gate(self, name: str) -> int | None:
         spec, path = self.cell.gates[name], ("gates", name)
         act = OPS.get(spec.act)
-        if act is None or act.kind not in ("activation", "elementwise") or act.arity != (1, 1):
-            acts = [n for n, o in OPS.items() if o.kind == "activation" or n in ("exp", "neg")]
+        if spec.act != LINEAR and (act is None or act.kind not in ("activation", "elementwise") or act.arity != (1, 1)):
+            acts = [n for n, o in OPS.items() if o.kind == "activation" or n in ("exp", "neg")] + [LINEAR]
             self.error(path + ("act",), f"`{spec.act}` is not an activation", 0, len(spec.act),
                        did_you_mean(spec.act, acts, "activation"))
             return None
@@ -353,6 +354,20 @@ class CellLowering:
             b = self.add_param(ParamInfo(b_name[0], (size,), "constant", spec.bias_init, None, origin,
                                          bias_init=spec.bias_init))
             z = g.add(Node("add", (size,), (), "float", origin), [z, b])
+        for i, term in enumerate(spec.add):  # a peephole `P_i * c`, a multiplicative input, ...
+            t = self.lower_text(term, path + ("add", i))
+            if t is None:
+                return None
+            if g.node(t).shape not in ((size,), ()) or g.node(t).dtype == "token":
+                self.error(path + ("add", i), f"a term added to gate `{name}` must be a vector of its width "
+                                              f"[{size}] (or a number); `{term}` is {fmt_shape(g.node(t).shape)}", 0,
+                           len(str(term)))
+                return None
+            z = g.add(Node("add", (size,), (), "float", origin), [z, t])
+        if spec.act == LINEAR:  # the pre-activation is the gate
+            node = g.node(z)
+            g.replace(z, Node(node.op, node.shape, node.attrs, node.dtype, node.origin, name))
+            return z
         return g.add(Node(spec.act, (size,), (), "float", origin, name), [z])
 
     def name_node(self, name: str, path, pos: int, env=None) -> int:

@@ -84,10 +84,12 @@ class ParamSpec(Strict):
 
 
 class GateSpec(Strict):
-    """Sugar for `act(W_g @ concat(from) + b_g)`, creating W_g and b_g."""
+    """Sugar for `act(W_g @ concat(from) + b_g + add...)`, creating W_g and b_g."""
 
-    act: str = Field(description="activation: sigmoid, tanh, relu, ...")
+    act: str = Field(description="activation: sigmoid, tanh, relu, ..., or linear (none: the affine map itself)")
     from_: list[str] = Field(alias="from", description="names concatenated as the gate's input")
+    add: list[str | float] = Field(default_factory=list,
+                                   description="extra terms added before the activation, e.g. [P_i * c] (a peephole)")
     size: DimExpr | None = Field(None, description="gate width; defaults to the width of the cell's state")
     bias: bool = True
     bias_init: float = 0.0

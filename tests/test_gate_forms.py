@@ -1,0 +1,106 @@
+"""The gate shorthand fits real cells: `act: linear` (no activation) and `add:` terms (a peephole `P ⊙ c`),
+checked against hand-written NumPy from the equations on every backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnncompile
+from backends.c.build import find_compiler
+
+BACKENDS = ["numpy", "python"] + (["c"] if find_compiler() else [])
+
+PEEPHOLE = """\
+rnncompile: 1
+name: peephole_lstm
+dims: {I: 3, H: 4, T: 5}
+cells:
+  lstm:
+    inputs: {x: I}
+    state: {h: H, c: H}
+    params:
+      P_i: {shape: [H], init: normal}
+      P_f: {shape: [H], init: normal}
+      P_o: {shape: [H], init: normal}
+    gates:                                # Gers and Schmidhuber 2000: the gates also see the cell state
+      i: {act: sigmoid, from: [h, x], add: [P_i * c]}
+      f: {act: sigmoid, from: [h, x], add: [P_f * c]}
+      g: {act: tanh, from: [h, x]}
+      o: {act: sigmoid, from: [h, x], add: [P_o * c_next]}
+    let:
+      c_next: f * c + i * g
+    update: {c: c_next, h: o * tanh(c_next)}
+    outputs: {h: h}
+model: {scan: lstm, input: {x: [T, I]}}
+"""
+
+LINEAR_GATE = """\
+rnncompile: 1
+name: linear_gate
+dims: {I: 3, H: 4, T: 5}
+cells:
+  rnn:
+    inputs: {x: I}
+    state: {h: H}
+    gates:
+      z: {act: linear, from: [h, x], add: [0.5]}
+    update: {h: tanh(z)}
+    outputs: {h: h}
+model: {scan: rnn, input: {x: [T, I]}}
+"""
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_peephole_lstm_from_gates_with_add_terms(backend):
+    program = rnncompile.compile_text(PEEPHOLE, dims=None)
+    params = rnncompile.make_params(program, seed=3, dtype="float64")
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    got = rnncompile.run(program, inputs={"x": x}, params=params, dtype="float64", backend=backend)
+    p = params
+    h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    for t in range(5):
+        hx = np.concatenate([h, x[:, t]], axis=1)
+        i = _sigmoid(hx @ p["W_i"].T + p["b_i"] + p["P_i"] * c)
+        f = _sigmoid(hx @ p["W_f"].T + p["b_f"] + p["P_f"] * c)
+        g = np.tanh(hx @ p["W_g"].T + p["b_g"])
+        c = f * c + i * g
+        o = _sigmoid(hx @ p["W_o"].T + p["b_o"] + p["P_o"] * c)
+        h = o * np.tanh(c)
+        np.testing.assert_allclose(got.outputs["h"][:, t], h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.final_state["c"], c, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_linear_gate_is_its_affine_map(backend):
+    program = rnncompile.compile_text(LINEAR_GATE)
+    params = rnncompile.make_params(program, seed=2, dtype="float64")
+    assert set(params) == {"W_z", "b_z"}
+    x = np.random.default_rng(0).standard_normal((1, 5, 3))
+    got = rnncompile.run(program, inputs={"x": x}, params=params, dtype="float64", backend=backend)
+    h = np.zeros((1, 4))
+    for t in range(5):
+        h = np.tanh(np.concatenate([h, x[:, t]], axis=1) @ params["W_z"].T + params["b_z"] + 0.5)
+    np.testing.assert_allclose(got.outputs["h"][:, -1], h, rtol=1e-12, atol=1e-12)
+    cell = program.checked.main_cell  # the gate's node carries its name, as an activation's would
+    (gate,) = [n for n in cell.g.nodes if cell.node(n).label == "z"]
+    assert cell.node(gate).op == "add"
+
+
+def test_an_add_term_of_the_wrong_width_is_a_located_error(cli, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(PEEPHOLE.replace("add: [P_i * c]", "add: [x]"))
+    code, out, err = cli("validate", spec)
+    assert code == 1
+    assert "bad.yaml:13:45: error:" in err
+    assert "a term added to gate `i` must be a vector of its width [4] (or a number); `x` is [3]" in err
+
+
+def test_an_unknown_activation_lists_linear(cli, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(LINEAR_GATE.replace("act: linear", "act: lineer"))
+    code, out, err = cli("validate", spec)
+    assert code == 1 and "`lineer` is not an activation" in err and "did you mean `linear`?" in err
