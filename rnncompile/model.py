@@ -198,7 +198,9 @@ class PlanBuilder:
                 self.failed_inputs.add(name)
         if len(time_dims) > 1:
             self.error(("model", "input"), "all sequence inputs must share one time axis, got "
-                       + ", ".join(map(str, sorted(time_dims, key=str))))
+                       + ", ".join(map(str, sorted(time_dims, key=str))),
+                       "give every sequence input the same time dim (e.g. [T]) and each its own real length at "
+                       "run time (`lengths.<input>` in the input file, or lengths={...} in Python)")
         context = {}
         for name, shape in m.context.items():
             step = self.shape(shape, ("model", "context", name))

@@ -319,7 +319,7 @@ def _at_step(s: Shown, t: int, colours) -> dict:
 def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str, memory: bool = False) -> str:
     name = folded.cell.name
     head = title or f"{name} unrolled over {plan.steps} step{'s' if plan.steps != 1 else ''}"
-    notes = [f"steps {a + 1}–{b - 1} not drawn" for a, b in plan.gaps()]
+    notes = plan.gap_notes()
     if folded.params:
         notes.append("the same weights at every step")
     text = head + (f" ({'; '.join(notes)})" if notes else "")

@@ -365,7 +365,7 @@ class _Picture:
 
     # -- the caption ----------------------------------------------------------------
     def caption(self, head: str, shown: list[tuple[str, Plan]]) -> str:
-        notes = [f"{what}steps {a + 1}–{b - 1} not drawn" for what, plan in shown for a, b in plan.gaps()]
+        notes = [note for what, plan in shown for note in plan.gap_notes(what)]
         notes.append(_weights_note(self.model))
         text = f"{head} ({'; '.join(notes)})"
         extra = ""

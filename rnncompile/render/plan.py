@@ -33,6 +33,11 @@ class Plan:
         """(last drawn step before, first drawn step after) for every elision."""
         return [(a, b) for a, b in zip(self.shown, self.shown[1:]) if b != a + 1]
 
+    def gap_notes(self, what: str = "") -> list[str]:
+        """A caption's words for every elision: `step 3 not drawn`, `steps 3–8 not drawn`."""
+        return [f"{what}step {a + 1} not drawn" if b == a + 2 else f"{what}steps {a + 1}–{b - 1} not drawn"
+                for a, b in self.gaps()]
+
 
 def make_plan(unroll, dims: dict[str, int] | None = None, time_dim=None, time_steps: int | None = None) -> Plan:
     """Parse an --unroll value (int or text). `time_dim` names the spec's time axis, which
