@@ -66,13 +66,16 @@ class Program:
             out.setdefault(use.cell.name, self.cell(use))
         return out
 
-    def values_by_stage(self, use: CellUse) -> dict[str, int]:
-        """How many numbers one cell use's nodes hold, by stage (graph.stages): `const` once per run, `seq`
-        per example and step, `loop` per example and step."""
-        cell = self.cell(use)
-        out = dict.fromkeys(STAGES, 0)
-        for nid, stage in stages(cell).items():
-            out[stage] += cell.node(nid).size
+    @cached_property
+    def values_by_stage(self) -> dict[str, dict[str, int]]:
+        """Use prefix -> how many numbers its nodes hold, by stage (graph.stages): `const` once per run, `seq`
+        and `loop` per example and step. Computed once: every run's budget check reads it."""
+        out = {}
+        for use in self.plan.uses():
+            cell, sizes = self.cell(use), dict.fromkeys(STAGES, 0)
+            for nid, stage in stages(cell).items():
+                sizes[stage] += cell.node(nid).size
+            out[use.prefix] = sizes
         return out
 
     def run_values(self, batch: int, steps: int, trace: bool = False, chunked: bool = True) -> dict[str, int]:
@@ -101,7 +104,7 @@ class Program:
         scanned = {id(u) for layer in plan.stack.layers for u in layer.uses} if plan.stack else set()
         const = before_loop = one_step = 0
         for use in plan.uses():
-            by_stage = self.values_by_stage(use)
+            by_stage = self.values_by_stage[use.prefix]
             const += by_stage["const"]
             if id(use) in scanned:  # a scan computes what reads no state for a chunk of steps before its loop
                 before_loop += (min(steps, SCAN_CHUNK) if chunked and not trace else steps) * by_stage["seq"]
