@@ -89,7 +89,7 @@ def gemm_peer(spec, i, h, b, t, dtype):
 
 def c_build_ms(prog, dtype) -> float:
     """Writing and compiling the cell's C from an empty cache (what the first run of a spec pays)."""
-    from backends.c import CellRunner
+    from rnncompile.backends.c import CellRunner
 
     old = os.environ.get("XDG_CACHE_HOME")
     with tempfile.TemporaryDirectory() as empty:

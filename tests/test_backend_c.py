@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c import CBackend, CellRunner, assemble, build
-from backends.c.cell import CellWriter, cell_prefix
-from backends.c.emitters import CTYPES, EMITTERS, UNSUPPORTED, Arg, Site, View, emit, prelude
-from backends.numpy.kernels import KERNELS
+from rnncompile.backends.c import CBackend, CellRunner, assemble, build
+from rnncompile.backends.c.cell import CellWriter, cell_prefix
+from rnncompile.backends.c.emitters import CTYPES, EMITTERS, UNSUPPORTED, Arg, Site, View, emit, prelude
+from rnncompile.backends.numpy.kernels import KERNELS
 from conftest import SPECS, outputs_under_hash_seeds
 from rnncompile.errors import DataError, UsageError
 from rnncompile.ops import OPS
@@ -159,9 +159,9 @@ def test_blocked_step_gives_the_numbers_of_one_example_at_a_time(batch):
     """The simulation steps blocks of examples (matrix products over the block, the input projection of each
     run of 32 steps before them); the sums run in the same order as the one-example code the export writes, so the
     outputs are the same bits."""
-    from backends.c import Compiled, assemble
-    from backends.c.consts import const_values, pack
-    from backends.c.emitters import FLOAT
+    from rnncompile.backends.c import Compiled, assemble
+    from rnncompile.backends.c.consts import const_values, pack
+    from rnncompile.backends.c.emitters import FLOAT
 
     program = rnncompile.compile(SPECS / "lstm.yaml", dims={"I": 6, "H": 19})  # 4H = 76: a tile and a tail
     cell = program.scan_cell
@@ -192,7 +192,7 @@ def test_blocked_step_gives_the_numbers_of_one_example_at_a_time(batch):
 
 
 def test_generated_source_is_deterministic_across_processes():
-    code = ("import sys; sys.path.insert(0, {root!r}); import rnncompile; from backends.c import CellRunner; "
+    code = ("import sys; sys.path.insert(0, {root!r}); import rnncompile; from rnncompile.backends.c import CellRunner; "
             "p = rnncompile.compile({spec!r}); "
             "sys.stdout.write(''.join(CellRunner(p.cell(u)).compiled(None).source for u in p.plan.uses()))")
     outs = outputs_under_hash_seeds(code)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.numpy.kernels import KERNELS
-from backends.python import PythonBackend, prelude
-from backends.python.emitters import EMITTERS, Site, emit
-from backends.python.module import cell_module, load
+from rnncompile.backends.numpy.kernels import KERNELS
+from rnncompile.backends.python import PythonBackend, prelude
+from rnncompile.backends.python.emitters import EMITTERS, Site, emit
+from rnncompile.backends.python.module import cell_module, load
 from conftest import SPECS, outputs_under_hash_seeds
 from rnncompile.ops import OPS
 from test_kernels import CASES, KERNEL_OPS, B, _array, _full_attrs, _meaning

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c import CellRunner, build
-from backends.c.emitters import CTYPES, gemm_kernel, prelude
+from rnncompile.backends.c import CellRunner, build
+from rnncompile.backends.c.emitters import CTYPES, gemm_kernel, prelude
 from conftest import SPECS
 
 pytestmark = pytest.mark.skipif(build.find_compiler() is None, reason="no C compiler on PATH")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c import build
+from rnncompile.backends.c import build
 from conftest import SPECS
 from rnncompile.api import make_params
 from test_backends_conformance import SEQUENCE, TOL, sequence_case

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c.build import find_compiler
+from rnncompile.backends.c.build import find_compiler
 
 BACKENDS = ["numpy", "python"] + (["c"] if find_compiler() else [])
 

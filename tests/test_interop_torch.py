@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c import build
+from rnncompile.backends.c import build
 from rnncompile.errors import DataError, UsageError
 from rnncompile.interop import from_torch, read_state_dict, to_torch
 

@@ -12,8 +12,8 @@ import zlib
 import numpy as np
 import pytest
 
-from backends.numpy import NumpyBackend
-from backends.numpy.kernels import KERNELS, kernel
+from rnncompile.backends.numpy import NumpyBackend
+from rnncompile.backends.numpy.kernels import KERNELS, kernel
 from rnncompile.ops import OPS, REQUIRED
 
 B = 3

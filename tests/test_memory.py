@@ -11,7 +11,7 @@ import pytest
 import memory_reference as ref
 import rnncompile
 from conftest import ROOT, SPECS
-from backends.numpy.kernels import kernel
+from rnncompile.backends.numpy.kernels import kernel
 from rnncompile.graph import to_text
 from rnncompile.ops import OPS
 from rnncompile.plot import find, weightings

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.c import build
+from rnncompile.backends.c import build
 from conftest import SPECS
 
 pytestmark = pytest.mark.skipif(build.find_compiler() is None, reason="no C compiler on PATH")

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 import rnncompile
-from backends.c import build
-from backends.c.names import comment, comment_text
-from backends.c.names import string as c_string
-from backends.python.names import comment as py_comment
-from backends.python.names import docstring
-from backends.python.names import string as py_string
+from rnncompile.backends.c import build
+from rnncompile.backends.c.names import comment, comment_text
+from rnncompile.backends.c.names import string as c_string
+from rnncompile.backends.python.names import comment as py_comment
+from rnncompile.backends.python.names import docstring
+from rnncompile.backends.python.names import string as py_string
 from rnncompile.api import make_params
 from rnncompile.naming import file_stem, identifier, is_name
 from test_backends_conformance import TOL

@@ -7,7 +7,7 @@ import pytest
 import rnncompile
 from rnncompile import api
 from rnncompile.errors import DataError
-from backends.c.build import find_compiler
+from rnncompile.backends.c.build import find_compiler
 from conftest import SPECS
 
 BACKENDS = ["numpy", "python"] + (["c"] if find_compiler() else [])
