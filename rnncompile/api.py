@@ -16,27 +16,13 @@ from .drivers import Executable, RunResult, progress_total
 from .drivers import complete as drivers_complete
 from .errors import DataError
 from .graph import InputInfo
-from .params import check_against, init_params, load_npz
+from .params import make_params
 from .program import Program
 from .progress import bar as progress_bar
+from .trees.api import run_trees
 
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6
-
-
-def make_params(program: Program, seed: int = 0, weights=None, dtype="float32") -> dict[str, np.ndarray]:
-    """Seeded (or literal) values for every param, overridden by a weights file or dict."""
-    infos = program.params
-    values = init_params(infos, seed, dtype)
-    if weights is None:
-        return values
-    if isinstance(weights, dict):
-        check_against(infos, weights, "weights")
-        given = {k: np.asarray(v, dtype) for k, v in weights.items()}
-    else:
-        given = load_npz(weights, infos, dtype)
-    values.update(given)
-    return values
 
 
 def input_infos(program: Program) -> dict[str, InputInfo]:
@@ -70,8 +56,6 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     or node) and returns a TreeRunResult. `progress`: a progress bar on stderr (tqdm), one tick per step."""
     plan = program.plan
     if plan.kind == "tree":
-        from .trees.api import run_trees
-
         if inputs is not None:
             raise DataError("a tree model reads trees, not input arrays: pass trees=[...]")
         return run_trees(program, trees, params, weights, batch, seed, dtype, backend, trace, mode, progress)

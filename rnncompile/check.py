@@ -19,7 +19,8 @@ from .dims import MAX_SIZE, too_large
 from .errors import DiagnosticSink, SpecError, UsageError, did_you_mean
 from .files import FileReadError
 from .graph import CellGraph
-from .model import Plan, PlanBuilder
+from .model import PlanBuilder
+from .plan import Plan
 from .naming import ascii_spelling, escape_char, identifier, is_name
 from .source import SourceMap, dotted, load_file, load_text
 from .spec import Spec

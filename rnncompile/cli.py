@@ -322,13 +322,22 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
 @click.option("--steps", "-t", type=click.IntRange(min=1))
 @click.option("--no-graph", is_flag=True, help="leave out the graph listing")
 @click.option("--unoptimised", is_flag=True, help="show the graph as written, before the passes")
+@click.option("--flow", "show_flow", is_flag=True,
+              help="print the model's flow: the ops the drivers run and the code generators render")
 @format_option
-def inspect(spec, dims, batch, steps, no_graph, unoptimised, fmt):
+def inspect(spec, dims, batch, steps, no_graph, unoptimised, show_flow, fmt):
     """Params, shapes, FLOPs and memory per step and for the whole run, the passes, and the graph."""
     from .program import compile as compile_program
     from .summary import report
 
     program = compile_program(spec, _parse_dims(dims))
+    if show_flow:
+        from .flow import flow_data, format_flow
+
+        _warn(program.checked)
+        click.echo(json.dumps(flow_data(program.flow), indent=2) if fmt == "json" else format_flow(program.flow),
+                   nl=fmt == "json")
+        return
     if fmt == "json":
         from .summary import inspect_data
 
@@ -545,7 +554,7 @@ def import_(model, output, weights, name):
 
     from .check import check_file
     from .files import atomic_write
-    from .interop.onnx_import import import_model  # onnx itself is imported only when a model is read
+    from .interop.onnx import import_model  # onnx itself is imported only when a model is read
     from .params import save_npz
 
     weights = weights or str(Path(output).with_suffix(".npz"))

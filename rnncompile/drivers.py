@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import registry
+from . import flow, registry
 from .registry import ScanResult
 from .errors import DataError
-from .model import CellUse, Decoder, Head, Plan, Stack
+from .plan import CellUse, Decoder, Head, Plan, Stack
 from .program import SCAN_CHUNK, Program
 
 
@@ -110,54 +110,142 @@ class Executable:
         local = {name: params[use.key(name)] for name in use.cell.params}
         return self.runners[use.prefix].bind(local)
 
-    # -- sequence models ----------------------------------------------------------
-    def run_stack(self, stack: Stack, inputs: dict, params: dict, init_state: dict | None, lengths, trace: dict,
-                  want_trace: bool, context: dict | None = None, progress=None):
-        below = {n: inputs[n] for n in stack.inputs}
-        b, t = next(iter(below.values())).shape[:2]
-        finals_below = None
-        final_state = {}
-        for layer in stack.layers:
-            outs, finals = [], []
-            for use in layer.uses:
-                bound = self.bind(use, params)
-                cin = {cname: below[src] for cname, src in layer.feed.items()}
-                state = _state_for(use, init_state)
-                if state is None:  # the start values are the drivers' to give: constants, params or context
-                    state = self.initial_state(use, params, context or {}, b)
-                res = scan_in_chunks(bound, cin, state, lengths, use.reverse, want_trace, progress)
-                if want_trace:
-                    trace[use.prefix] = res.trace
-                for name, v in res.final_state.items():
-                    final_state[use.key(name)] = v
-                outs.append(res.outputs)
-                finals.append({name: _final_step(v, lengths, use.reverse) for name, v in res.outputs.items()})
-            below = _merge(outs, layer.merge)
-            finals_below = _merge(finals, layer.merge)
-        return below, finals_below, final_state
+    # -- the flow's ops, one method each (INTERPRETER below names them) ---------------------------
+    def start_state(self, op: flow.StartState, run: "_Run") -> None:
+        """The one start-state rule: a state the caller gives wins, then the values of `over` (the encoder's
+        summary, a bridge's outputs), then the cell's own init (constant, param, context input)."""
+        given = _state_for(op.use, run.init_state) if op.given else None
+        if given is not None:
+            run.env[op.out] = given
+            return
+        state = self.initial_state(op.use, run.params, run.context, run.batch)
+        if op.over is not None:
+            state.update({n: v for n, v in run.env[op.over].items() if n in state})
+        run.env[op.out] = state
 
-    def summary(self, stack: Stack, final_state: dict) -> dict:
-        """C: the top layer's final states, merged like its outputs."""
-        top = stack.layers[-1]
-        per_dir = [{n: final_state[u.key(n)] for n in u.cell.states} for u in top.uses]
-        return _merge(per_dir, top.merge if len(top.uses) > 1 else "none")
+    def scan(self, op: flow.Scan, run: "_Run") -> None:
+        bound = self.bind(op.use, run.params)
+        cin = {name: run.read(r) for name, r in op.feed}
+        res = scan_in_chunks(bound, cin, run.env[op.state], run.lengths_of(op.lengths), op.reverse, run.want_trace,
+                             run.progress)
+        if run.want_trace:
+            run.trace[op.use.prefix] = res.trace
+        run.env[op.out], run.env[op.final] = res.outputs, res.final_state
 
-    def run_head(self, head: Head, tops: dict, finals: dict, context: dict, params, lengths, trace, want_trace):
-        bound = self.bind(head.use, params)
-        if head.at == "last":
-            x = {n: v[:, None] for n, v in finals.items()}
-            x.update({n: v[:, None] for n, v in context.items()})
-            res = bound.scan(x, None, None, False, want_trace)
-            out = {n: v[:, 0] for n, v in res.outputs.items()}
+    def merge(self, op: flow.Merge, run: "_Run") -> None:
+        run.env[op.out] = _merge([run.env[op.a], run.env[op.b]], op.how)
+
+    def take_last(self, op: flow.TakeLast, run: "_Run") -> None:
+        lengths = run.lengths_of(op.lengths)
+        run.env[op.out] = {n: _final_step(v, lengths, op.reverse) for n, v in run.env[op.src].items()}
+
+    def apply(self, op: flow.Apply, run: "_Run") -> None:
+        bound = self.bind(op.use, run.params)
+        if op.at == "once":  # one row per sequence: a scan of one step
+            x = {n: v[:, None] for r in op.feed for n, v in run.bundle(r).items()}
+            res = bound.scan({k: x[k] for k in op.use.cell.inputs}, None, None, False, run.want_trace)
+            run.env[op.out] = {n: v[:, 0] for n, v in res.outputs.items()}
         else:
-            t = next(iter(tops.values())).shape[1]
-            x = dict(tops)
-            x.update({n: np.repeat(v[:, None], t, axis=1) for n, v in context.items()})
-            res = bound.scan(x, None, lengths, False, want_trace)
-            out = res.outputs
-        if want_trace:
-            trace[head.use.prefix] = res.trace
-        return out
+            x, steps = {}, None
+            for r in op.feed:
+                if r.bundle != flow.CONTEXT:
+                    x.update(run.bundle(r))
+                    steps = next(iter(x.values())).shape[1]
+            for r in op.feed:
+                if r.bundle == flow.CONTEXT:
+                    x.update({n: np.repeat(v[:, None], steps, axis=1) for n, v in run.bundle(r).items()})
+            res = bound.scan({k: x[k] for k in op.use.cell.inputs}, None, run.lengths_of(op.lengths), False,
+                             run.want_trace)
+            run.env[op.out] = res.outputs
+        if run.want_trace:
+            run.trace[op.use.prefix] = res.trace
+
+    def decode(self, op: flow.Decode, run: "_Run") -> None:
+        """Teacher forcing (a target given) or feeding back each step's own token; the head's outputs
+        [B, N, ...], the final state, and the tokens [B, N] with their count per sequence."""
+        dec = op.decoder
+        bound, head = self.bind(dec.use, run.params), self.bind(dec.head.use, run.params)
+        state, context, batch = run.env[op.state], run.context, run.batch
+        memory = {name: run.read(r) for name, r in op.memory}
+        if op.memory_mask is not None:
+            name, sources = op.memory_mask
+            steps = next(iter(memory.values())).shape[1]
+            lengths = run.lengths_of(sources)
+            memory[name] = (np.arange(steps)[None, :] < (steps if lengths is None else lengths[:, None])) \
+                .astype(self.dtype) * np.ones((batch, 1), self.dtype)
+        start, end = start_and_end_ids(self.program.vocab)
+        want = run.want_trace
+        target = run.inputs.get(dec.target) if dec.target else None
+        if dec.feed == "target" and target is not None:
+            # padded target steps keep the state and give zeros, as padded source steps do in the encoder
+            target_lengths = run.lengths_of((dec.target,))
+            prev = np.concatenate([np.full((batch, 1), start, target.dtype), target[:, :-1]], axis=1)
+            n = prev.shape[1]
+            x = {dec.token_input: prev}
+            x.update({k: np.broadcast_to(v[:, None], (batch, n) + v.shape[1:]) for k, v in memory.items()})
+            res = bound.scan(x, state, target_lengths, False, want)
+            ctx = {k: np.repeat(v[:, None], n, axis=1) for k, v in context.items()}
+            hres = head.scan({**res.outputs, **ctx}, None, target_lengths, False, want)
+            if want:
+                run.trace[dec.use.prefix], run.trace[dec.head.use.prefix] = res.trace, hres.trace
+            counts = np.full(batch, n, np.int64) if target_lengths is None else np.asarray(target_lengths)
+            run.env[op.out], run.env[op.final] = hres.outputs, res.final_state
+            run.env[op.tokens] = {"tokens": target, "lengths": counts}
+            return
+        rng = np.random.default_rng(run.seed)
+        token = np.full(batch, start, np.int64)
+        done = np.zeros(batch, bool)
+        lengths = np.zeros(batch, np.int64)
+        tokens, probs = [], []
+        (pname,) = dec.head.use.cell.outputs()
+        cell_trace, head_trace = [], []
+        for _ in range(run.decode_steps or dec.steps):
+            x = {dec.token_input: token, **memory}
+            if want:  # a one-step scan records every node, as a scan of the whole sequence would
+                res = bound.scan({k: v[:, None] for k, v in x.items()}, state, None, False, True)
+                outs, new_state = {n: v[:, 0] for n, v in res.outputs.items()}, res.final_state
+                cell_trace.append(res.trace)
+            else:
+                outs, new_state = bound.step(x, state)
+            hx = {n: v[:, None] for n, v in outs.items()}
+            hx.update({n: v[:, None] for n, v in context.items()})
+            hres = head.scan(hx, None, None, False, want)
+            head_trace.append(hres.trace)
+            p = hres.outputs[pname][:, 0]
+            token = sample_tokens(p, dec.sample, dec.temperature, dec.top_k, rng)
+            token = np.where(done, end if end is not None else 0, token)
+            if run.progress is not None:
+                run.progress.update(1)
+            state = {n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), state[n], v) for n, v in new_state.items()}
+            probs.append(np.where(done[:, None], 0, p))
+            tokens.append(token)
+            lengths += ~done
+            if end is not None and dec.stop_at_end:
+                done |= token == end
+                if done.all():
+                    break
+        if want:
+            for use, steps_traced in ((dec.use, cell_trace), (dec.head.use, head_trace)):
+                run.trace[use.prefix] = _join_steps(steps_traced, self.program.cell(use))
+        run.env[op.out], run.env[op.final] = {pname: np.stack(probs, axis=1)}, state
+        run.env[op.tokens] = {"tokens": np.stack(tokens, axis=1), "lengths": lengths}
+
+    def tree_fold(self, op: flow.TreeFold, run: "_Run") -> None:
+        """The fold over a batch of trees (trees.run.FoldRunner); `run.inputs[op.input]` holds the forest,
+        its token ids, the mode and the schedule, as rnncompile.trees.api.run_trees prepares them."""
+        from .trees.run import FoldRunner
+
+        forest, tokens, mode, schedule = run.inputs[op.input]
+        run.env[op.out] = FoldRunner(self, run.params).run(forest, tokens, mode, run.want_trace, schedule,
+                                                           run.progress)
+
+    def output(self, op: flow.Output, run: "_Run"):
+        if self.program.plan.kind == "tree":
+            return run.env[op.outputs]
+        final_state = {use.key(n): v for use, bundle in op.finals for n, v in run.env[bundle].items()}
+        tokens = run.env[op.tokens] if op.tokens else {}
+        return RunResult(run.env[op.outputs], final_state, run.trace, tokens.get("tokens"), tokens.get("lengths"),
+                         run.steps)
 
     def initial_state(self, use: CellUse, params: dict, context: dict, batch: int) -> dict[str, np.ndarray]:
         """Each state's start value [B, ...]: its constant, its param, or a model context input (one per sequence)."""
@@ -177,117 +265,77 @@ class Executable:
             out[name] = np.broadcast_to(np.asarray(value, self.dtype), (batch,) + info.shape).copy()
         return out
 
-    # -- decoding -------------------------------------------------------------------
-    def decoder_start(self, dec: Decoder, summary: dict, context: dict, params: dict, batch: int,
-                      trace: dict | None = None):
-        """The bound decoder cell and its start state [B, ...]; a bridge's values go to `trace` when given."""
-        bound = self.bind(dec.use, params)
-        if dec.init == "zeros":
-            return bound, self.initial_state(dec.use, params, context, batch)
-        if dec.init == "encoder":
-            return bound, {n: summary[n] for n in dec.use.cell.states}
-        bridge = self.bind(dec.init, params)
-        x = {f"encoder.{n}": v[:, None] for n, v in summary.items()}
-        x.update({n: v[:, None] for n, v in context.items()})
-        res = bridge.scan({k: x[k] for k in dec.init.cell.inputs}, None, None, False, trace is not None)
-        if trace is not None:
-            trace[dec.init.prefix] = res.trace
-        state = self.initial_state(dec.use, params, context, batch)
-        state.update({n: v[:, 0] for n, v in res.outputs.items()})
-        return bound, state
-
-    def decode(self, dec: Decoder, bound, state: dict, params: dict, batch: int, context: dict, vocab,
-               target=None, seed: int = 0, steps: int | None = None, sample=None, temperature=None, top_k=None,
-               start_tokens=None, target_lengths=None, trace: dict | None = None, progress=None):
-        """Teacher forcing (a target and its lengths given) or feeding back each step's own token.
-        Returns the head's outputs [B, N, ...], the final state, the tokens [B, N] and tokens per sequence;
-        with `trace`, the decoder's and its head's values step by step go there under their prefixes."""
-        head = self.bind(dec.head.use, params)
-        start, end = start_and_end_ids(vocab)
-        want = trace is not None
-        if dec.feed == "target" and target is not None:
-            # padded target steps keep the state and give zeros, as padded source steps do in the encoder
-            prev = np.concatenate([np.full((batch, 1), start, target.dtype), target[:, :-1]], axis=1)
-            res = bound.scan({dec.token_input: prev}, state, target_lengths, False, want)
-            ctx = {n: np.repeat(v[:, None], prev.shape[1], axis=1) for n, v in context.items()}
-            hres = head.scan({**res.outputs, **ctx}, None, target_lengths, False, want)
-            if want:
-                trace[dec.use.prefix], trace[dec.head.use.prefix] = res.trace, hres.trace
-            n = np.full(batch, prev.shape[1], np.int64) if target_lengths is None else np.asarray(target_lengths)
-            return hres.outputs, res.final_state, target, n
-        rng = np.random.default_rng(seed)
-        steps = steps or dec.steps
-        token = np.full(batch, start, np.int64) if start_tokens is None else np.asarray(start_tokens, np.int64)
-        done = np.zeros(batch, bool)
-        lengths = np.zeros(batch, np.int64)
-        tokens, probs = [], []
-        (pname,) = dec.head.use.cell.outputs()
-        cell_trace, head_trace = [], []
-        for _ in range(steps):
-            if want:  # a one-step scan records every node, as a scan of the whole sequence would
-                res = bound.scan({dec.token_input: token[:, None]}, state, None, False, True)
-                outs, new_state = {n: v[:, 0] for n, v in res.outputs.items()}, res.final_state
-                cell_trace.append(res.trace)
-            else:
-                outs, new_state = bound.step({dec.token_input: token}, state)
-            x = {n: v[:, None] for n, v in outs.items()}
-            x.update({n: v[:, None] for n, v in context.items()})
-            hres = head.scan(x, None, None, False, want)
-            head_trace.append(hres.trace)
-            p = hres.outputs[pname][:, 0]
-            token = sample_tokens(p, sample or dec.sample, temperature or dec.temperature,
-                                  top_k if top_k is not None else dec.top_k, rng)
-            token = np.where(done, end if end is not None else 0, token)
-            if progress is not None:
-                progress.update(1)
-            state = {n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), state[n], v) for n, v in new_state.items()}
-            probs.append(np.where(done[:, None], 0, p))
-            tokens.append(token)
-            lengths += ~done
-            if end is not None and dec.stop_at_end:
-                done |= token == end
-                if done.all():
-                    break
-        if want:
-            for use, steps_traced in ((dec.use, cell_trace), (dec.head.use, head_trace)):
-                trace[use.prefix] = _join_steps(steps_traced, self.program.cell(use))
-        return {pname: np.stack(probs, axis=1)}, state, np.stack(tokens, axis=1), lengths
-
     # -- the whole model --------------------------------------------------------------
+    def run_flow(self, ops, run: "_Run"):
+        """Interpret flow ops in order; the last one's result (an Output's RunResult) comes back."""
+        result = None
+        for op in ops:
+            result = INTERPRETER[op.op](self, op, run)
+        return result
+
+    def run_fold(self, fold_flow, forest, tokens: dict, mode: str, schedule, params: dict, trace: bool = False,
+                 progress=None):
+        """A tree model's flow over a forest (its token ids, mode and schedule as trees.api.run_trees makes them)."""
+        (op,) = fold_flow.of("tree_fold")
+        run = _Run({op.input: (forest, tokens, mode, schedule)}, {}, params, None, None, trace, 0, None, progress,
+                   forest.size)
+        return self.run_flow(fold_flow, run)
+
     def run(self, inputs: dict, params: dict, init_state: dict | None = None, lengths=None, context=None,
             trace: bool = False, seed: int = 0, decode_steps: int | None = None, progress=None) -> RunResult:
         """`lengths`: [B] real steps of every sequence input, or a dict of them by input name;
         `decode_steps`: how many tokens a decoder that feeds back its output writes (default: its `steps:`);
         `progress`: a tqdm bar to tick once per step of every scan (see `progress_total`)."""
-        plan: Plan = self.program.plan
         context = context or {}
-        traced: dict = {}
-        steps = next(iter(inputs.values())).shape[1] if inputs else None
-        stack_lengths = _lengths_for(lengths, plan.stack.inputs) if plan.stack is not None else None
-        if plan.kind == "sequence":
-            tops, finals, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced,
-                                                       trace, context, progress)
-            outputs = tops
-            if plan.head is not None:
-                outputs = self.run_head(plan.head, tops, finals, context, params, stack_lengths, traced, trace)
-            return RunResult(outputs, final_state, traced, steps=steps)
-        batch = _batch(inputs, context)
-        summary, final_state = {}, {}
-        if plan.stack is not None:
-            _, _, final_state = self.run_stack(plan.stack, inputs, params, init_state, stack_lengths, traced, trace,
-                                               context, progress)
-            summary = self.summary(plan.stack, final_state)
-        dec = plan.decoder
-        want = traced if trace else None
-        bound, state = self.decoder_start(dec, summary, context, params, batch, want)
-        target = inputs.get(dec.target) if dec.target else None
-        target_lengths = _lengths_for(lengths, [dec.target]) if dec.target else None
-        outputs, dstate, tokens, out_lengths = self.decode(dec, bound, state, params, batch, context,
-                                                           self.program.vocab, target, seed,
-                                                           steps=decode_steps, target_lengths=target_lengths,
-                                                           trace=want, progress=progress)
-        final_state.update({dec.use.key(n): v for n, v in dstate.items()})
-        return RunResult(outputs, final_state, traced, tokens, out_lengths, steps)
+        run = _Run(inputs, context, params, init_state, lengths, trace, seed, decode_steps, progress,
+                   _batch(inputs, context))
+        return self.run_flow(self.program.flow, run)
+
+
+@dataclass
+class _Run:
+    """One run's inputs, settings and bundles (flow op outputs by name), as the interpreter goes."""
+
+    inputs: dict
+    context: dict
+    params: dict
+    init_state: dict | None
+    lengths: object  # None, [B], or a dict of them by input name
+    want_trace: bool
+    seed: int
+    decode_steps: int | None
+    progress: object
+    batch: int
+    trace: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.env[flow.INPUT], self.env[flow.CONTEXT] = self.inputs, self.context
+
+    @property
+    def steps(self) -> int | None:
+        return next(iter(self.inputs.values())).shape[1] if self.inputs else None
+
+    def read(self, r: flow.Read):
+        return self.env[r.bundle][r.member]
+
+    def bundle(self, r: flow.Read) -> dict:
+        return {r.rename + n: v for n, v in self.env[r.bundle].items()}
+
+    def lengths_of(self, names: tuple):
+        return _lengths_for(self.lengths, list(names)) if names else None
+
+
+INTERPRETER = {
+    "start_state": Executable.start_state,
+    "scan": Executable.scan,
+    "merge": Executable.merge,
+    "take_last": Executable.take_last,
+    "apply": Executable.apply,
+    "decode": Executable.decode,
+    "tree_fold": Executable.tree_fold,
+    "output": Executable.output,
+}
 
 
 def progress_total(program: Program, steps: int, decode_steps: int | None = None) -> int:
@@ -384,9 +432,13 @@ def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temp
     head_bound = exe.bind(head.use, params)
     (pname,) = head.use.cell.outputs()
     (src,) = stack.inputs
-    tops, _, final_state = exe.run_stack(stack, {src: prompt[None]}, params, None, None, {}, False)
+    prog_flow = exe.program.flow
+    (head_op,) = prog_flow.of("apply")
+    run = _Run({src: prompt[None]}, {}, params, None, None, False, seed, None, None, 1)
+    exe.run_flow([op for op in prog_flow if op.op in ("start_state", "scan", "merge")], run)
+    tops = run.env[head_op.feed[0].bundle]
     p = head_bound.scan({n: v[:, -1:] for n, v in tops.items()}, None, None, False, False).outputs[pname][:, 0]
-    state = {u.prefix: {n: final_state[u.key(n)] for n in u.cell.states} for layer in stack.layers for u in layer.uses}
+    state = {op.use.prefix: run.env[op.final] for op in prog_flow.of("scan")}
     rng = np.random.default_rng(seed)
     _, end = start_and_end_ids(vocab)
     tokens, dists = [], []

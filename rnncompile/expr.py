@@ -2,9 +2,9 @@
 
 Grammar (highest binding last)::
 
-    expr    := sum
+    expr    := sum (CMP sum)?           CMP := "<" | "<=" | ">" | ">=" | "==" | "!="
     sum     := product (("+" | "-") product)*
-    product := unary (("*" | "/" | "@") unary)*
+    product := unary (("*" | "/" | "//" | "%" | "@") unary)*
     unary   := "-" unary | power
     power   := postfix ("**" unary)?
     postfix := atom ("(" args ")" | "[" index "]" | "." NAME)*
@@ -18,7 +18,8 @@ a caret under the exact sub-expression. Nothing is ever passed to ``eval``.
 Limits, so that no input can exhaust Python's stack: an expression is at most
 MAX_EXPR_CHARS long and nests at most MAX_DEPTH levels, a level being a
 parenthesis, a call's or index's brackets, a unary sign or the right side of
-`**`. Chains of one precedence (`a + b + ...`, `x.T.T`, `x[0:8][0:8]`) are
+`**`. Comparisons do not chain (`a < b < c` is an error with a hint): unlike
+Python, `<` gives a number (0 or 1), so a chain would compare that number. Chains of one precedence (`a + b + ...`, `x.T.T`, `x[0:8][0:8]`) are
 parsed by loops and do not nest: every later stage walks them with a loop too
 (see `left_chain`), so a 3,000-term sum is fine.
 """
@@ -61,7 +62,7 @@ class Call:
 
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # + - * / @ **
+    op: str  # + - * / // % @ ** < <= > >= == !=
     left: object
     right: object
     pos: int  # position of the operator itself
@@ -99,7 +100,7 @@ _TOKEN = re.compile(
     (?P<ws>\s+)
   | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|[-+*/@(),.\[\]:=])
+  | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%@(),.\[\]:=<>])
     """,
     re.VERBOSE,
 )
@@ -111,8 +112,9 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         m = _TOKEN.match(text, pos)
         if not m:
             ch = text[pos]
-            hint = {"^": "use ** for powers", "%": "there is no modulo", "!": "", "'": "names need no quotes",
-                    '"': "names need no quotes"}.get(ch, "")
+            hint = {"^": "use ** for powers", "!": "write `!=` for not-equal, or `1 - c` for not c",
+                    "&": "for `a and b` on 0/1 values write a * b", "|": "for `a or b` on 0/1 values write "
+                    "maximum(a, b)", "'": "names need no quotes", '"': "names need no quotes"}.get(ch, "")
             raise ExprSyntaxError(f"unexpected character `{ch}`", pos, 1, hint)
         kind = m.lastgroup
         if kind != "ws":
@@ -120,6 +122,9 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         pos = m.end()
     tokens.append(("end", "", len(text)))
     return tokens
+
+
+CMP_OPS = ("<", "<=", ">", ">=", "==", "!=")
 
 
 class _Parser:
@@ -156,7 +161,7 @@ class _Parser:
     def parse(self):
         if not self.text.strip():
             raise ExprSyntaxError("empty expression", 0)
-        node = self.sum()
+        node = self.expr()
         tok = self.peek()
         if tok[0] != "end":
             raise ExprSyntaxError(f"unexpected `{tok[1]}`", tok[2], len(tok[1]),
@@ -169,6 +174,19 @@ class _Parser:
             raise ExprSyntaxError(f"expression nested deeper than {MAX_DEPTH} levels", pos, 1,
                                   "name the inner parts under `let:` and use the names")
 
+    def expr(self):
+        """A sum, or two sums compared (one comparison: they do not chain)."""
+        node = self.sum()
+        if self.peek()[1] in CMP_OPS and self.peek()[0] == "op":
+            op = self.take()
+            node = BinOp(op[1], node, self.sum(), op[2])
+            nxt = self.peek()
+            if nxt[1] in CMP_OPS and nxt[0] == "op":
+                raise ExprSyntaxError(f"comparisons do not chain: `{op[1]}` then `{nxt[1]}`", nxt[2], len(nxt[1]),
+                                      "a comparison gives 0 or 1; for both to hold, multiply them: "
+                                      "(a < b) * (b < c)")
+        return node
+
     def sum(self):
         node = self.product()
         while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
@@ -180,7 +198,7 @@ class _Parser:
         start = self.peek()[2]
         node = self.unary()
         seen, mix = set(), None
-        while self.peek()[1] in ("*", "/", "@") and self.peek()[0] == "op":
+        while self.peek()[1] in ("*", "/", "//", "%", "@") and self.peek()[0] == "op":
             op = self.take()
             node = BinOp(op[1], node, self.unary(), op[2])
             kind = "@" if op[1] == "@" else "*"
@@ -251,11 +269,11 @@ class _Parser:
                 if tok[0] == "name" and nxt[1] == "=" and nxt[0] == "op":
                     self.take()
                     self.take()
-                    kwargs.append((tok[1], self.sum()))
+                    kwargs.append((tok[1], self.expr()))
                 else:
                     if kwargs:
                         raise ExprSyntaxError("positional argument after a keyword argument", tok[2])
-                    args.append(self.sum())
+                    args.append(self.expr())
                 if self.accept(")"):
                     break
                 self.expect(",", opened_at)
@@ -279,7 +297,7 @@ class _Parser:
             return Name(text, pos)
         if text == "(":
             self._nest(pos)
-            node = self.sum()
+            node = self.expr()
             self.depth -= 1
             self.expect(")", pos)
             return node

@@ -177,7 +177,7 @@ def stages(cell: CellGraph) -> dict[int, str]:
         op = cell.node(nid).op
         if op in ("param", "const"):
             out[nid] = "const"
-        elif op == "input":
+        elif op in ("input", "step_index", "seq_length"):  # the step index and length: known before the loop
             out[nid] = "seq"
         elif op == "state":
             out[nid] = "loop"

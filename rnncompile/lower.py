@@ -14,11 +14,13 @@ from . import memory
 from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim, too_large
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
-from .ops import INT_ARGS, OPS, REQUIRED, ShapeError, fmt_shape
+from .ops import COMPARISONS, INT_ARGS, OPS, REQUIRED, STEP_SOURCES, ShapeError, fmt_shape
 from .source import SourceMap, dotted
 from .spec import CellSpec
 
-BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow", "%": "mod", "//": "floordiv",
+          **COMPARISONS}
+TIME_NAMES = {name: op for op, name in STEP_SOURCES.items()}  # t, seq_len: see ops.STEP_SOURCES
 FUNCTIONS = {n for n, op in OPS.items() if op.kind not in ("source", "sink")}
 MAX_ELEMENTS = 2**30  # one tensor (or all params) beyond this is refused before allocation
 LINEAR = "linear"  # a gate's `act:` for no activation: the affine map (plus any `add:` terms) itself
@@ -53,6 +55,7 @@ class CellLowering:
         self.failed: set[str] = set()
         self.silenced = False  # something failed on an error reported elsewhere (an invalid dim)
         self.shorthand_memory = None  # the state written by a `memory:` shorthand (its init is `memory.init`)
+        self.time_nodes: dict[str, int] = {}  # t, seq_len -> their node, made at the first use
         if getattr(cell, "memory", None) is not None:
             self.shorthand_memory = cell.memory.name
             self.cell = self.expand_memory(cell)
@@ -379,12 +382,34 @@ class CellLowering:
         if name in self.dims:
             return self.graph.add(Node("const", (), make_attrs({"value": float(self.dims[name]), "shape": ()}),
                                        "float", dotted(self.base + tuple(path))))
+        if name in TIME_NAMES and name not in self.kind_of:
+            return self.time_node(name, path, pos)
         if self.kind_of.get(name):
             raise _Failed()  # declared, but its declaration had an error already reported
         candidates = set(self.kind_of) | set(self.dims)
         self.error(path, f"undefined name `{name}`", pos, len(name),
                    did_you_mean(name, candidates) or "declare it as an input, state, param, gate or let")
         raise _Failed()
+
+    steps_in_time = True  # a tree rule's lowering says False: its steps are nodes of a tree, not times
+
+    def time_node(self, name: str, path, pos: int) -> int:
+        """`t` (the step index) or `seq_len` (the sequence's real length): a scalar read like an input, whose
+        value the scan gives at every step. Only a cell under `cells:` that runs over time has them; a name
+        the spec declares (an input, state, param, gate, let or dim called `t`) hides them."""
+        if self.base[0] != "cells" or not self.steps_in_time:
+            where = "a tree cell's rules run on tree nodes, not steps" if self.base[0] == "cells" else \
+                "a head or a decoder's init is computed once per sequence or output, not inside the scan"
+            self.error(path, f"`{name}` ({'the step index' if name == 't' else 'the sequence length'}) is only "
+                             f"defined inside a cell that a model scans over time", pos, len(name),
+                       f"{where}; compute what needs `{name}` in the scanned cell and give it to this one as an "
+                       f"output")
+            raise _Failed()
+        if name not in self.time_nodes:
+            op = TIME_NAMES[name]
+            self.time_nodes[name] = self.graph.add(Node(op, (), make_attrs({"name": name, "shape": ()}), "float",
+                                                        dotted(self.base + tuple(path)), name))
+        return self.time_nodes[name]
 
     # -- expressions -------------------------------------------------------------
     def lower_text(self, text, path, env=None, label: str = "") -> int | None:
@@ -497,6 +522,9 @@ class _ExprLowering:
     def lower_link(self, node, value: int) -> int:
         """One link of a chain, applied to the value of what it follows."""
         if isinstance(node, E.BinOp):
+            if node.op in ("%", "//") and self.static_value(node.right) == 0:
+                self.fail(f"division by zero: the divisor of `{node.op}` in `{E.to_text(node)}` is 0", node.pos,
+                          len(node.op), "x % 0 and x // 0 have no value; check the divisor")
             return self.apply(BINARY[node.op], [value, self.lower(node.right)], {}, node.pos, node)
         if isinstance(node, E.Attr):
             return self.apply("transpose", [value], {}, node.pos, node)
@@ -521,6 +549,23 @@ class _ExprLowering:
         if isinstance(node, E.Call):
             return self.call(node)
         raise TypeError(node)  # the parser produces nothing else
+
+    def static_value(self, node) -> float | None:
+        """The value of an expression of numbers and dims alone (None when it reads anything else)."""
+        if isinstance(node, E.Num):
+            return node.value
+        if isinstance(node, E.Name):
+            known = node.id in self.cell.dims and node.id not in self.cell.kind_of
+            return float(self.cell.dims[node.id]) if known else None
+        if isinstance(node, E.Neg):
+            v = self.static_value(node.operand)
+            return None if v is None else -v
+        if isinstance(node, E.BinOp) and node.op in "+-*":
+            a, b = self.static_value(node.left), self.static_value(node.right)
+            if a is None or b is None:
+                return None
+            return {"+": a + b, "-": a - b, "*": a * b}[node.op]
+        return None
 
     def const(self, node, kind=float):
         """A compile-time number: literals, dims, and arithmetic on them (a chain by a loop)."""
@@ -607,7 +652,9 @@ class _ExprLowering:
         try:
             shape = tuple(op.shape([n.shape for n in nodes], attrs))
         except ShapeError as e:
-            what = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "matmul": "multiply"}
+            what = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "matmul": "multiply",
+                    "mod": "take the remainder of", "floordiv": "floor-divide", "where": "choose between",
+                    **{op: "compare" for op in COMPARISONS.values()}}
             verb = what.get(opname, f"apply {opname} to")
             shapes = " and ".join(fmt_shape(n.shape) for n in nodes)
             self.fail(f"shape mismatch: cannot {verb} {shapes} in `{E.to_text(ast)}`: {e}", pos,

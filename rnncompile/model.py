@@ -1,131 +1,18 @@
-"""The model plan: how cells are composed over time.
-
-A checked spec's `model:` becomes a :class:`Plan`: stacks of layers (each one
-or two directions of a cell), an optional head, and for sequence-to-sequence
-or one-to-many models a decoder that feeds back its own output. Cells know
-nothing of time; the plan says who feeds whom, and the drivers in
-`rnncompile.drivers` run it on any backend.
-"""
+"""Building the model plan (rnncompile.plan) from a checked spec's `model:`, every problem located."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim, too_large
 from .errors import DiagnosticSink, did_you_mean
-from .graph import CellGraph, ParamInfo
+from .graph import CellGraph
 from .lower import CellLowering, ModelInputs
 from .ops import fmt_shape
 from .source import SourceMap, dotted
+from .plan import CellUse, Decoder, Head, Layer, Plan, Stack
 from .spec import CellSpec, HeadSpec, InputSpec, Spec
 from .trees.lower import check_step_cell, lower_tree_cell, not_a_tree_cell
-
-DEFAULT_STEPS = 10
-
-
-@dataclass
-class CellUse:
-    """One cell, lowered for its dims, at one place of the model."""
-
-    cell: CellGraph
-    prefix: str  # weight-file key prefix: "", "layers.1.reverse.", "head.", ...
-    reverse: bool = False
-    weights: str | None = None  # the weight-key prefix when it is not `prefix` (a tree cell's rules share one)
-
-    def key(self, param: str) -> str:
-        return (self.prefix if self.weights is None else self.weights) + param
-
-
-@dataclass
-class Layer:
-    uses: list[CellUse]  # one per direction
-    merge: str  # concat | sum | mean | separate (bidirectional only)
-    feed: dict[str, str]  # cell input -> the name it reads below (a model input or the previous layer's output)
-    outputs: dict[str, tuple]  # what the layer hands up, after merging
-
-
-@dataclass
-class Stack:
-    layers: list[Layer]
-    inputs: list[str]  # model inputs it reads
-
-    @property
-    def outputs(self) -> dict[str, tuple]:
-        return self.layers[-1].outputs
-
-    def final_states(self) -> dict[str, tuple]:
-        """The summary of the top layer: its final states, merged like its outputs."""
-        top = self.layers[-1]
-        states = top.uses[0].cell.states
-        if len(top.uses) == 1 or top.merge in ("sum", "mean"):
-            return {n: s.shape for n, s in states.items()}
-        if top.merge == "concat":
-            return {n: s.shape[:-1] + (2 * s.shape[-1],) for n, s in states.items()}
-        return {f"{n}_{d}": s.shape for n, s in states.items() for d in ("forward", "reverse")}
-
-
-@dataclass
-class Head:
-    use: CellUse  # stateless; its inputs are the stack's outputs (and context)
-    at: str  # every_step | last
-
-
-@dataclass
-class Decoder:
-    use: CellUse
-    token_input: str
-    init: str | CellUse  # "zeros" | "encoder" | a stateless bridge cell producing each state
-    feed: str  # previous_output | target
-    target: str | None
-    steps: int
-    head: Head
-    sample: str
-    temperature: float
-    top_k: int | None
-    stop_at_end: bool
-
-
-@dataclass
-class Plan:
-    inputs: dict[str, tuple]  # sequence inputs: name -> step shape
-    input_dtypes: dict[str, str]
-    context: dict[str, tuple]  # per-sequence vectors
-    time_dim: object = None
-    stack: Stack | None = None  # the sequence model, or the encoder
-    head: Head | None = None
-    decoder: Decoder | None = None
-    kind: str = "sequence"  # sequence | seq2seq | generate | tree
-    fold: object = None  # tree models: a trees.model.Fold
-
-    def uses(self) -> list[CellUse]:
-        out = self.fold.uses() if self.fold is not None else []
-        if self.stack:
-            out += [u for layer in self.stack.layers for u in layer.uses]
-        if self.head:
-            out.append(self.head.use)
-        if self.decoder:
-            out.append(self.decoder.use)
-            if isinstance(self.decoder.init, CellUse):
-                out.append(self.decoder.init)
-            out.append(self.decoder.head.use)
-        return out
-
-    def params(self) -> dict[str, ParamInfo]:
-        out = {}
-        for use in self.uses():
-            for name, info in use.cell.params.items():
-                out[use.key(name)] = info
-        return out
-
-    def steps(self, dims: dict, override: int | None = None) -> int:
-        """Steps of a run: the inputs' time axis, or for one-to-many generation the decoder's steps."""
-        if override is not None:
-            return override
-        if self.kind == "generate" and self.decoder is not None:
-            return self.decoder.steps
-        if isinstance(self.time_dim, int):
-            return self.time_dim
-        return dims.get(self.time_dim, DEFAULT_STEPS)
+from .trees.model import build_fold
 
 
 class PlanBuilder:
@@ -176,8 +63,6 @@ class PlanBuilder:
     def build(self) -> Plan | None:
         m = self.spec.model
         if m.fold is not None:
-            from .trees.model import build_fold
-
             return build_fold(self)
         inputs, dtypes, time_dims = {}, {}, set()
         self.failed_inputs = set()

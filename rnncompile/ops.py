@@ -404,6 +404,49 @@ _register(OpDef("sharpen", (2, 2), _sharpen, _sharpen_meaning, kind="memory",
                 flops_per_elem=6, doc="sharpen(w, gamma): w^gamma / sum(w^gamma) for a weighting w [N] "
                                       "and a scalar gamma > 0 (the NTM's is >= 1)"))
 
+# the step and integers. Values are the run's floats; a whole number (the step index, a count) is exact in
+# float32 up to 2**24 = 16,777,216 and in float64 up to 2**53. `%` and `//` have Python's floor semantics for
+# any sign (x % y takes the sign of y, x // y rounds down, x == (x // y) * y + x % y); at run time a zero
+# divisor gives NaN for `%` and ±inf (or NaN for 0 // 0) for `//`, as NumPy's float ops do (a literal zero
+# divisor is a compile-time error). Comparisons give exactly 0.0 or 1.0 (NaN compares false, except !=).
+_register(OpDef("step_index", (0, 0), _source, None, attrs={"shape": REQUIRED, "name": ""}, kind="source",
+                doc="`t`: the step's 0-based position in its sequence, also in a reverse scan (where the steps run "
+                    "T-1 down to 0 and step t reads x[t])"))
+_register(OpDef("seq_length", (0, 0), _source, None, attrs={"shape": REQUIRED, "name": ""}, kind="source",
+                doc="`seq_len`: the number of real steps of this step's sequence (its entry of `lengths`; "
+                    "the whole time axis when every sequence is full)"))
+STEP_SOURCES = {"step_index": "t", "seq_length": "seq_len"}  # op -> the name expressions use
+
+
+def _compare(fn):
+    def meaning(a, b):
+        return getattr(np, fn)(a, b).astype(np.result_type(a, b))
+    meaning.__name__ = meaning.__qualname__ = f"{fn}_as_number"
+    return meaning
+
+
+def _where_shape(shapes, attrs):
+    try:
+        return _broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError("the condition and the two choices " + ", ".join(fmt_shape(s) for s in shapes)
+                         + " do not broadcast") from None
+
+
+def _where_meaning(cond, a, b):
+    return np.where(cond != 0, a, b).astype(np.result_type(a, b), copy=False)
+
+
+_binary("mod", "%", _numpy("mod"), "x % y: the remainder with Python's floor semantics (the sign of y; "
+                                    "x - floor(x / y) * y)")
+_binary("floordiv", "//", _numpy("floor_divide"), "x // y: floor(x / y), as Python and NumPy compute it")
+for _name, _sym, _fn in (("lt", "<", "less"), ("le", "<=", "less_equal"), ("gt", ">", "greater"),
+                         ("ge", ">=", "greater_equal"), ("eq", "==", "equal"), ("ne", "!=", "not_equal")):
+    _binary(_name, _sym, _compare(_fn), f"1 where `{_sym}` holds, else 0 (elementwise, broadcasting)")
+_register(OpDef("where", (3, 3), _where_shape, _where_meaning, kind="elementwise",
+                doc="where(cond, a, b): a where cond is not 0, else b (elementwise, broadcasting all three)"))
+COMPARISONS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+
 ACTIVATIONS = {n for n, op in OPS.items() if op.kind == "activation"}
 INT_ARGS = {"one_hot": (0,), "embed": (0,)}  # argument positions that take token indices
 

@@ -106,3 +106,18 @@ def load_npz(path, infos: dict[str, ParamInfo], dtype="float32", partial: bool =
 def save_npz(path, values: dict[str, np.ndarray]) -> None:
     with atomic_write(path, "wb") as f:
         np.savez(f, **values)
+
+
+def make_params(program, seed: int = 0, weights=None, dtype="float32") -> dict[str, np.ndarray]:
+    """Seeded (or literal) values for every param of a program, overridden by a weights file or dict."""
+    infos = program.params
+    values = init_params(infos, seed, dtype)
+    if weights is None:
+        return values
+    if isinstance(weights, dict):
+        check_against(infos, weights, "weights")
+        given = {k: np.asarray(v, dtype) for k, v in weights.items()}
+    else:
+        given = load_npz(weights, infos, dtype)
+    values.update(given)
+    return values

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .check import Checked, check_file, check_text
 from .graph import STAGES, CellGraph, ParamInfo, stages
-from .model import CellUse, Plan
+from .plan import CellUse, Plan
 from .passes import optimise
 
 
@@ -65,6 +65,13 @@ class Program:
         for use in self.plan.uses():
             out.setdefault(use.cell.name, self.cell(use))
         return out
+
+    @cached_property
+    def flow(self):
+        """The model as flow ops (rnncompile.flow): what the drivers run and the code generators render."""
+        from .flow import flow_of
+
+        return flow_of(self.plan, self.name)
 
     @cached_property
     def values_by_stage(self) -> dict[str, dict[str, int]]:

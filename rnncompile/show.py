@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import CellGraph
-from .model import CellUse
+from .plan import CellUse
 from .ops import OPS
 
 MAX_SHOWN = 8  # numbers shown per vector before eliding

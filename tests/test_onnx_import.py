@@ -20,7 +20,7 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX import tests compare with 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from rnncompile.interop.onnx_import import import_model, run_like_onnx  # noqa: E402
+from rnncompile.interop.onnx import import_model, run_like_onnx  # noqa: E402
 
 pytestmark = pytest.mark.onnx
 
@@ -511,11 +511,11 @@ def test_external_data_inside_the_folder_is_read(tmp_path):
 
 
 def test_a_model_over_the_size_limit_is_refused(tmp_path, monkeypatch):
-    from rnncompile.interop import onnx_import
+    from rnncompile.interop.onnx import model_file
 
     path = tmp_path / "m.onnx"
     onnx.save(recurrent_model("RNN"), str(path))
-    monkeypatch.setattr(onnx_import, "MAX_MODEL_BYTES", 100)
+    monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 100)
     with pytest.raises(DataError, match="over the 100-byte limit"):
         import_model(path)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 import rnncompile
 from rnncompile.errors import UsageError
-from rnncompile.model import CellUse
+from rnncompile.plan import CellUse
 
 from . import INCLUDES
 from .cell import IND, CellCode, CellWriter, call_lines

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import rnncompile
-from rnncompile.model import CellUse, Plan
+from rnncompile.plan import CellUse, Plan
 from rnncompile.ops import fmt_shape
 
 from .cell import IND, CellCode, CellWriter, wrap

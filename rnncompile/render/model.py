@@ -36,7 +36,7 @@ import graphviz
 
 from ..errors import UsageError
 from ..graph import CellGraph
-from ..model import CellUse, Plan as ModelPlan, Stack
+from ..plan import CellUse, Plan as ModelPlan, Stack
 from . import annotate, chain, style
 from .fold import Folded, fold
 from .plan import Plan, make_plan

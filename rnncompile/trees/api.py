@@ -12,12 +12,14 @@ import math
 from ..data import check_budget
 from ..drivers import Executable
 from ..errors import DataError
+from ..params import make_params
 from ..program import Program
 from ..progress import bar as progress_bar
 from ..vocab import unknown_note
 from .forest import Forest
 from .generate import random_trees
 from .parse import as_trees
+from .run import check_forest
 from .schedule import make_schedule
 
 RANDOM_LEAVES = (3, 8)
@@ -28,9 +30,6 @@ def run_trees(program: Program, trees=None, params: dict | None = None, weights=
               mode: str = "level", progress: bool = False):
     """Fold the tree cell over `trees` (bracketed text, JSON-like values, Trees, or a Forest;
     seeded random trees when None) and apply the head. mode: level (batched) or node (one at a time)."""
-    from ..api import make_params
-    from .run import FoldRunner, check_forest
-
     fold = program.plan.fold
     forest = trees if isinstance(trees, Forest) else Forest.of(
         as_trees(trees) if trees is not None else default_trees(program, batch, seed))
@@ -44,8 +43,8 @@ def run_trees(program: Program, trees=None, params: dict | None = None, weights=
     if params is None:
         params = make_params(program, seed, weights, dtype)
     with progress_bar(forest.size, progress, f"{program.name}: folding", "node") as shown:
-        result = FoldRunner(Executable.cached(program, backend, dtype), params).run(forest, tokens, mode, trace,
-                                                                                    schedule, shown)
+        exe = Executable.cached(program, backend, dtype)
+        result = exe.run_fold(program.flow, forest, tokens, mode, schedule, params, trace, shown)
     result.note = unknown_note(program.vocab.unknown, forest.unknown) if program.vocab else ""
     return result
 

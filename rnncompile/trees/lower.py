@@ -189,6 +189,8 @@ class _RuleLowering(CellLowering):
     """One rule as a stateless cell: lets and state expressions are named values, the states
     (then the cell's outputs) its outputs; spec paths point at the rule."""
 
+    steps_in_time = False  # no `t` or `seq_len`: a rule runs on tree nodes
+
     def __init__(self, name, cell: CellSpec, rule: str, spec: TreeRuleSpec, states: dict, arity, dims, smap, sink,
                  invalid_dims):
         self.rule, self.rule_spec, self.tree_states, self.arity = rule, spec, states, arity

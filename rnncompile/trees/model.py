@@ -8,24 +8,10 @@ or at every node. PlanBuilder.build hands `fold:` models to build_fold.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..model import CellUse, Head, Plan
+from ..plan import CellUse, Fold, Head, Plan
 from ..spec import HeadSpec
-from .lower import TreeCell
 
 TREE_INPUT = "tree"
-
-
-@dataclass
-class Fold:
-    cell: TreeCell
-    node: CellUse
-    leaf: CellUse | None
-    input: str  # the model input's name
-
-    def uses(self) -> list[CellUse]:
-        return [self.node] + ([self.leaf] if self.leaf is not None else [])
 
 
 def build_fold(b) -> Plan | None:
