@@ -34,6 +34,22 @@ def context_infos(program: Program) -> dict[str, InputInfo]:
     return {n: InputInfo(n, s) for n, s in program.plan.context.items()}
 
 
+def seeded_inputs(program: Program, batch: int, steps: int | None = None, seed: int = 0,
+                  dtype: str = "float32") -> dict[str, np.ndarray]:
+    """The seeded random sequence inputs `run` makes when none are given: [B, steps, ...] each, `steps`
+    (default: the time dim) on the first input's time axis and each other axis its own dim's size."""
+    plan = program.plan
+    vocab = len(program.vocab.tokens) if program.vocab else None
+    return random_inputs(input_infos(program), batch, program.checked.steps(steps), seed, dtype, vocab,
+                         plan.steps_of(program.dims, steps))
+
+
+def seeded_context(program: Program, batch: int, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:
+    """The seeded random context inputs [B, ...] `run` makes when none are given."""
+    context = random_inputs(dict(context_infos(program)), batch, 1, seed + 7, dtype)
+    return {n: v[:, 0] for n, v in context.items()}
+
+
 def check_run_budget(program: Program, batch: int, steps: int, trace: bool = False, chunked: bool = True) -> None:
     """Refuse, before allocating, a run whose values would not fit in memory (see Program.run_values)."""
     if program.plan.kind == "tree":
@@ -62,15 +78,12 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     if trees is not None:
         raise DataError("trees= is for tree models (`model: {fold: ...}`)")
     infos = input_infos(program)
-    vocab = len(program.vocab.tokens) if program.vocab else None
     if inputs is None:
-        steps = program.checked.steps(steps)
-        check_run_budget(program, batch, steps, trace)
-        inputs = random_inputs(infos, batch, steps, seed, dtype, vocab)
-    inputs = _with_batch_axis(inputs, infos, "input", time=True)
+        check_run_budget(program, batch, program.checked.steps(steps), trace)
+        inputs = seeded_inputs(program, batch, steps, seed, dtype)
+    inputs = _with_batch_axis(inputs, infos, "input", time=True, axes=plan.time_dims)
     if context is None and plan.context:
-        context = random_inputs({n: i for n, i in context_infos(program).items()}, batch, 1, seed + 7, dtype)
-        context = {n: v[:, 0] for n, v in context.items()}
+        context = seeded_context(program, batch, seed, dtype)
     context = _with_batch_axis(context or {}, context_infos(program), "context input", time=False)
     b, t = _batch_and_steps(inputs, context)
     check_run_budget(program, b, t, trace, chunked=lengths is None)
@@ -80,9 +93,12 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
         if unknown:
             raise DataError(f"lengths given for `{unknown[0]}`, which is not a sequence input; inputs: "
                             f"{', '.join(infos) or 'none'}")
-        lengths = {n: _check_lengths(v, b, t, n) for n, v in lengths.items()}
+        lengths = {n: _check_lengths(v, b, inputs[n].shape[1], n) for n, v in lengths.items()}
     elif lengths is not None:
         lengths = _check_lengths(lengths, b, t)
+        other = [n for n in infos if str(plan.time_dims.get(n)) != str(plan.time_dim)]
+        if other:  # one array is the lengths of the inputs on the first time axis; the others keep theirs
+            lengths = {n: lengths for n in infos if n not in other}
     if params is None:
         params = make_params(program, seed, weights, dtype)
     if init_state is not None:
@@ -181,7 +197,9 @@ def _check_language_model(program: Program):
     return vocab
 
 
-def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool) -> dict:
+def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool, axes: dict | None = None) -> dict:
+    """`arrays` with a batch axis (added when missing), checked against `infos`; inputs on one time axis
+    (`axes`: input -> its time dim) agree on their steps, and every input on the batch size."""
     out = {}
     for name, info in infos.items():
         if name not in arrays:
@@ -200,9 +218,14 @@ def _with_batch_axis(arrays: dict, infos: dict, what: str, time: bool) -> dict:
     extra = [n for n in arrays if n not in infos]
     if extra:
         raise DataError(f"unexpected {what} `{extra[0]}`; expected: {', '.join(infos) or 'none'}")
-    shapes = {x.shape[:2] if time else x.shape[:1] for x in out.values()}
-    if len(shapes) > 1:
-        raise DataError(f"{what}s disagree on batch size or steps: {sorted(shapes)}")
+    axes = axes or {}
+    by_axis: dict = {}
+    for name, x in out.items():
+        by_axis.setdefault(str(axes.get(name)), []).append(x.shape[:2] if time else x.shape[:1])
+    batches = {shape[0] for shapes in by_axis.values() for shape in shapes}
+    if len(batches) > 1 or any(len(set(shapes)) > 1 for shapes in by_axis.values()):
+        shapes = sorted({x.shape[:2] if time else x.shape[:1] for x in out.values()})
+        raise DataError(f"{what}s disagree on batch size or steps: {shapes}")
     return out
 
 

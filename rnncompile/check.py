@@ -83,8 +83,29 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
             builder.cell(name, dims)
             if plan is not None and not sink.errors:
                 sink.warn(f"cell `{name}` is not used by the model", f"cells.{name}", smap.key_loc(("cells", name)))
+    if plan is not None:
+        check_step_reads(plan, smap, sink)
     sink.raise_if_errors()
     return Checked(spec, dims, plan, smap, sink.warnings)
+
+
+def check_step_reads(plan, smap: SourceMap, sink: DiagnosticSink) -> None:
+    """A decoder that feeds back its own output runs its cell one step at a time, where no step index is
+    given: its cell may not read `t` or `seq_len` (teacher forcing scans the target, so there it may)."""
+    dec = plan.decoder
+    if dec is None or dec.feed == "target":
+        return
+    from .ops import STEP_SOURCES
+
+    cell = dec.use.cell
+    read = sorted({cell.node(n).attr("name") for n in cell.g.nodes if cell.node(n).op in STEP_SOURCES})
+    if read:
+        path = ("model", "decoder", "scan")
+        sink.error(f"decoder cell `{cell.name}` reads `{'`, `'.join(read)}`, but a decoder that feeds back its output "
+                   f"runs one step at a time, where the step index is not given", dotted(path),
+                   smap.value_loc(path, 0, len(cell.name)),
+                   "use `feed: target` (teacher forcing scans the target), or count the steps in a state of "
+                   "the cell (update: {n: n + 1})")
 
 
 NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")

@@ -53,6 +53,17 @@ progress_option = click.option("--progress/--no-progress", default=None,
                                help="a progress bar on stderr [default: when stderr is a terminal]")
 
 
+def _engine_options(fn):
+    for option in reversed([
+        click.option("--scheduler", metavar="tcp://HOST:PORT",
+                     help="the Dask scheduler to use [default: $DASK_SCHEDULER_ADDRESS, else a local cluster]"),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="worker processes of the local cluster [default: one per core]"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def cli():
@@ -125,9 +136,14 @@ def _validate_json(spec, dims) -> None:
 @click.option("--trees", "trees_file", type=click.Path(dir_okay=False),
               help="tree models: a file of trees, one per line (bracketed or JSON), or a .json {\"trees\": [...]}")
 @click.option("--per-node", is_flag=True, help="tree models: run node by node instead of level-batched (checking)")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="dask: shard the batch over Dask workers (a local cluster, or --scheduler); the same numbers")
+@click.option("--chunk", type=click.IntRange(min=1), default=None,
+              help="--engine dask: at most this many sequences per task [default: 4096]")
+@_engine_options
 @progress_option
 def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
-        backend, tree_texts, trees_file, per_node, progress):
+        backend, tree_texts, trees_file, per_node, engine, chunk, scheduler, workers, progress):
     """Simulate a spec: random inputs (or trees) and seeded weights by default."""
     import numpy as np
 
@@ -145,6 +161,7 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     echo = functools.partial(click.echo, err=output == STDOUT)  # with -o -, stdout holds the JSON alone
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
+    _check_engine(program, engine, chunk, scheduler, workers, trace, backend)
     if program.plan.kind == "tree":
         from .trees.cli import run_trees
 
@@ -173,9 +190,13 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
             raise DataError(f"{init_state}: holds no state.* arrays (write one with run --output file.npz)")
     params = api.make_params(program, seed, weights, dtype)
     try:
-        result = api.run(program, inputs=inputs, params=params, init_state=state, lengths=lengths, context=context,
-                         batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend, trace=trace,
-                         progress=wanted_progress(progress))
+        if engine == "dask":
+            result = _run_on_dask(program, inputs, params, state, lengths, context, batch, steps, seed, dtype,
+                                  backend, chunk, scheduler, workers, wanted_progress(progress), echo)
+        else:
+            result = api.run(program, inputs=inputs, params=params, init_state=state, lengths=lengths,
+                             context=context, batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend,
+                             trace=trace, progress=wanted_progress(progress))
     except DataError as e:
         raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
     first = next(iter(result.outputs.values())) if result.outputs else None
@@ -201,6 +222,29 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
         save_outputs(output, arrays)
         if output != STDOUT:
             echo(f"outputs written to {output}")
+
+
+def _check_engine(program, engine, chunk, scheduler, workers, trace, backend) -> None:
+    if engine != "dask":
+        given = [f for f, v in (("--chunk", chunk), ("--scheduler", scheduler), ("--workers", workers)) if v]
+        if given:
+            raise UsageError(f"{given[0]} is for --engine dask (add --engine dask, or leave {given[0]} out)")
+        return
+    from .distributed import check_shardable
+
+    check_shardable(program, trace)
+
+
+def _run_on_dask(program, inputs, params, state, lengths, context, batch, steps, seed, dtype, backend, chunk,
+                 scheduler, workers, progress, echo):
+    from .distributed import DEFAULT_CHUNK, connect, run_sharded
+
+    with connect(scheduler, workers, note=echo) as client:
+        done = run_sharded(client, program, inputs, params, state, lengths, context, batch, steps, seed, dtype,
+                           backend, chunk or DEFAULT_CHUNK, progress, note=echo)
+    echo(f"dask: {done.chunks} chunk{'s' if done.chunks != 1 else ''} on {done.workers} "
+         f"worker{'s' if done.workers != 1 else ''} in {done.seconds:.2f} s")
+    return done.result
 
 
 def _read_input_file(program, path):
@@ -236,6 +280,48 @@ def _token_input(program, spec, vocab) -> str:
     if len(tokens) != 1 or len(infos) != 1:
         raise UsageError("--text needs a model with exactly one sequence input, declared as a token")
     return tokens[0]
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--grid", "-g", "grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="a swept key and its values, repeatable: a dim (H=32,64,128), cell (the cell `scan:` runs: "
+                   "cell=lstm,gru), backend, dtype, batch or steps; every combination is one point")
+@dim_option
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1, max=10_000),
+              help="run every point with seeds 0..N-1 (the weights and inputs of `run --seed S`)")
+@click.option("--backend", default="numpy", show_default=True, help="backend of the points that do not sweep it")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--batch", "-b", default=16, show_default=True, type=click.IntRange(min=1), help="sequences per run")
+@click.option("--steps", "-t", type=click.IntRange(min=1), help="time steps of the random inputs [default: time dim]")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="the results table, .csv or .parquet (pyarrow); an existing one is resumed")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
+              help="draw a metric against a swept value (.png, .svg or .pdf)")
+@click.option("--metric", help="--plot: the column to draw, e.g. y.absmax or run_s [default: the first output's std]")
+@click.option("--plot-x", "plot_x", metavar="KEY", help="--plot: the swept key on the x axis [default: the first numeric]")
+@click.option("--train", "train_data", metavar="DATA",
+              help="not yet available: training sweeps wait for `rnncompile train` (the training issue)")
+@_engine_options
+@progress_option
+def sweep(spec, grid, dims, seeds, backend, dtype, batch, steps, output, plot_file, metric, plot_x, train_data,
+          scheduler, workers, progress):
+    """Run every point of a grid of dims, cells, backends and dtypes as a Dask task; one results row per
+    point and seed (settings, mean/std/abs-max of each output, final-state norms, compile and run times).
+    An interrupted sweep resumes: points already in the results file are skipped.
+
+    Simulation only: training sweeps (--train) wait for the training issue and are refused."""
+    from .sweep_cli import SweepOptions, sweep as run_sweep
+    from .sweep_table import FORMATS, check_format
+
+    if train_data is not None:
+        raise UsageError("--train: training sweeps are not available yet: they wait for `rnncompile train` "
+                         "(the training issue); sweep simulations without --train")
+    _check_outputs(("--output", output, FORMATS), ("--plot", plot_file, (".png", ".svg", ".pdf")))
+    check_format(output)
+    opts = SweepOptions(spec, grid, _parse_dims(dims), seeds, backend, dtype, batch, steps, output, plot_file, metric,
+                        plot_x, scheduler, workers, wanted_progress(progress))
+    run_sweep(opts, lambda line: click.echo(line, err=True), lambda w: click.echo(w.format(), err=True))
 
 
 @cli.command()
@@ -401,6 +487,24 @@ def schema(output):
 
 
 @cli.command()
+@click.option("--format", "fmt", type=click.Choice(["markdown", "text"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
+def ops(fmt, output):
+    """Print the op reference: every op's syntax, arguments, shape rule and a worked example, the operator
+    precedence and the gate activations (docs/ops.md is the markdown)."""
+    from .files import atomic_write
+    from .opdoc import reference
+
+    text = reference(fmt)
+    if output:
+        _check_outputs(("--output", output, None))
+        with atomic_write(output) as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
 def backends():
     """List the installed execution backends."""
     from . import registry
@@ -431,12 +535,11 @@ def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="-
 
     program = compile_program(spec, _parse_dims(dims))
     _warn(program.checked)
-    if not hasattr(registry.get(backend), "export"):
-        able = [n for n in registry.available() if hasattr(registry.get(n), "export")]
+    if not registry.can(backend, "export"):
         raise UsageError(f"backend `{backend}` cannot export standalone code; use {flag} "
-                         f"{' or '.join(able) or '(none installed)'}")
+                         f"{' or '.join(registry.able('export')) or '(none installed)'}")
     extra = {}
-    if getattr(registry.get(backend), "embeds_weights", False):
+    if registry.can(backend, "embeds_weights"):
         dtype, seed = dtype or "float32", seed or 0
         extra = {"params": api.make_params(program, seed, weights, dtype), "dtype": dtype,
                  "weights_from": Path(weights).name if weights else
@@ -468,9 +571,6 @@ def export(spec, dims, backend, output, weights, seed, dtype):
     _write_standalone(spec, dims, backend, output, weights, seed, dtype)
 
 
-CODEGEN_FILES = {"c": "{name}.c", "python": "{name}_model.py"}
-
-
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
@@ -488,8 +588,11 @@ def codegen(spec, dims, target, out_dir, weights, seed, dtype):
     check_output(out_dir, option="--output", folder=True)  # made when missing, as documented
 
     def output(name):
+        from . import registry
+
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return str(Path(out_dir) / CODEGEN_FILES.get(target, "{name}." + target).format(name=file_stem(name)))
+        pattern = getattr(registry.get(target), "export_file", "{name}." + target)
+        return str(Path(out_dir) / pattern.format(name=file_stem(name)))
     _write_standalone(spec, dims, target, output, weights, seed, dtype, flag="--target")
 
 

@@ -47,18 +47,21 @@ def check_budget(what: str, elements: int) -> None:
                         f"the limit is {MAX_RUN_ELEMENTS:.3g}. Use a smaller --batch, --steps or --dim.")
 
 
-def random_inputs(inputs: dict, batch: int, steps: int, seed: int, dtype="float32", vocab_size: int | None = None):
-    """Seeded inputs: standard normal floats, uniform tokens. inputs: name -> InputInfo."""
+def random_inputs(inputs: dict, batch: int, steps: int, seed: int, dtype="float32", vocab_size: int | None = None,
+                  steps_of: dict[str, int] | None = None):
+    """Seeded inputs: standard normal floats, uniform tokens. inputs: name -> InputInfo; `steps_of` gives an
+    input on another time axis its own steps (a decoder's target)."""
     rng = np.random.default_rng(seed + 1_000_003)
     out = {}
     for name, info in inputs.items():
-        check_budget(f"input `{name}`", batch * steps * math.prod(info.shape))
+        n = (steps_of or {}).get(name, steps)
+        check_budget(f"input `{name}`", batch * n * math.prod(info.shape))
         if info.dtype == "token":
             if not vocab_size:
                 raise DataError(f"input `{name}` is a token but the spec has no vocabulary; give --input or --text")
-            out[name] = rng.integers(0, vocab_size, (batch, steps) + info.shape)
+            out[name] = rng.integers(0, vocab_size, (batch, n) + info.shape)
         else:
-            out[name] = rng.standard_normal((batch, steps) + info.shape).astype(dtype)
+            out[name] = rng.standard_normal((batch, n) + info.shape).astype(dtype)
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import flow, registry
 from .registry import ScanResult
 from .errors import DataError
-from .plan import CellUse, Decoder, Head, Plan, Stack
+from .plan import CellUse
 from .program import SCAN_CHUNK, Program
 
 
@@ -69,7 +69,8 @@ def scan_in_chunks(bound, inputs: dict, state, lengths, reverse: bool, want_trac
     """A scan over the whole sequence as scans of SCAN_CHUNK steps, carrying the state from one to the next
     (in reverse order for a reverse scan): what a backend computes for all steps before its loop is then
     held for one chunk at a time, and a progress bar (a tqdm) ticks as each chunk ends. A traced or
-    variable-length scan, or a short one, runs as one call. Whether a bar is shown never changes a number."""
+    variable-length scan, or a short one, runs as one call. Whether a bar is shown never changes a number.
+    Each chunk is told its first step's index and the whole length, so `t` and `seq_len` read as unchunked."""
     t = next(iter(inputs.values())).shape[1] if inputs else 0
     if want_trace or lengths is not None or t <= SCAN_CHUNK:
         res = bound.scan(inputs, state, lengths, reverse, want_trace)
@@ -79,7 +80,8 @@ def scan_in_chunks(bound, inputs: dict, state, lengths, reverse: bool, want_trac
     starts = list(range(0, t, SCAN_CHUNK))
     pieces = []
     for s in reversed(starts) if reverse else starts:
-        res = bound.scan({n: v[:, s:s + SCAN_CHUNK] for n, v in inputs.items()}, state, None, reverse, False)
+        res = bound.scan({n: v[:, s:s + SCAN_CHUNK] for n, v in inputs.items()}, state, None, reverse, False,
+                         start=s, total=t)  # the step index `t` of the chunk's first step, and the length
         state = res.final_state
         pieces.append(res.outputs)
         if progress is not None:
@@ -167,9 +169,16 @@ class Executable:
         bound, head = self.bind(dec.use, run.params), self.bind(dec.head.use, run.params)
         state, context, batch = run.env[op.state], run.context, run.batch
         memory = {name: run.read(r) for name, r in op.memory}
+        if op.memory or op.memory_mask:  # attention reads every source step: the source is padded to the cell's S
+            cin = op.memory[0][0] if op.memory else op.memory_mask[0]
+            want = dec.use.cell.inputs[cin].shape[0]
+            steps = run.inputs[self.program.plan.stack.inputs[0]].shape[1]
+            if steps != want:
+                raise DataError(f"the source has {steps} steps, but the decoder's attention reads {want} (its "
+                                f"input `{cin}` is [{want}, ...]): pad the source to {want} steps and give its "
+                                f"lengths")
         if op.memory_mask is not None:
             name, sources = op.memory_mask
-            steps = next(iter(memory.values())).shape[1]
             lengths = run.lengths_of(sources)
             memory[name] = (np.arange(steps)[None, :] < (steps if lengths is None else lengths[:, None])) \
                 .astype(self.dtype) * np.ones((batch, 1), self.dtype)

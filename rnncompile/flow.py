@@ -202,6 +202,7 @@ class Flow:
     ops: list[FlowOp] = field(default_factory=list)
     inputs: dict[str, tuple] = field(default_factory=dict)
     context: dict[str, tuple] = field(default_factory=dict)
+    time_dims: dict[str, object] = field(default_factory=dict)  # each sequence input's time axis
 
     def __iter__(self):
         return iter(self.ops)
@@ -217,7 +218,8 @@ class Flow:
 class _Writer:
     def __init__(self, plan: Plan, name: str):
         self.plan = plan
-        self.flow = Flow(name, inputs=dict(plan.inputs), context=dict(plan.context))
+        self.flow = Flow(name, inputs=dict(plan.inputs), context=dict(plan.context),
+                         time_dims={n: plan.time_dims.get(n, plan.time_dim) for n in plan.inputs})
         self.finals: list[tuple[CellUse, str]] = []
 
     def add(self, op: FlowOp) -> FlowOp:
@@ -384,8 +386,8 @@ def format_flow(flow: Flow) -> str:
 
     head = [f"flow {flow.name}"]
     if flow.inputs:
-        head.append("  input   " + ", ".join(f"{n} [B, T, {fmt_shape(s)[1:-1]}]".replace(", ]", "]")
-                                             for n, s in flow.inputs.items()))
+        head.append("  input   " + ", ".join(f"{n} [B, {flow.time_dims.get(n, 'T')}, {fmt_shape(s)[1:-1]}]"
+                                             .replace(", ]", "]") for n, s in flow.inputs.items()))
     if flow.context:
         head.append("  context " + ", ".join(f"{n} [B, {fmt_shape(s)[1:-1]}]".replace(", ]", "]")
                                              for n, s in flow.context.items()))

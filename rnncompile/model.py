@@ -64,7 +64,7 @@ class PlanBuilder:
         m = self.spec.model
         if m.fold is not None:
             return build_fold(self)
-        inputs, dtypes, time_dims = {}, {}, set()
+        inputs, dtypes, self.time_of = {}, {}, {}
         self.failed_inputs = set()
         for name, shape in m.input.items():
             path = ("model", "input", name)
@@ -75,24 +75,19 @@ class PlanBuilder:
             if isinstance(time, str) and not time.isidentifier():
                 self.error(path + (0,), f"the time axis `{time}` must be a dim name or a number", value=True)
                 continue
-            time_dims.add(time)
+            self.time_of[name] = time
             step = self.shape(shape[1:], path, start=1)
             if step is not None:
                 inputs[name] = step
             else:
                 self.failed_inputs.add(name)
-        if len(time_dims) > 1:
-            self.error(("model", "input"), "all sequence inputs must share one time axis, got "
-                       + ", ".join(map(str, sorted(time_dims, key=str))),
-                       "give every sequence input the same time dim (e.g. [T]) and each its own real length at "
-                       "run time (`lengths.<input>` in the input file, or lengths={...} in Python)")
         context = {}
         for name, shape in m.context.items():
             step = self.shape(shape, ("model", "context", name))
             if step is not None:
                 context[name] = step
         self.model_inputs = ModelInputs({n: context.get(n) for n in m.context}, frozenset(m.input))
-        plan = Plan(inputs, dtypes, context, next(iter(time_dims)) if time_dims else None)
+        plan = Plan(inputs, dtypes, context, next(iter(self.time_of.values()), None), dict(self.time_of))
 
         modes = [k for k in ("scan", "layers", "encoder") if getattr(m, k) is not None]
         if len(modes) > 1:
@@ -206,43 +201,35 @@ class PlanBuilder:
         out_layers = []
         below = dict(available)  # name -> shape of what the next layer can read
         below_name = "model input"  # who gives `below`, for errors
-        for i, (scan_name, ldims, ldir, lmerge, lpath, lprefix) in enumerate(layer_specs):
-            if not self.cell_name(scan_name, lpath + ("scan",)) or not not_a_tree_cell(self, scan_name,
-                                                                                        lpath + ("scan",)):
-                return None
+        for i, (scan, ldims, ldir, lmerge, lpath, lprefix) in enumerate(layer_specs):
             if not self.own_dims(ldims, lpath):
                 return None
-            cspec = self.spec.cells[scan_name]
-            feed = self.feed(cspec, below, lpath, scan_name)
-            if feed is None:
+            per_direction = not isinstance(scan, str)
+            if per_direction and ldir != "bidirectional":
+                self.error(lpath + ("scan",), "a cell per direction (`scan: {forward: ..., reverse: ...}`) needs "
+                                              "`direction: bidirectional`", "add direction: bidirectional, or "
+                                              "scan one cell: scan: <cell>")
                 return None
-            dims = {**self.dims, **ldims}
-            # a layer's input size follows what is below it, unless the layer sets that dim itself
-            for cin, src in feed.items():
-                declared = cspec.inputs[cin].shape
-                if len(declared) == 1 and isinstance(declared[0], str) and declared[0].isidentifier() \
-                        and declared[0] not in ldims and len(below[src]) == 1:
-                    dims[declared[0]] = below[src][0]
-            if scan_name in self.failed_cells:
-                return None
-            cell = self.cell(scan_name, dims)
-            if scan_name in self.failed_cells:
-                return None
-            ok = True
-            for cin, src in feed.items():
-                want = cell.inputs[cin].shape if cin in cell.inputs else None
-                if want is not None and want != below[src]:
-                    self.wrong_size(lpath, i, scan_name, cin, want, below_name, src, below[src], dims, ldims)
-                    ok = False
-            if not ok:
+            named = [(scan.forward, lpath + ("scan", "forward")), (scan.reverse, lpath + ("scan", "reverse"))] \
+                if per_direction else [(scan, lpath + ("scan",))]
+            cells = []
+            for scan_name, spath in named:
+                found = self.layer_cell(scan_name, spath, below, below_name, ldims, lpath, i)
+                if found is None:
+                    return None
+                cells.append(found)
+            (cell, feed), *other = cells
+            if other and not self.directions_fit(cells, named, lmerge, lpath):
                 return None
             if ldir == "bidirectional":
-                uses = [CellUse(cell, f"{lprefix}forward."), CellUse(cell, f"{lprefix}reverse.", reverse=True)]
+                rcell = other[0][0] if other else cell
+                uses = [CellUse(cell, f"{lprefix}forward."), CellUse(rcell, f"{lprefix}reverse.", reverse=True)]
             else:
                 uses = [CellUse(cell, lprefix, reverse=ldir == "reverse")]
             outputs = {}
             for name, nid in cell.outputs().items():
                 shape = cell.node(nid).shape
+                rshape = uses[-1].cell.node(uses[-1].cell.outputs()[name]).shape
                 if len(uses) == 1:
                     outputs[name] = shape
                 elif lmerge == "concat":
@@ -250,7 +237,7 @@ class PlanBuilder:
                         self.error(lpath + ("merge",), f"output `{name}` is a scalar; concat needs vectors",
                                    "use merge: sum or mean")
                         return None
-                    outputs[name] = shape[:-1] + (2 * shape[-1],)
+                    outputs[name] = shape[:-1] + (shape[-1] + rshape[-1],)
                 elif lmerge in ("sum", "mean"):
                     outputs[name] = shape
                 else:
@@ -259,15 +246,87 @@ class PlanBuilder:
                                    "join the directions with concat, sum or mean to feed the next layer", True)
                         return None
                     outputs[f"{name}_forward"] = shape
-                    outputs[f"{name}_reverse"] = shape
+                    outputs[f"{name}_reverse"] = rshape
             if ldir != "bidirectional" and (layers is not None and layers[i].merge != "concat"):
                 self.sink.warn("`merge` only matters for a bidirectional layer", dotted(lpath + ("merge",)),
                                self.smap.key_loc(lpath + ("merge",)))
             out_layers.append(Layer(uses, lmerge if ldir == "bidirectional" else "none", feed, outputs))
             below = outputs
             how = {"bidirectional": f", bidirectional, merge: {lmerge}", "reverse": ", reverse"}.get(ldir, "")
-            below_name = f"layer {i} (cell `{scan_name}`{how})"
+            cell_names = " and ".join(f"`{n}`" for n, _ in named)
+            below_name = f"layer {i} (cell{'s' if per_direction else ''} {cell_names}{how})"
         return Stack(out_layers, list(input_names))
+
+    def layer_cell(self, scan_name: str, spath, below: dict, below_name: str, ldims: dict, lpath, i: int):
+        """One layer's cell, lowered for what is below it: (graph, feed), or None (reported)."""
+        if not self.cell_name(scan_name, spath) or not not_a_tree_cell(self, scan_name, spath):
+            return None
+        cspec = self.spec.cells[scan_name]
+        feed = self.feed(cspec, below, lpath, scan_name)
+        if feed is None:
+            return None
+        if i == 0 and not self.one_time_axis(feed, lpath, scan_name):
+            return None
+        dims = {**self.dims, **ldims}
+        # a layer's input size follows what is below it, unless the layer sets that dim itself
+        for cin, src in feed.items():
+            declared = cspec.inputs[cin].shape
+            if len(declared) == 1 and isinstance(declared[0], str) and declared[0].isidentifier() \
+                    and declared[0] not in ldims and len(below[src]) == 1:
+                dims[declared[0]] = below[src][0]
+        if scan_name in self.failed_cells:
+            return None
+        cell = self.cell(scan_name, dims)
+        if scan_name in self.failed_cells:
+            return None
+        ok = True
+        for cin, src in feed.items():
+            want = cell.inputs[cin].shape if cin in cell.inputs else None
+            if want is not None and want != below[src]:
+                self.wrong_size(lpath, i, scan_name, cin, want, below_name, src, below[src], dims, ldims)
+                ok = False
+        return (cell, feed) if ok else None
+
+    def directions_fit(self, cells: list, named: list, merge: str, lpath) -> bool:
+        """The two cells of a layer's directions read the same inputs and give outputs `merge` can join
+        (and states of the same names, for a decoder's summary)."""
+        (fwd, ffeed), (rev, rfeed) = cells
+        (fname, _), (rname, rpath) = named
+        if ffeed != rfeed:
+            self.error(rpath, f"cells `{fname}` and `{rname}` of one layer read different inputs "
+                              f"({', '.join(ffeed)} and {', '.join(rfeed)})", "both directions read the same "
+                                                                             "sequence: name their inputs alike")
+            return False
+        fo, ro = fwd.outputs(), rev.outputs()
+        if set(fo) != set(ro):
+            self.error(rpath, f"cells `{fname}` and `{rname}` give different outputs ({', '.join(fo)} and "
+                              f"{', '.join(ro)}), so their directions cannot be merged",
+                       "give both cells outputs of the same names")
+            return False
+        for name in fo:
+            fs, rs = fwd.node(fo[name]).shape, rev.node(ro[name]).shape
+            joinable = fs[:-1] == rs[:-1] if merge == "concat" else merge == "separate" or fs == rs
+            if not joinable:
+                self.error(lpath + ("merge",), f"output `{name}` is {fmt_shape(fs)} forward (`{fname}`) and "
+                                               f"{fmt_shape(rs)} reverse (`{rname}`); merge: {merge} needs "
+                                               + ("the same leading axes" if merge == "concat" else "one shape"),
+                           "use merge: concat (widths may differ) or separate, or give both the same size")
+                return False
+        return True
+
+    def one_time_axis(self, feed: dict, path, scan_name: str) -> bool:
+        """The model inputs one scan reads share one time axis (different scans may each have their own)."""
+        axes = {src: self.time_of[src] for src in feed.values() if src in self.time_of}
+        if len(set(map(str, axes.values()))) <= 1:
+            return True
+        listed = ", ".join(f"`{src}` [{axis}, ...]" for src, axis in axes.items())
+        first = next(iter(axes.values()))
+        odd = next(src for src, axis in axes.items() if str(axis) != str(first))
+        self.error(("model", "input", odd, 0), f"cell `{scan_name}` reads {listed}: the inputs of one scan share "
+                                              f"one time axis",
+                   "give them the same time dim and each its own real length at run time (`lengths.<input>`); "
+                   "an encoder's source and a decoder's target may each have their own time axis", value=True)
+        return False
 
     def wrong_size(self, lpath, i, scan_name, cin, want, below_name, src, got, dims, ldims) -> None:
         """A layer's input does not fit what is below it: name both sides and both sizes, and
@@ -339,10 +398,21 @@ class PlanBuilder:
         if spec.scan in self.failed_cells:
             return None
         tokens = [n for n, i in cell.inputs.items() if i.dtype == "token"]
-        if len(cell.inputs) != 1 or len(tokens) != 1:
-            self.error(path + ("scan",), f"a decoder cell takes exactly one input, a token (its previous output); "
-                                         f"`{spec.scan}` takes {', '.join(cell.inputs) or 'none'}",
-                       "declare it as `inputs: {y_prev: token}`", True, len(spec.scan))
+        for cin in spec.memory:
+            if cin not in cell.inputs:
+                self.error(path + ("memory", cin), f"cell `{spec.scan}` has no input `{cin}` for the memory to fill",
+                           did_you_mean(cin, cell.inputs, "input"))
+                return None
+        attended = set(spec.memory) | ({spec.memory_mask} if spec.memory_mask else set())
+        rest = [n for n in cell.inputs if n not in attended]
+        if len(rest) != 1 or len(tokens) != 1 or rest != tokens:
+            self.error(path + ("scan",), f"a decoder cell takes one token input (its previous output) and the "
+                                         f"inputs its `memory:` fills; `{spec.scan}` takes "
+                                         f"{', '.join(cell.inputs) or 'none'}",
+                       "declare it as `inputs: {y_prev: token}` (attention: also `enc: [S, H]`, filled by "
+                       "`memory: {enc: h}` with the encoder's outputs at every source step)", True, len(spec.scan))
+            return None
+        if attended and not self.memory_fits(spec, cell, plan, path):
             return None
         try:
             steps = eval_dim(spec.steps, dims)
@@ -374,7 +444,50 @@ class PlanBuilder:
         if init is None:
             return None
         return Decoder(CellUse(cell, "decoder."), tokens[0], init, spec.feed, target, steps, head, spec.sample,
-                       spec.temperature, spec.top_k, spec.stop_at_end)
+                       spec.temperature, spec.top_k, spec.stop_at_end, dict(spec.memory), spec.memory_mask)
+
+    def memory_fits(self, spec, cell: CellGraph, plan: Plan, path) -> bool:
+        """A decoder's memory (attention): each cell input it fills is an encoder output at every source step,
+        [S, ...] with S the source's time axis; the mask input is [S]."""
+        if plan.stack is None:
+            if self.spec.model.encoder is None:  # (else the encoder's own error is reported)
+                self.error(path + ("memory",), "`memory:` reads the encoder's outputs, and this model has no encoder")
+            return False
+        (src,) = plan.stack.inputs[:1] or (None,)
+        axis = plan.time_dims.get(src)
+        try:
+            steps = axis if isinstance(axis, int) else eval_dim(str(axis), self.dims)
+        except DimError:
+            self.error(("model", "input", src, 0), f"attention reads every source step, so the source's time axis "
+                                                   f"`{axis}` needs a size", f"set it under dims: (e.g. {axis}: 20); "
+                                                                             f"shorter sources are padded and given "
+                                                                             f"their lengths", value=True)
+            return False
+        tops = plan.stack.outputs
+        for cin, out in spec.memory.items():
+            mpath = path + ("memory", cin)
+            if out not in tops:
+                self.error(mpath, f"the encoder gives no output `{out}`", did_you_mean(out, tops, "output"), True,
+                           len(out))
+                return False
+            want = (steps,) + tuple(tops[out])
+            if cell.inputs[cin].shape != want:
+                self.error(mpath, f"input `{cin}` of cell `{spec.scan}` is {fmt_shape(cell.inputs[cin].shape)}, but "
+                                  f"the encoder's `{out}` at every source step is {fmt_shape(want)}",
+                           f"declare it as {cin}: [{axis}, {', '.join(map(str, tops[out]))}]", True, len(out))
+                return False
+        if spec.memory_mask:
+            mask = spec.memory_mask
+            if mask not in cell.inputs:
+                self.error(path + ("memory_mask",), f"cell `{spec.scan}` has no input `{mask}` for the mask",
+                           did_you_mean(mask, cell.inputs, "input"), True, len(mask))
+                return False
+            if cell.inputs[mask].shape != (steps,):
+                self.error(path + ("memory_mask",), f"the mask input `{mask}` is {fmt_shape(cell.inputs[mask].shape)}"
+                                                    f"; it holds one 1 or 0 per source step",
+                           f"declare it as {mask}: [{axis}]", True, len(mask))
+                return False
+        return True
 
     def bridge(self, spec, cell: CellGraph, plan: Plan, context: dict, path, dims: dict):
         if spec.init == "zeros":

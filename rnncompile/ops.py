@@ -92,6 +92,8 @@ def _broadcast_shapes(*shapes: Shape) -> Shape:
 
 
 def _broadcast(shapes, attrs):
+    """The arguments broadcast (NumPy's rule: shapes aligned on the right, a 1 stretches); the result has the
+    broadcast shape."""
     try:
         return _broadcast_shapes(*shapes)
     except ValueError:
@@ -99,10 +101,13 @@ def _broadcast(shapes, attrs):
 
 
 def _same(shapes, attrs):
+    """The result has the argument's shape."""
     return shapes[0]
 
 
 def _matmul(shapes, attrs):
+    """[m, k] @ [k, n] -> [m, n]; a vector on the right is a column ([m, k] @ [k] -> [m]), on the left a row
+    ([k] @ [k, n] -> [n]); two vectors give a scalar; leading axes broadcast."""
     a, b = shapes
     if not a or not b:
         raise ShapeError(f"@ needs vectors or matrices, got {fmt_shape(a)} @ {fmt_shape(b)}")
@@ -136,6 +141,7 @@ def _axis(shape, axis):
 
 
 def _concat(shapes, attrs):
+    """Arguments of one rank (at least 1) that agree off the joined axis; the joined axis' lengths add up."""
     axis = attrs["axis"]
     ranks = {len(s) for s in shapes}
     if len(ranks) != 1 or 0 in ranks:
@@ -148,6 +154,7 @@ def _concat(shapes, attrs):
 
 
 def _reduce(shapes, attrs):
+    """The axis reduced over is dropped; without an axis, every element: a scalar."""
     s, axis = shapes[0], attrs["axis"]
     if axis is None:
         return ()
@@ -156,13 +163,29 @@ def _reduce(shapes, attrs):
 
 
 def _softmax_shape(shapes, attrs):
+    """The argument's shape (a vector or more, not a scalar)."""
     if not shapes[0]:
         raise ShapeError("softmax of a scalar is always 1; it needs a vector")
     _axis(shapes[0], attrs["axis"])
     return shapes[0]
 
 
+def _masked_softmax_shape(shapes, attrs):
+    """x [..., N] (a vector or more) and a mask that broadcasts to x's shape; the result has x's shape."""
+    x, mask = shapes
+    if not x:
+        raise ShapeError("masked_softmax of a scalar is always 1 or 0; it needs a vector")
+    try:
+        fits = _broadcast_shapes(x, mask) == tuple(x)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"the mask {fmt_shape(mask)} does not broadcast to x's shape {fmt_shape(x)}")
+    return x
+
+
 def _outer(shapes, attrs):
+    """Two vectors [m] and [n] -> [m, n]."""
     a, b = shapes
     if len(a) != 1 or len(b) != 1:
         raise ShapeError(f"outer needs two vectors, got {fmt_shape(a)} and {fmt_shape(b)}")
@@ -170,6 +193,7 @@ def _outer(shapes, attrs):
 
 
 def _transpose(shapes, attrs):
+    """The last two axes swapped (a matrix or more)."""
     s = shapes[0]
     if len(s) < 2:
         raise ShapeError(f"transpose needs a matrix, got {fmt_shape(s)}")
@@ -177,6 +201,8 @@ def _transpose(shapes, attrs):
 
 
 def _slice(shapes, attrs):
+    """The sliced axis becomes stop - start long (0 <= start < stop <= its length; an omitted start is 0, an
+    omitted stop the length)."""
     s = shapes[0]
     if not s:
         raise ShapeError("cannot slice a scalar")
@@ -190,6 +216,7 @@ def _slice(shapes, attrs):
 
 
 def _index(shapes, attrs):
+    """The first axis dropped (-n <= i < n for an axis of length n)."""
     s = shapes[0]
     if not s:
         raise ShapeError("cannot index a scalar")
@@ -199,6 +226,7 @@ def _index(shapes, attrs):
 
 
 def _chunk(shapes, attrs):
+    """The last axis divided by n, which must divide it evenly (0 <= i < n)."""
     s, n, i = shapes[0], attrs["n"], attrs["i"]
     if not s:
         raise ShapeError("cannot split a scalar")
@@ -210,6 +238,7 @@ def _chunk(shapes, attrs):
 
 
 def _flatten(shapes, attrs):
+    """One axis holding every element (fixed sizes only, not the children axis K)."""
     s = shapes[0]
     if CHILDREN in s:
         raise ShapeError(f"flatten needs fixed sizes, got {fmt_shape(s)}: the children axis K varies from node "
@@ -218,12 +247,14 @@ def _flatten(shapes, attrs):
 
 
 def _one_hot(shapes, attrs):
+    """The ids' shape with an axis of length n added last."""
     if attrs["n"] < 1:
         raise ShapeError("one_hot needs a positive number of classes")
     return shapes[0] + (attrs["n"],)
 
 
 def _embed(shapes, attrs):
+    """The ids' shape with the table's width E added last (the table is [V, E])."""
     ids, table = shapes
     if len(table) != 2:
         raise ShapeError(f"embed needs a [vocab, width] table, got {fmt_shape(table)}")
@@ -231,6 +262,7 @@ def _embed(shapes, attrs):
 
 
 def _cosine(shapes, attrs):
+    """A memory [N, W] and a key [W] -> [N] (eps > 0)."""
     m, k = shapes
     if len(m) != 2 or len(k) != 1:
         raise ShapeError(f"cosine needs a memory matrix [N, W] and a key vector [W], "
@@ -243,6 +275,7 @@ def _cosine(shapes, attrs):
 
 
 def _shift(shapes, attrs):
+    """A weighting [N] and a shift weighting of odd length 2k+1 <= N -> [N]."""
     w, s = shapes
     if len(w) != 1 or len(s) != 1:
         raise ShapeError(f"shift needs a weighting [N] and a shift weighting [2k+1], "
@@ -255,6 +288,7 @@ def _shift(shapes, attrs):
 
 
 def _sharpen(shapes, attrs):
+    """A weighting [N] and a scalar exponent -> [N]."""
     w, gamma = shapes
     if len(w) != 1:
         raise ShapeError(f"sharpen needs a weighting vector [N], got {fmt_shape(w)}")
@@ -273,6 +307,7 @@ def _shift_flops(shapes, out, attrs):
 
 
 def _source(shapes, attrs):
+    """The declared shape."""
     return tuple(attrs["shape"])
 
 
@@ -287,6 +322,18 @@ def _softmax(x, axis=-1):
     z = x - x.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _masked_softmax(x, mask):
+    """softmax over the last axis of the entries where mask != 0; masked entries are exactly 0. The max
+    subtracted is over the unmasked entries only (so a large masked entry cannot underflow the rest), and a
+    row with every entry masked is all zeros, not 0/0."""
+    keep = np.broadcast_to(np.asarray(mask) != 0, x.shape)
+    top = np.max(np.where(keep, x, -np.inf), axis=-1, keepdims=True)
+    z = np.where(keep, x - np.where(np.isfinite(top), top, 0), -np.inf)  # exp(-inf) = 0 at masked entries
+    e = np.exp(z)
+    total = e.sum(axis=-1, keepdims=True)
+    return (e / np.where(total > 0, total, 1)).astype(x.dtype, copy=False)
 
 
 def _slice_meaning(x, start=None, stop=None, axis=0):
@@ -342,30 +389,39 @@ for _name, _doc in (("input", "the current step's input"), ("state", "the previo
 _register(OpDef("output", (1, 1), _same, lambda x: x, attrs={"name": REQUIRED}, kind="sink",
                 doc="a named result of the step"))
 
-_binary("add", "+", _numpy("add"))
-_binary("sub", "−", _numpy("subtract"))
+_binary("add", "+", _numpy("add"), "a + b, elementwise")
+_binary("sub", "−", _numpy("subtract"), "a - b, elementwise")
 _binary("mul", "×", _numpy("multiply"), "elementwise (Hadamard) product")
-_binary("div", "÷", _numpy("divide"))
-_binary("pow", "^", _numpy("power"))
-_binary("maximum", "max", _numpy("maximum"))
-_binary("minimum", "min", _numpy("minimum"))
+_binary("div", "÷", _numpy("divide"), "a / b, elementwise; at run time a zero divisor gives ±inf "
+                                   "(NaN for 0 / 0), as NumPy's float division does")
+_binary("pow", "^", _numpy("power"), "a ** b, elementwise (NumPy's power: a negative base with a "
+                                  "fractional exponent gives NaN)")
+_binary("maximum", "max", _numpy("maximum"), "the larger of a and b, elementwise (NaN if either is NaN)")
+_binary("minimum", "min", _numpy("minimum"), "the smaller of a and b, elementwise (NaN if either is NaN)")
 _register(OpDef("matmul", (2, 2), _matmul, _numpy("matmul"), kind="linear", flops=_matmul_flops, symbol="@",
                 doc="matrix product; a vector on the right is a column, on the left a row"))
-_unary("neg", _numpy("negative"), kind="elementwise")
-_unary("sigmoid", _sigmoid, flops=4)
-_unary("tanh", _numpy("tanh"), flops=4)
-_unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype))
+_unary("neg", _numpy("negative"), kind="elementwise", doc="-x")
+_unary("sigmoid", _sigmoid, flops=4, doc="1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows")
+_unary("tanh", _numpy("tanh"), flops=4, doc="the hyperbolic tangent, (exp(x) - exp(-x)) / (exp(x) + exp(-x))")
+_unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype), doc="max(x, 0)")
 _register(OpDef("hard_sigmoid", (1, 1), _same,
                 lambda x, alpha=0.2, beta=0.5: np.clip(alpha * x + beta, 0, 1).astype(x.dtype),
                 attrs={"alpha": 0.2, "beta": 0.5}, kind="activation", flops_per_elem=3,
                 doc="max(0, min(1, alpha*x + beta)), ONNX's HardSigmoid"))
-_unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype), flops=4)
-_unary("exp", _numpy("exp"), kind="elementwise", flops=4)
-_unary("log", _numpy("log"), kind="elementwise", flops=4)
-_unary("sqrt", _numpy("sqrt"), kind="elementwise", flops=2)
-_unary("abs", _numpy("abs"), kind="elementwise")
+_unary("softplus", lambda x: np.logaddexp(0, x).astype(x.dtype), flops=4,
+       doc="log(1 + exp(x)), computed as logaddexp(0, x) so it never overflows")
+_unary("exp", _numpy("exp"), kind="elementwise", flops=4, doc="e to the power x")
+_unary("log", _numpy("log"), kind="elementwise", flops=4,
+       doc="the natural logarithm (-inf at 0, NaN below 0)")
+_unary("sqrt", _numpy("sqrt"), kind="elementwise", flops=2, doc="the square root (NaN below 0)")
+_unary("abs", _numpy("abs"), kind="elementwise", doc="|x|")
 _register(OpDef("softmax", (1, 1), _softmax_shape, _softmax, attrs={"axis": -1}, kind="activation",
                 flops_per_elem=5, doc="exp(x) / sum(exp(x)) along an axis, computed stably"))
+_register(OpDef("masked_softmax", (2, 2), _masked_softmax_shape, _masked_softmax, kind="activation",
+                flops_per_elem=6,
+                doc="masked_softmax(x, mask): softmax over x's last axis taken over the entries where mask is "
+                    "not 0 (attention over the real source steps); masked entries get exactly 0, and a row with "
+                    "every entry masked is all zeros. Stable: the max subtracted is the unmasked entries' max"))
 _register(OpDef("concat", (1, None), _concat, lambda *xs, axis=-1: np.concatenate(xs, axis=axis),
                 attrs={"axis": -1}, kind="shape", flops_per_elem=0, doc="join along an axis (the last by default)"))
 _register(OpDef("sum", (1, 1), _reduce, lambda x, axis=None: np.sum(x, axis=axis), attrs={"axis": None},
@@ -426,6 +482,7 @@ def _compare(fn):
 
 
 def _where_shape(shapes, attrs):
+    """The condition and the two choices broadcast; the result has the broadcast shape."""
     try:
         return _broadcast_shapes(*shapes)
     except ValueError:

@@ -51,14 +51,17 @@ class Stack:
         return self.layers[-1].outputs
 
     def final_states(self) -> dict[str, tuple]:
-        """The summary of the top layer: its final states, merged like its outputs."""
+        """The summary of the top layer: its final states, merged like its outputs (each direction may run
+        its own cell: concat joins their widths)."""
         top = self.layers[-1]
-        states = top.uses[0].cell.states
+        per_dir = [{n: s.shape for n, s in u.cell.states.items()} for u in top.uses]
+        fwd = per_dir[0]
         if len(top.uses) == 1 or top.merge in ("sum", "mean"):
-            return {n: s.shape for n, s in states.items()}
+            return fwd
+        rev = per_dir[1]
         if top.merge == "concat":
-            return {n: s.shape[:-1] + (2 * s.shape[-1],) for n, s in states.items()}
-        return {f"{n}_{d}": s.shape for n, s in states.items() for d in ("forward", "reverse")}
+            return {n: s[:-1] + (s[-1] + rev[n][-1],) for n, s in fwd.items() if n in rev}
+        return {f"{n}_{d}": shape for d, states in zip(("forward", "reverse"), per_dir) for n, shape in states.items()}
 
 
 @dataclass
@@ -102,7 +105,8 @@ class Plan:
     inputs: dict[str, tuple]  # sequence inputs: name -> step shape
     input_dtypes: dict[str, str]
     context: dict[str, tuple]  # per-sequence vectors
-    time_dim: object = None
+    time_dim: object = None  # the first sequence input's time axis (a dim name or a number)
+    time_dims: dict = field(default_factory=dict)  # each sequence input's time axis: a source and a target may differ
     stack: Stack | None = None  # the sequence model, or the encoder
     head: Head | None = None
     decoder: Decoder | None = None
@@ -130,11 +134,24 @@ class Plan:
         return out
 
     def steps(self, dims: dict, override: int | None = None) -> int:
-        """Steps of a run: the inputs' time axis, or for one-to-many generation the decoder's steps."""
+        """Steps of a run: the first input's time axis, or for one-to-many generation the decoder's steps."""
         if override is not None:
             return override
         if self.kind == "generate" and self.decoder is not None:
             return self.decoder.steps
-        if isinstance(self.time_dim, int):
-            return self.time_dim
-        return dims.get(self.time_dim, DEFAULT_STEPS)
+        return self.axis_steps(self.time_dim, dims)
+
+    def steps_of(self, dims: dict, override: int | None = None) -> dict[str, int]:
+        """Each sequence input's steps: its time axis's size; `override` sets those on the first input's axis."""
+        out = {}
+        for name in self.inputs:
+            axis = self.time_dims.get(name, self.time_dim)
+            same = str(axis) == str(self.time_dim)
+            out[name] = override if override is not None and same else self.axis_steps(axis, dims)
+        return out
+
+    @staticmethod
+    def axis_steps(axis, dims: dict) -> int:
+        if isinstance(axis, int):
+            return axis
+        return dims.get(axis, DEFAULT_STEPS)

@@ -42,7 +42,17 @@ class CellRunner(Protocol):
 
 class Backend(Protocol):
     """A backend runs one cell's graph; time, direction, stacking, heads, decoding and trees are the
-    drivers'. Optional: `export(program, spec_file, module_name, ...)` writes standalone code."""
+    drivers' (the model's flow, rnncompile.flow). It declares what it can do in `capabilities`:
+
+        run             cell_runner(cell, dtype) runs a cell's graph (every backend)
+        trace           its scans can record every node at every step
+        export          export(program, spec_file, module_name, ...) writes the model as standalone code,
+                        into a file named `export_file` (a pattern of the spec's name)
+        embeds_weights  export also takes params= and dtype=: the weights go into the file
+    """
+
+    name: str
+    capabilities: frozenset
 
     def cell_runner(self, cell, dtype: str = "float32") -> CellRunner: ...
 
@@ -52,6 +62,19 @@ _LOADED: dict[str, Backend] = {}
 
 def available() -> list[str]:
     return sorted(ep.name for ep in entry_points(group="rnncompile.backends"))
+
+
+CAPABILITIES = ("run", "trace", "export", "embeds_weights")
+
+
+def can(name: str, capability: str) -> bool:
+    """Whether backend `name` declares `capability` (see Backend)."""
+    return capability in getattr(get(name), "capabilities", frozenset())
+
+
+def able(capability: str) -> list[str]:
+    """The installed backends that declare `capability`."""
+    return [n for n in available() if can(n, capability)]
 
 
 def get(name: str) -> Backend:

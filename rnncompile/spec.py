@@ -191,8 +191,18 @@ class Directed(Strict):
                                                "(separate: both, as <name>_forward and <name>_reverse)")
 
 
+class PerDirection(Strict):
+    """A bidirectional layer whose two directions run different cells (or one cell with other settings)."""
+
+    forward: str = Field(description="the cell run forward in time")
+    reverse: str = Field(description="the cell run in reverse")
+
+
+ScanCell = Union[str, PerDirection]
+
+
 class LayerSpec(Directed):
-    scan: str = Field(description="the cell this layer runs over time")
+    scan: ScanCell = Field(description="the cell this layer runs over time, or {forward: <cell>, reverse: <cell>}")
     dims: dict[str, int] = Field(default_factory=dict, description="dims for this layer only, e.g. {H: 32}")
 
 
@@ -241,7 +251,7 @@ AnyHead = Annotated[Union[Annotated[HeadSpec, Tag("seq")], Annotated[TreeHeadSpe
 
 
 class EncoderSpec(Directed):
-    scan: str | None = Field(None, description="the encoder cell (or give layers)")
+    scan: ScanCell | None = Field(None, description="the encoder cell (or give layers)")
     layers: list[LayerSpec] | None = None
     input: str | None = Field(None, description="the model input it reads (default: the only one)")
     keep: Literal["final"] = Field("final", description="the summary C: the final state of the top layer")
@@ -262,6 +272,10 @@ class DecoderSpec(Strict):
     sample: Literal["greedy", "sample"] = "greedy"
     temperature: float = Field(1.0, ge=1e-6, le=1e6)  # as api.MIN_TEMPERATURE, api.MAX_TEMPERATURE
     top_k: int | None = Field(None, ge=1)
+    memory: dict[str, str] = Field(default_factory=dict, description="attention: decoder cell input -> the encoder "
+                                                                     "output it reads at every source step, [S, ...]")
+    memory_mask: str | None = Field(None, description="attention: the decoder cell input given 1 at real source "
+                                                      "steps and 0 at padding (from the source lengths), [S]")
     head: HeadSpec
 
 
@@ -270,7 +284,8 @@ class ModelSpec(Directed):
                                         description="sequence inputs: [time_dim, *step_shape], e.g. [T, I]")
     context: dict[str, ShapeSpec] = Field(default_factory=dict,
                                           description="one vector per sequence (not a sequence), e.g. an image feature")
-    scan: str | None = Field(None, description="the cell run over the input sequence (one layer)")
+    scan: ScanCell | None = Field(None, description="the cell run over the input sequence (one layer), or "
+                                                    "{forward: <cell>, reverse: <cell>} (bidirectional)")
     layers: list[LayerSpec] | None = Field(None, description="a stack: each layer's outputs feed the next")
     head: Optional[AnyHead] = None  # a tree head (at: root | every_node) for fold models
     encoder: EncoderSpec | None = None

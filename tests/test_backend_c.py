@@ -20,7 +20,8 @@ from rnncompile.backends.numpy.kernels import KERNELS
 from conftest import SPECS, outputs_under_hash_seeds
 from rnncompile.errors import DataError, UsageError
 from rnncompile.ops import OPS
-from test_kernels import CASES, KERNEL_OPS, TOKENS, _full_attrs, _meaning
+from test_kernels import CASES, KERNEL_OPS, TOKENS, _full_attrs, _meaning, _whole_or_bit
+from test_kernels import _mask
 
 pytestmark = pytest.mark.skipif(build.find_compiler() is None, reason="no C compiler on PATH")
 
@@ -60,6 +61,10 @@ def _values(op, n, shapes, kinds, dtype):
             out.append(rng.integers(0, TOKENS, s).astype(np.int32))
         elif k == "positive":
             out.append(rng.uniform(0.5, 2.0, s).astype(dtype))
+        elif k in ("whole", "bit"):
+            out.append(_whole_or_bit(rng, s, k, dtype))
+        elif k == "mask":
+            out.append(_mask(rng, s, dtype))
         else:
             out.append(rng.standard_normal(s).astype(dtype))
     return out

@@ -86,6 +86,22 @@ case("shift", ((6,), (5,)))
 case("shift", ((3,), (1,)))
 case("sharpen", ((5,), ()), kinds=("positive", "positive"))
 case("sharpen", ((4,), ()), kinds=("real", "positive"))  # negative entries count as 0
+for _op in ("mod", "floordiv"):  # floor semantics for every sign: the reals' signs are mixed
+    for _shapes in (((4,), (4,)), ((), (4,)), ((4,), ()), ((2, 4), (4,))):
+        case(_op, _shapes)
+    case(_op, ((6,), (6,)), kinds=("whole", "whole"))  # -3..3 by -3..3 without 0: exact remainders and quotients
+for _op in ("lt", "le", "gt", "ge", "eq", "ne"):
+    case(_op, ((4,), (4,)), kinds=("whole", "whole"))  # small integers: ties, so == and <= are exercised
+    case(_op, ((2, 4), ()), kinds=("whole", "whole"))
+    case(_op, ((), (4,)))
+case("where", ((4,), (4,), (4,)), kinds=("bit", "real", "real"))
+case("where", ((2, 4), (4,), ()), kinds=("bit", "real", "real"))
+case("where", ((), (3,), (2, 3)), kinds=("bit", "real", "real"))
+case("masked_softmax", ((5,), (5,)), kinds=("real", "mask"))  # attention over source steps: scores [S], mask [S]
+case("masked_softmax", ((3, 4), (3, 4)), kinds=("real", "mask"))  # row 0 has every entry masked: zeros
+case("masked_softmax", ((3, 4), (4,)), kinds=("real", "mask"))  # one mask for every row
+case("masked_softmax", ((2, 3, 4), (3, 4)), kinds=("real", "mask"))
+case("masked_softmax", ((4,), ()), kinds=("real", "mask"))  # a scalar mask of 1: plain softmax
 
 # known kernel bugs: (op, case index, flags) -> reason; strict, so a fix shows up as XPASS
 KNOWN_BUGS = {}  # (op, case, batch flags) -> reason, as strict xfails
@@ -105,7 +121,30 @@ def _array(rng, shape, kind, dtype):
         return rng.integers(0, TOKENS, shape)
     if kind == "positive":
         return rng.uniform(0.5, 2.0, shape).astype(dtype)
+    if kind in ("whole", "bit"):
+        return _whole_or_bit(rng, shape, kind, dtype)
+    if kind == "mask":
+        return _mask(rng, shape, dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def _mask(rng, shape, dtype):
+    """`mask`: 0 or 1; every row along the last axis keeps an entry but the first of several rows, which has
+    every entry masked (for a batched [B, N] mask: all of example 0)."""
+    if not shape:
+        return np.ones((), dtype)
+    m = (rng.uniform(size=shape) < 0.6).reshape(-1, shape[-1])
+    m[np.arange(len(m)), rng.integers(0, shape[-1], len(m))] = True
+    if len(m) > 1:
+        m[0] = False
+    return m.reshape(shape).astype(dtype)
+
+
+def _whole_or_bit(rng, shape, kind, dtype):
+    """`whole`: integers in -3..3 but 0 (a divisor never is 0); `bit`: 0 or 1 (a condition)."""
+    if kind == "bit":
+        return rng.integers(0, 2, shape).astype(dtype)
+    return rng.choice(np.array([-3, -2, -1, 1, 2, 3]), shape).astype(dtype)
 
 
 def _meaning(op, args, attrs):

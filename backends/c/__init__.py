@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ctypes
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from rnncompile.errors import DataError, UsageError
+from rnncompile.backends.numpy import step_needs
 from rnncompile.graph import CellGraph
+from rnncompile.ops import STEP_SOURCES
+from rnncompile.registry import ScanResult
 
 from . import build
 from .cell import CellCode, CellWriter, cell_prefix
@@ -36,13 +38,6 @@ ROWS = 24
 BOUND_KEPT = 4  # sets of weights a runner keeps bound (packed), most recent first
 
 
-@dataclass
-class ScanResult:
-    outputs: dict[str, np.ndarray]  # name -> [B, T, ...]
-    final_state: dict[str, np.ndarray]  # name -> [B, ...]
-    trace: dict[int, np.ndarray] = field(default_factory=dict)  # node id -> [B, T, ...] (param-only nodes: value)
-
-
 def assemble(comment: str, cells: list[CellCode], c: CType, tail: str = "") -> str:
     """One C file: a comment, the includes, the helpers the cells call, the cells, then `tail`."""
     helpers = set().union(*(code.helpers for code in cells))
@@ -56,9 +51,10 @@ class Compiled:
     def __init__(self, code: CellCode, source: str):
         self.code, self.source = code, source
         lib = build.load(source)
-        self.scan = getattr(lib, f"{code.fn}_scan")
+        self.scan = getattr(lib, f"{code.fn}_scan_from" if code.reads_time else f"{code.fn}_scan")
         p, i = ctypes.c_void_p, ctypes.c_int
         self.scan.argtypes = ([p, i, i] + [p] * (len(code.inputs) + len(code.states)) + [p, i]
+                              + ([i, i] if code.reads_time else [])  # start, total
                               + [p] * len(code.outputs) + [p, p] + ([p] if code.rows > 1 else []))
         self.scan.restype = ctypes.c_int
 
@@ -150,8 +146,10 @@ class BoundCell:
         return np.ascontiguousarray(x, self.r.dtype)
 
     def scan(self, inputs: dict[str, np.ndarray], state=None, lengths=None, reverse: bool = False,
-             trace: bool = False, batch: int | None = None, steps: int | None = None) -> ScanResult:
-        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all)."""
+             trace: bool = False, batch: int | None = None, steps: int | None = None, start: int = 0,
+             total: int | None = None) -> ScanResult:
+        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all); start, total: the step
+        index `t` of the first step and the whole sequence's length, for a scan that is one chunk of a longer one."""
         r = self.r
         first = next(iter(inputs.values())) if inputs else None
         b, t = np.shape(first)[:2] if first is not None else (batch, steps)
@@ -175,7 +173,8 @@ class BoundCell:
                 self._pre = np.empty(max(1, code.pre_size), r.dtype)
                 self._pre_at = _ptr(self._pre)
             pre = [self._pre_at]
-        failed = comp.scan(k_at, b, t, *map(_ptr, ins + sts), _ptr(lens), int(reverse),
+        when = [int(start), int(start + t if total is None else total)] if code.reads_time else []
+        failed = comp.scan(k_at, b, t, *map(_ptr, ins + sts), _ptr(lens), int(reverse), *when,
                            *map(_ptr, outs), work_at, _ptr(traced), *pre)
         if failed:
             raise DataError(f"cell `{r.cell.name}`: a token id is beyond its embedding table (ids go from 0 to the "
@@ -201,10 +200,22 @@ class BoundCell:
             out[nid] = traced[:, :, start:start + math.prod(shape)].reshape((b, t) + shape)
         return out
 
-    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray]):
-        """One step (for loops that feed back their own output): a scan of one step."""
+    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray], t: int | None = None,
+             seq_len=None):
+        """One step (for loops that feed back their own output): a scan of one step. A cell that reads the step
+        index needs `t` (and `seq_len`, a number or [B], when it reads that)."""
         batch = next(iter(state.values())).shape[0] if state else len(next(iter(inputs_t.values())))
-        res = self.scan({n: np.asarray(v)[:, None] for n, v in inputs_t.items()}, state, batch=batch, steps=1)
+        ops = {self.r.cell.node(n).op for n in self.r.cell.g.nodes} & set(STEP_SOURCES)
+        for op in sorted(ops):
+            if (t if op == "step_index" else seq_len) is None:
+                raise DataError(step_needs(self.r.cell.name, op))
+        when = {}
+        if ops:
+            lengths = None if seq_len is None or np.ndim(seq_len) == 0 else np.asarray(seq_len)
+            when = {"start": t or 0, "total": None if seq_len is None or lengths is not None else int(seq_len),
+                    "lengths": lengths}
+        res = self.scan({n: np.asarray(v)[:, None] for n, v in inputs_t.items()}, state, batch=batch, steps=1,
+                        **when)
         return {n: v[:, 0] for n, v in res.outputs.items()}, res.final_state
 
     def rows(self, inputs: dict[str, np.ndarray], trace: bool = False):
@@ -223,8 +234,9 @@ class BoundCell:
 
 class CBackend:
     name = "c"
+    capabilities = frozenset({"run", "export", "embeds_weights"})  # what the drivers and the CLI may ask of it (rnncompile.registry)
+    export_file = "{name}.c"  # `codegen` names the file it writes after the spec
     emitters = EMITTERS
-    embeds_weights = True  # `export` writes the weights into the file (the CLI passes --weights / --seed / --dtype)
 
     def cell_runner(self, cell: CellGraph, dtype="float32") -> CellRunner:
         return CellRunner(cell, dtype)

@@ -18,6 +18,12 @@ the passes — is computed for every step of the block's examples in one such
 product before each run of STEPS steps, into `pre`, and each step copies its row in. Each
 sum still runs in index order: the same numbers as one example at a time.
 
+A cell that reads the step index `t` or the sequence length `seq_len` has them as members of
+<cell>_values, set by the scan at every step, and one more function: <cell>_scan_from, the scan with
+`int start, int total` after `reverse` (the `t` of the first step, for a scan that is a chunk of a
+longer one; the sequence length when lengths is NULL). <cell>_scan keeps its signature and is
+<cell>_scan_from(..., 0, T, ...). A cell that reads neither is written as before.
+
 Sizes are numbers fixed when the code is written; nothing is allocated.
 Param-only nodes are not computed in C: their values come from the op
 table's meanings, once per set of weights (see consts.py), and a matrix
@@ -33,7 +39,7 @@ from dataclasses import dataclass
 
 from rnncompile.errors import UsageError
 from rnncompile.graph import CellGraph, stages
-from rnncompile.ops import OPS, fmt_shape
+from rnncompile.ops import OPS, STEP_SOURCES, fmt_shape
 
 from .emitters import EMITTERS, UNSUPPORTED, Arg, CType, Site, View, block, emit, gemm_kernel, matmul_rows
 from .names import Namer, comment, comment_text, identifier, value_names
@@ -42,7 +48,8 @@ IND = "    "
 STEPS = 32  # steps whose input projections the simulation computes together (and holds: rows * STEPS rows)
 # the scan's own names; an input, state or output called one of these gets a trailing `_`
 SCAFFOLD = {"k", "B", "T", "b", "s", "t", "bt", "live", "lengths", "reverse", "work", "trace", "memcpy", "memset",
-            "b0", "n", "r", "rows", "pre", "s0", "ts", "t0"}
+            "b0", "n", "r", "rows", "pre", "s0", "ts", "t0", "start", "total"}
+LEAVES = ("input", "state", *STEP_SOURCES)  # values the scan puts into a step's values: never computed by it
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class CellCode:
     scan_signature: str = ""  # `int <fn>_scan(...)`, for a prototype
     rows: int = 1  # examples a step computes together: the scan's work is this many <fn>_values
     pre_size: int = 0  # numbers the scan's `pre` holds (rows > 1): rows * STEPS rows of input projections
+    reads_time: bool = False  # it reads t or seq_len: <fn>_scan_from takes `int start, int total` after reverse
 
     @property
     def source(self) -> str:
@@ -111,6 +119,7 @@ class CellWriter:
         self.shapes = shapes or {n: cell.node(n).shape for n in cell.g.nodes}
         self.names = value_names(cell, Namer())
         self.inputs = cell.by_name("input")
+        self.times = [n for n in self.order if cell.node(n).op in STEP_SOURCES]  # t, seq_len: set by the scan
         self.states = cell.by_name("state")
         self.updates = cell.updates()
         self.outputs = cell.outputs()
@@ -195,10 +204,12 @@ class CellWriter:
             return self.step_rows()
         body = []
         for nid in self.order:
-            if self.stage[nid] != "const" and self.cell.node(nid).op not in ("input", "state"):
+            if self.stage[nid] != "const" and self.cell.node(nid).op not in LEAVES:
                 body += self.node_code(nid)
         if not any("k->" in line for line in body):
             body.insert(0, "(void)k;")
+        if not any("v->" in line for line in body):  # every output a view of an input (a bridge passing C on)
+            body.insert(0, "(void)v;")
         for p in self.tokens.values():  # a token input only another rule reads (a tree's leaf word)
             if not any(re.search(rf"\b{p}\b", line) for line in body):
                 body.insert(0, f"(void){p};")
@@ -217,7 +228,7 @@ class CellWriter:
         V, T, size = f"{self.fn}_values", self.c.name, {nid: math.prod(self.shapes[nid]) for nid in self.tokens}
         groups: list[tuple[int | None, list[str]]] = []  # (matmul done for the block at once, or None: per example)
         for nid in self.order:
-            if self.stage[nid] == "const" or self.cell.node(nid).op in ("input", "state"):
+            if self.stage[nid] == "const" or self.cell.node(nid).op in LEAVES:
                 continue
             lines = self.node_code(nid)
             if nid in self.hoisted:
@@ -313,6 +324,9 @@ class CellWriter:
                                 f"{size[nid]} * sizeof({T}));")
         for n, nid in self.states.items():
             per_step.append(f"memcpy(work->{self.names[nid]}, {sts[n]} + b * {size[nid]}, {size[nid]} * sizeof({T}));")
+        for nid in self.times:
+            value = "start + t" if cell.node(nid).op == "step_index" else "lengths != NULL ? lengths[b] : total"
+            per_step.append(f"work->{self.names[nid]}[0] = ({T})({value});  /* {cell.node(nid).attr('name')} */")
         toks = "".join(f", {ins[n]} + bt * {size[nid]}" for n, nid in self.inputs.items() if nid in self.tokens)
         if self.rows > 1:
             toks = "".join(f", {ins[n]} + ((long)b0 * T + t) * {size[nid]}" for n, nid in self.inputs.items()
@@ -352,7 +366,21 @@ class CellWriter:
             loop += [IND * 2 + x for x in per_step] + [f"{IND}}}", "}"]
         head = f"{'static ' if static else ''}int {self.fn}_scan("
         self.scan_signature = _wrap_params(head, params)
-        lines = doc + [self.scan_signature] + ["{"] + [IND + x for x in loop] + [IND + "return 0;", "}"]
+        if not self.times:
+            lines = doc + [self.scan_signature] + ["{"] + [IND + x for x in loop] + [IND + "return 0;", "}"]
+            return "\n".join(lines)
+        # reading t or seq_len: the loop takes where it starts and the sequence's length; _scan starts at 0
+        at = params.index("int reverse") + 1
+        full = params[:at] + ["int start", "int total"] + params[at:]
+        doc_from = [doc[0], " * The scan of a chunk of a longer sequence: start is the step index t of its first step,",
+                    " * total the sequence length seq_len when lengths is NULL. Otherwise as below. */"]
+        head_from = f"{'static ' if static else ''}int {self.fn}_scan_from("
+        names_of = [p.rsplit("*", 1)[-1].rsplit(" ", 1)[-1] for p in params]
+        call = names_of[:at] + ["0", "T"] + names_of[at:]
+        lines = (doc_from + [_wrap_params(head_from, full)] + ["{", f"{IND}(void)start;", f"{IND}(void)total;"]
+                 + [IND + x for x in loop]
+                 + [IND + "return 0;", "}", ""] + doc + [self.scan_signature, "{"]
+                 + [IND + x for x in call_lines(f"return {self.fn}_scan_from(", call, ");")] + ["}"])
         return "\n".join(lines)
 
     def _blocks(self, before: list[str], call: str, after: list[str], projections: list[str]) -> list[str]:
@@ -397,7 +425,8 @@ class CellWriter:
                     consts.append(Field(name, nid, shape, offset, form == "t"))
                     offset += consts[-1].length
         values, offset = [], 0
-        firsts = [nid for nid in self.inputs.values() if nid not in self.tokens] + list(self.states.values())
+        firsts = [nid for nid in self.inputs.values() if nid not in self.tokens] + list(self.states.values()) \
+            + self.times
         for nid in firsts + self.stored:
             values.append(Field(self.names[nid], nid, self.shapes[nid], offset))
             offset += values[-1].length
@@ -405,7 +434,8 @@ class CellWriter:
         def member(f: Field) -> str:
             node = cell.node(f.nid)
             what = f"{self.names[f.nid]} transposed" if f.transposed else (
-                "the state before the step" if node.op == "state" else "")
+                "the state before the step" if node.op == "state" else
+                f"`{node.attr('name')}`, set by the scan" if node.op in STEP_SOURCES else "")
             note = "  ".join(x for x in (fmt_shape(f.shape), what, node.origin) if x)
             return f"{IND}{T} {f.name}[{f.length}];  {comment(note)}"
 
@@ -427,7 +457,8 @@ class CellWriter:
         rule = comment(f"---- cell `{self.cell.name}` " + "-" * max(4, 100 - 20 - len(self.cell.name)))
         return CellCode(self.fn, rule + "\n\n" + structs, step + "\n\n" + scan, self.helpers, consts, values,
                         dict(self.views), self.shapes, list(self.cell.inputs), list(self.cell.states),
-                        list(self.outputs), self.scan_signature, self.rows, self.rows * STEPS * self.pre_width)
+                        list(self.outputs), self.scan_signature, self.rows, self.rows * STEPS * self.pre_width,
+                        bool(self.times))
 
 
 def _packed(struct: str, n: int, T: str) -> str:

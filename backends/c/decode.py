@@ -1,11 +1,20 @@
-"""The exported `<m>_run` of a decoder (an encoder-decoder, or a generator from context vectors).
+"""The C renderer of the flow's `decode` op: one sequence decoded greedily inside `<m>_run`.
 
-It runs the encoder's layers over the source as a sequence model's run does, starts the decoder from
-the encoder's final state (C), its zeros or a bridge cell, then feeds back each step's own token:
-greedy, the first most likely one (as np.argmax), until the end token or <M>_DECODE_STEPS tokens, as
-`rnncompile.drivers.Executable.decode` does for one sequence. Steps after the end token are written
-as the interpreter writes a finished sequence in a batch: the end token and a zero distribution.
-Not written in C: sampling (a spec with `sample: sample` still gets the greedy run) and teacher forcing.
+The ops before it (the encoder's scans, the decoder's start state: its bridge, the
+encoder's final state C or its own init) are rendered by export.py; this writes the
+loop that feeds back each step's own token: greedy, the first most likely one (as
+np.argmax), until the end token or <M>_DECODE_STEPS tokens, as
+`rnncompile.drivers.Executable.decode` does for one sequence. Steps after the end
+token are written as the interpreter writes a finished sequence in a batch: the end
+token and a zero distribution.
+
+The decoder's memory (`Decode.memory`: a bundle's value at every source step, such
+as the encoder's top outputs for attention) is one more per-sequence input of the
+decoder cell's step: the source's `steps` rows copied into a buffer of the cell's
+S rows, zeros after them; `Decode.memory_mask` is 1 at the source's steps, 0 at the
+rest. A run refuses a source longer than S.
+Not written in C: sampling (a spec with `sample: sample` still gets the greedy run)
+and teacher forcing (`feed: target`).
 """
 from __future__ import annotations
 
@@ -14,112 +23,89 @@ import textwrap
 
 from rnncompile.drivers import start_and_end_ids
 from rnncompile.errors import UsageError
+from rnncompile.flow import Decode
 
+from .bundle import Bundle
 from .cell import IND
-from .names import Namer, comment
+from .names import comment
+
+DECODE_NAMES = {"n", "token", "best", "dist"}  # the loop's own names: no argument takes them
 
 
 class DecodeWriter:
-    """Writes `<m>_run` for plan kinds seq2seq and generate; `w` is the ModelWriter (cells, layers, state)."""
+    """Renders one Decode op into the ModelWriter `w`'s run (its cells, state, bundles and lines)."""
 
-    def __init__(self, w):
-        self.w, self.plan, self.dec = w, w.plan, w.plan.decoder
+    def __init__(self, w, op: Decode):
+        self.w, self.op, self.dec = w, op, op.decoder
 
-    def context_read(self) -> list[str]:
-        """The context inputs the run reads: the head's, the bridge's and those a decoder state starts from."""
-        dec, read = self.dec, set(self.dec.head.use.cell.inputs)
-        if not isinstance(dec.init, str):
-            read |= set(dec.init.cell.inputs)
-        read |= {i.init for i in dec.use.cell.states.values() if i.from_context}
-        return [n for n in self.plan.context if n in read]
-
-    def run(self) -> tuple[list[str], dict]:
-        w, plan, dec, T, M = self.w, self.plan, self.dec, self.w.c.name, self.w.M
-        extra = [n for n in dec.use.cell.inputs if n != dec.token_input]
+    def render(self) -> None:
+        w, op, dec, T = self.w, self.op, self.dec, self.w.c.name
+        code = w.code(dec.use)
+        mask = op.memory_mask[0] if op.memory_mask is not None else None
+        extra = [n for n in code.inputs if n != dec.token_input and n not in dict(op.memory) and n != mask]
         if extra:
-            raise UsageError(f"decoder cell `{dec.use.cell.name}` reads {', '.join(extra)} besides its token; "
-                             "exported C feeds it only the token: export with --backend python")
-        args = Namer({"state", "steps", "scratch", "t", "i", "n", "token", "best", "dist"})
-        ins = {n: (args.fresh(n), math.prod(s), plan.input_dtypes.get(n) == "token") for n, s in plan.inputs.items()}
-        ctx = {n: (args.fresh(n), math.prod(plan.context[n])) for n in self.context_read()}
+            raise UsageError(f"decoder cell `{dec.use.cell.name}` reads {', '.join(extra)} besides its token and "
+                             "its memory; exported C feeds it only those: export with --backend python")
         (pname,) = dec.head.use.cell.outputs()
-        tokens, count, probs = args.fresh("tokens"), args.fresh("count"), args.fresh(pname)
-        hcode, hgraph = w.code(dec.head.use), w.program.cell(dec.head.use)
-        V = math.prod(hcode.shapes[hgraph.outputs()[pname]])
-        lines, summary = [], {}
-        if plan.stack is not None:
-            lines.append(f"if (steps < 1 || steps > {M}_MAX_STEPS) return -1;")
-            _, per_use = w.layers({n: (p, size) for n, (p, size, _) in ins.items()}, False, {}, lines)
-            summary = self.summary(per_use, lines)
-        lines += self.start(summary, {n: p for n, (p, _) in ctx.items()})
-        lines += self.loop(tokens, count, probs, V, {n: p for n, (p, _) in ctx.items()})
-        params = ([f"{w.N}_state *state"] + (["int steps"] if plan.stack is not None else [])
-                  + [f"const {'int32_t' if tok else T} *{p}" for p, _, tok in ins.values()]
-                  + [f"const {T} *{p}" for p, _ in ctx.values()]
-                  + [f"int32_t *{tokens}", f"int *{count}", f"{T} *{probs}", f"{w.N}_scratch *scratch"])
-        face = {"inputs": [(n, size, tok) for n, (_, size, tok) in ins.items()],
-                "context": [(n, size) for n, (_, size) in ctx.items()],
-                "outputs": [], "state": w.state_face(),
-                "init_context": [(n, math.prod(plan.context[n])) for n in w.init_context()],
-                "decode": {"steps": dec.steps, "vocab": V, "output": pname, "args": [tokens, count, probs]}}
-        return w._function(f"int {w.N}_run", params, lines), face
+        tokens, count, probs = w.args.fresh("tokens"), w.args.fresh("count"), w.args.fresh(pname)
+        V = w.size(dec.head.use, pname)
+        w.decoding = {"params": [f"int32_t *{tokens}", f"int *{count}", f"{T} *{probs}"],
+                      "face": {"steps": dec.steps, "vocab": V, "output": pname, "args": [tokens, count, probs]}}
+        state, start = w.state_of(dec.use), w.env[op.state].members
+        for s, (p, size) in state.items():  # the loop moves the decoder's state on in place
+            if start[s][0] != p:
+                w.lines.append(f"memcpy({p}, {start[s][0]}, {size} * sizeof({T}));")
+        src = {dec.token_input: "&token"} | self.memory()
+        w.lines += self.loop(src, tokens, count, probs, V)
+        w.env[op.out] = Bundle({pname: (probs, V)}, False, "tokens", dec.head.use.cell.name)
+        w.env[op.final] = Bundle(state, False, "final", dec.use.cell.name)
+        w.env[op.tokens] = Bundle({}, False, "tokens")
 
-    def summary(self, per_use: list, lines: list[str]) -> dict:
-        """C: the top layer's final states (name -> pointer), merged like its outputs."""
-        w, T = self.w, self.w.c.name
-        finals = [{n: (f"state->{w.state[u.key(n)][0]}", math.prod(u.cell.states[n].shape)) for n in u.cell.states}
-                  for u, _ in per_use]
-        if len(finals) == 1:
-            return {n: p for n, (p, _) in finals[0].items()}
-        merge, (fwd, rev), out = self.plan.stack.layers[-1].merge, finals, {}
-        for n, (f, size) in fwd.items():
-            r = rev[n][0]
-            if merge == "separate":
-                out[f"{n}_forward"], out[f"{n}_reverse"] = f, r
-                continue
-            dst = w.buffer(f"summary_{n}", 2 * size if merge == "concat" else size, False,
-                           f"the encoder's final {n}, both directions merged")
-            if merge == "concat":
-                lines += [f"memcpy({dst}, {f}, {size} * sizeof({T}));", f"memcpy({dst} + {size}, {r}, {size} * sizeof({T}));"]
-            else:
-                value = f"{f}[i] + {r}[i]" if merge == "sum" else f"({f}[i] + {r}[i]) * {w.c.lit(0.5)}"
-                lines.append(f"for (int i = 0; i < {size}; ++i) {dst}[i] = {value};")
-            out[n] = dst
+    def memory(self) -> dict[str, str]:
+        """The decoder cell's memory inputs (and its mask), filled from the source once per run: input -> pointer."""
+        w, op, dec, T = self.w, self.op, self.dec, self.w.c.name
+        if not op.memory:
+            return {}
+        code, inputs = w.code(dec.use), w.program.cell(dec.use).by_name("input")
+        out, lines, refused = {}, [comment(f"{dec.use.prefix.rstrip('.')}'s memory: the source's steps, "
+                                           "zeros after them")], set()
+        for cin, r in op.memory:
+            got, shape = w.env[r.bundle], code.shapes[inputs[cin]]
+            rows, width = shape[0], math.prod(shape[1:])
+            if not got.per_step or got.members[r.member][1] != width:
+                raise UsageError(f"{'.'.join(map(str, op.path))}: decoder input `{cin}` {list(shape)} reads `{r}`, "
+                                 f"which is not {width} numbers at every source step")
+            if rows not in refused:
+                refused.add(rows)
+                lines.append(f"if (steps > {rows}) return -1;  /* the decoder's `{cin}` holds {rows} source steps */")
+            buf = w.buffer(f"memory_{cin}", rows * width, False, f"{r} at each source step, zeros after the last")
+            lines += [f"memcpy({buf}, {got.members[r.member][0]}, (size_t)steps * {width} * sizeof({T}));",
+                      f"for (long i = (long)steps * {width}; i < {rows * width}; ++i) {buf}[i] = 0;"]
+            out[cin] = buf
+        if op.memory_mask is not None:
+            cin, sources = op.memory_mask
+            shape = code.shapes[inputs[cin]]
+            buf = w.buffer(f"memory_{cin}", math.prod(shape), False,
+                           f"1 at the steps of {', '.join(sources)}, 0 after them")
+            lines.append(f"for (int t = 0; t < {math.prod(shape)}; ++t) {buf}[t] = ({T})(t < steps);")
+            out[cin] = buf
+        w.lines += lines
         return out
 
-    def start(self, summary: dict, ctx: dict) -> list[str]:
-        w, dec, T = self.w, self.dec, self.w.c.name
-        use = dec.use
-        how = dec.init if isinstance(dec.init, str) else f"its bridge `{dec.init.cell.name}`"
-        lines = [comment(f"decoder: cell `{use.cell.name}`, starting from {how}")]
-        if dec.init == "encoder":
-            for s in use.cell.states:
-                member, size = w.state[use.key(s)][0], math.prod(use.cell.states[s].shape)
-                lines.append(f"memcpy(state->{member}, {summary[s]}, {size} * sizeof({T}));  " + comment(f"C: the encoder's {s}"))
-            return lines
-        lines += [w.start(use.key(s), ctx)[0] for s in use.cell.states]  # its data: <m>_init's
-        if dec.init == "zeros":
-            return lines
-        bridge, code = dec.init, w.code(dec.init)
-        src = {f"encoder.{n}": p for n, p in summary.items()} | ctx
-        dests = [f"state->{w.state[use.key(o)][0]}" for o in code.outputs]  # each output is a state's start
-        call = ([f"&{w.weights_name(bridge)}", "1", "1"] + [src[n] for n in code.inputs] + ["NULL", "0"] + dests
-                + [f"&scratch->values_{code.fn}", "NULL"])
-        return lines + [comment(f"bridge: cell `{bridge.cell.name}`")] + w._call(f"{code.fn}_scan", call)
-
-    def loop(self, tokens: str, count: str, probs: str, V: int, ctx: dict) -> list[str]:
+    def loop(self, src: dict[str, str], tokens: str, count: str, probs: str, V: int) -> list[str]:
         w, dec, T, M = self.w, self.dec, self.w.c.name, self.w.M
         start, end = start_and_end_ids(w.program.vocab)
         stop = end is not None and dec.stop_at_end
-        code, graph = w.code(dec.use), w.program.cell(dec.use)
+        code = w.code(dec.use)
         hcode = w.code(dec.head.use)
-        outs = {o: w.buffer(f"decoder_{o}", math.prod(code.shapes[graph.outputs()[o]]), False,
-                            f"the decoder's {o} at the current step") for o in code.outputs}
-        src = outs | ctx
-        call = ([f"&{w.weights_name(dec.use)}", "1", "1"] + ["&token" for _ in code.inputs]
-                + [f"state->{w.state[dec.use.key(s)][0]}" for s in code.states] + ["NULL", "0"]
+        outs = {o: w.buffer(f"decoder_{o}", w.size(dec.use, o), False, f"the decoder's {o} at the current step")
+                for o in code.outputs}
+        hsrc = outs | w.ctx_names
+        state = w.state_of(dec.use)
+        call = ([f"&{w.weights_name(dec.use)}", "1", "1"] + [src[n] for n in code.inputs]
+                + [state[s][0] for s in code.states] + ["NULL", "0"]
                 + list(outs.values()) + [f"&scratch->values_{code.fn}", "NULL"])
-        hcall = ([f"&{w.weights_name(dec.head.use)}", "1", "1"] + [src[n] for n in hcode.inputs] + ["NULL", "0"]
+        hcall = ([f"&{w.weights_name(dec.head.use)}", "1", "1"] + [hsrc[n] for n in hcode.inputs] + ["NULL", "0"]
                  + ["dist"] + [f"&scratch->values_{hcode.fn}", "NULL"])
         fill = end if end is not None else 0
         what = f"; done after the end token ({end})" if stop else ""
@@ -134,13 +120,13 @@ class DecodeWriter:
                  f"memset({probs}, 0, (size_t){M}_DECODE_STEPS * {V} * sizeof({T}));  /* steps not taken: zeros */",
                  f"for (int n = 0; n < {M}_DECODE_STEPS; ++n) {tokens}[n] = {fill};",
                  f"{count}[0] = 0;",
-                 f"for (int n = 0; n < {M}_DECODE_STEPS; ++n) {{"] + [IND + x for x in body] + ["}", "return 0;"])
+                 f"for (int n = 0; n < {M}_DECODE_STEPS; ++n) {{"] + [IND + x for x in body] + ["}"])
 
     def header(self, face: dict) -> list[str]:
         w, dec, N, M = self.w, self.dec, self.w.N, self.w.M
         tokens, count, probs = face["decode"]["args"]
         ins = [n for n, _, _ in face["inputs"]] + [n for n, _ in face["context"]]
-        steps = "steps, " if self.plan.stack is not None else ""
+        steps = "steps, " if face["inputs"] else ""
         init = "".join(", " + a for a in w.init_context().values())
         lines = ["Use it from one file with #include \"" + N + ".c\", or compile it on its own",
                  f"(cc -std=c99 -O2 -c {N}.c) and, in the files that call it:",
@@ -160,6 +146,12 @@ class DecodeWriter:
         if steps:
             text += (f" The encoder reads a source of 1..{M}_MAX_STEPS steps (-D{M}_MAX_STEPS=N for longer ones),"
                      f" starting from the state {N}_init set; its final state (C) starts the decoder.")
+        if self.op.memory:
+            text += (" At every step the decoder reads " + ", ".join(f"{r} at every source step (as `{cin}`)"
+                                                                       for cin, r in self.op.memory)
+                     + (f", and `{self.op.memory_mask[0]}`: 1 at the source's steps, 0 after them"
+                        if self.op.memory_mask else "")
+                     + "; a source longer than those inputs hold is refused (-1).")
         start, end = start_and_end_ids(w.program.vocab)
         stop = f", until it writes the end token ({end})," if end is not None and dec.stop_at_end else ","
         text += (f" The decoder feeds back its own previous token (the first is {start}), greedy: the first most"

@@ -178,6 +178,15 @@ def _helper(name):
     return _elementwise(lambda s, *xs: f"{s.use(name)}({', '.join(xs)})")
 
 
+def _compare(symbol):
+    """A comparison as a number: exactly 0 or 1 (a NaN compares false, except with !=, as in NumPy)."""
+    return _elementwise(lambda s, a, b: f"({a} {symbol} {b}) ? 1 : 0")
+
+
+def _where(s: Site) -> list[str]:
+    return _elementwise(lambda s, c, a, b: f"({c} != 0) ? {a} : {b}")(s)
+
+
 def _hard_sigmoid(s: Site) -> list[str]:
     alpha, beta = s.c.lit(s.attrs["alpha"]), s.c.lit(s.attrs["beta"])
     return _elementwise(lambda s, x: f"{s.use('clip01')}({alpha} * {x} + {beta})")(s)
@@ -321,6 +330,26 @@ def _softmax(s: Site) -> list[str]:
     return _along(a.shape, s.attrs["axis"], body)
 
 
+def _masked_softmax(s: Site) -> list[str]:
+    """Per row of x's last axis: the max over the kept entries (mask != 0; 0 when there is none or it is
+    not finite, as the meaning takes it), exp of the kept entries less it, each divided by their sum (by 1
+    when that is not positive: an all-masked row stays zeros). The mask's index broadcasts, as in NumPy."""
+    x, mask = s.args
+    T, j, shape = s.c.name, var("j"), tuple(s.out.shape)
+    lead, n = [var(f"p{d}") for d in range(len(shape) - 1)], shape[-1]
+    mshape = (1,) * (len(shape) - len(mask.shape)) + tuple(mask.shape)
+    mst = [0 if d == 1 else st for d, st in zip(mshape, strides(mshape))]
+    xi = index(list(zip(lead, strides(shape)[:-1])) + [(j, 1)])
+    xj, mj, oj = x.at(xi), mask.at(index(list(zip(lead, mst[:-1])) + [(j, mst[-1])])), s.out.at(xi)
+    body = block([f"{T} mx = -INFINITY, sum = 0, den;",
+                  *loops([("j", n)], [f"if ({mj} != 0 && ({xj} > mx || {xj} != {xj})) mx = {xj};"]),
+                  "if (!isfinite(mx)) mx = 0;  /* no entry kept (or an infinite one) */",
+                  *loops([("j", n)], [f"{oj} = {mj} != 0 ? {s.c.fn('exp')}({xj} - mx) : 0;", f"sum += {oj};"]),
+                  "den = sum > 0 ? sum : 1;  /* every entry masked: the row stays zeros */",
+                  *loops([("j", n)], [f"{oj} /= den;"])])
+    return loops([(f"p{d}", size) for d, size in enumerate(shape[:-1])], body)
+
+
 def _reduce(kind: str):
     def emit(s: Site) -> list[str]:
         (a,) = s.args
@@ -446,6 +475,15 @@ EMITTERS: dict[str, Callable[[Site], list[str] | View]] = {
     "pow": _math("pow"),
     "maximum": _helper("maximum"),
     "minimum": _helper("minimum"),
+    "mod": _helper("mod"),
+    "floordiv": _helper("floordiv"),
+    "lt": _compare("<"),
+    "le": _compare("<="),
+    "gt": _compare(">"),
+    "ge": _compare(">="),
+    "eq": _compare("=="),
+    "ne": _compare("!="),
+    "where": _where,
     "matmul": _matmul,
     "neg": _elementwise(lambda s, x: f"-{x}"),
     "sigmoid": _helper("sigmoid"),
@@ -458,6 +496,7 @@ EMITTERS: dict[str, Callable[[Site], list[str] | View]] = {
     "sqrt": _math("sqrt"),
     "abs": _math("fabs"),
     "softmax": _softmax,
+    "masked_softmax": _masked_softmax,
     "concat": _concat,
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
@@ -573,6 +612,34 @@ static $T rc_minimum($T a, $T b)  /* np.minimum: a NaN wins */
 {
     return (a < b || a != a) ? a : b;
 }""",
+    # np.mod and np.floor_divide for floats, as NumPy computes them (npy_divmod): Python's floor semantics,
+    # and the same numbers for every input, a zero divisor (NaN; +-inf or NaN) and a zero result's sign included
+    "mod": """\
+static $T rc_mod($T a, $T b)  /* np.mod: a - floor(a / b) * b, with the sign of b */
+{
+    $T m;
+    if (b == 0) return $fmod(a, b);
+    m = $fmod(a, b);
+    if (m != 0) {
+        if ((b < 0) != (m < 0)) m += b;
+    } else {
+        m = $copysign(0, b);
+    }
+    return m;
+}""",
+    "floordiv": """\
+static $T rc_floordiv($T a, $T b)  /* np.floor_divide: floor(a / b), computed as NumPy does */
+{
+    $T m, d, f;
+    if (b == 0) return a / b;
+    m = $fmod(a, b);
+    d = (a - m) / b;
+    if (m != 0 && (b < 0) != (m < 0)) d -= 1;
+    if (d == 0) return $copysign(0, a / b);
+    f = $floor(d);
+    if (d - f > 0.5) f += 1;
+    return f;
+}""",
     "clip01": """\
 static $T rc_clip01($T x)  /* np.clip(x, 0, 1): a NaN stays NaN */
 {
@@ -585,7 +652,7 @@ CALLS = {"sigmoid": {"exp_neg"}, "tanh": {"exp_neg"}}  # helpers that call other
 def prelude(helpers, c: CType) -> str:
     """The helper functions named in `helpers` (and those they call), for element type `c`, in a fixed order."""
     wanted = set(helpers).union(*(CALLS.get(h, set()) for h in helpers))
-    names = {"T": c.name, **{fn: c.fn(fn) for fn in ("exp", "fabs", "log1p")}}
+    names = {"T": c.name, **{fn: c.fn(fn) for fn in ("exp", "fabs", "log1p", "fmod", "floor", "copysign")}}
     return "\n\n".join(text(c) if callable(text) else Template(text).substitute(names)
                         for name, text in PRELUDE.items() if name in wanted)
 

@@ -12,22 +12,16 @@ into temporaries that die at their only reader).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncompile.errors import DataError
 from rnncompile.graph import CellGraph, stages
-from rnncompile.ops import OPS
+from rnncompile.ops import OPS, STEP_SOURCES
+from rnncompile.registry import ScanResult
 
 from .kernels import KERNELS, kernel
 from .steps import Step, call, closure, plan_in_place
-
-
-@dataclass
-class ScanResult:
-    outputs: dict[str, np.ndarray]  # name -> [B, T, ...]
-    final_state: dict[str, np.ndarray]  # name -> [B, ...]
-    trace: dict[int, np.ndarray] = field(default_factory=dict)  # node id -> [B, T, ...] (const nodes: value)
 
 
 class CellRunner:
@@ -48,6 +42,7 @@ class CellRunner:
             fn = kernel(node.op, flags, [cell.node(a).shape for a in args], attrs, node.shape)
             self.plan[self.stage[nid]].append(Step(nid, fn, tuple(args), getattr(fn, "prepared", None)))
         self.inputs = cell.by_name("input")
+        self.times = {nid: cell.node(nid).op for op in STEP_SOURCES for nid in cell.nodes_of(op)}  # t, seq_len
         self.states = cell.by_name("state")
         self.updates = cell.updates()
         plan_in_place(cell, self.stage, self.plan, self.updates, self.dtype)
@@ -105,8 +100,12 @@ class BoundCell:
         return vals
 
     def scan(self, inputs: dict[str, np.ndarray], state=None, lengths=None, reverse: bool = False,
-             trace: bool = False, batch: int | None = None, steps: int | None = None) -> ScanResult:
-        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all)."""
+             trace: bool = False, batch: int | None = None, steps: int | None = None, start: int = 0,
+             total: int | None = None) -> ScanResult:
+        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all). A scan that is one
+        chunk of a longer one says where it starts (`start`: the step index `t` of its first step) and how
+        long the whole sequence is (`total`, the `seq_len` of every sequence without lengths; start + T by
+        default)."""
         r = self.r
         first = next(iter(inputs.values())) if inputs else None
         batch = first.shape[0] if first is not None else batch
@@ -120,6 +119,13 @@ class BoundCell:
             if r.cell.node(nid).dtype != "token":
                 x = x.astype(r.dtype, copy=False)
             seq[nid] = x.reshape((steps * batch,) + x.shape[2:])
+        for nid, op in r.times.items():  # t and seq_len, one row per (step, example) like an input's
+            if op == "step_index":
+                seq[nid] = np.repeat(np.arange(start, start + steps, dtype=r.dtype), batch)
+            elif lengths is not None:
+                seq[nid] = np.tile(np.asarray(lengths).astype(r.dtype), steps)
+            else:
+                seq[nid] = np.full(steps * batch, start + steps if total is None else total, r.dtype)
         calls = self.plain if trace else self.calls
         for nid, fn, args in calls["seq"]:
             seq[nid] = fn(*(seq[a] if a in seq else env[a] for a in args))
@@ -187,12 +193,19 @@ class BoundCell:
                    np.broadcast_to(env[nid], (batch,) + env[nid].shape) for name, nid in r.outputs.items()}
         return outputs, (env if trace else None)
 
-    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray]):
-        """One step without hoisting (for loops that feed back their own output)."""
+    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray], t: int | None = None,
+             seq_len=None):
+        """One step without hoisting (for loops that feed back their own output); a cell that reads the step
+        index needs `t` (and `seq_len`, a number or [B], when it reads that)."""
         r = self.r
         first = next(iter(inputs_t.values())) if inputs_t else None
         batch = first.shape[0] if first is not None else next(iter(state.values())).shape[0]
         env = dict(self.const_env)
+        for nid, op in r.times.items():
+            value = t if op == "step_index" else seq_len
+            if value is None:
+                raise DataError(step_needs(r.cell.name, op))
+            env[nid] = np.broadcast_to(np.asarray(value, r.dtype), (batch,)).copy()
         for name, nid in r.inputs.items():
             x = np.asarray(inputs_t[name])
             env[nid] = x if r.cell.node(nid).dtype == "token" else x.astype(r.dtype, copy=False)
@@ -205,12 +218,21 @@ class BoundCell:
                          for name, nid in r.updates.items()}
 
 
+def step_needs(cell: str, op: str) -> str:
+    """The message for a single step of a cell that reads `t` or `seq_len` without being told it."""
+    name = STEP_SOURCES[op]
+    return (f"cell `{cell}` reads `{name}`, which a single step is not given here (a decoder that feeds back its "
+            f"own output, or a completion, runs its cell one step at a time); run it as a scan, or write the cell "
+            f"without `{name}`")
+
+
 def _with_batch(value: np.ndarray, batch: int) -> np.ndarray:
     return np.broadcast_to(value, (batch,) + value.shape).copy()
 
 
 class NumpyBackend:
     name = "numpy"
+    capabilities = frozenset({"run", "trace"})  # what the drivers and the CLI may ask of it (rnncompile.registry)
     kernels = KERNELS
 
     def cell_runner(self, cell: CellGraph, dtype="float32") -> CellRunner:

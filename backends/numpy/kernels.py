@@ -114,6 +114,24 @@ def _softmax(flags, shapes, attrs, out_shape):
     return fn
 
 
+def _masked_softmax(flags, shapes, attrs, out_shape):
+    """softmax over the last axis of the entries where mask != 0 (the op table's meaning, batched): a
+    batched mask of lower rank than x gets unit axes after its batch axis, then both broadcast."""
+    fixes = _align(flags, shapes, len(out_shape))
+
+    def fn(x, mask):
+        x, mask = (f(v) if f else v for f, v in zip(fixes, (x, mask)))
+        keep = mask != 0
+        if keep.shape != x.shape:
+            shape = np.broadcast_shapes(x.shape, keep.shape)
+            x, keep = np.broadcast_to(x, shape), np.broadcast_to(keep, shape)
+        top = np.max(np.where(keep, x, -np.inf), axis=-1, keepdims=True)
+        e = np.exp(np.where(keep, x - np.where(np.isfinite(top), top, 0), -np.inf))
+        total = e.sum(axis=-1, keepdims=True)
+        return (e / np.where(total > 0, total, 1)).astype(x.dtype, copy=False)
+    return fn
+
+
 def _concat(flags, shapes, attrs, out_shape):
     axis = _axis(attrs["axis"], any(flags), len(out_shape))
     if all(flags) or not any(flags):
@@ -229,6 +247,19 @@ def _hard_sigmoid(flags, shapes, attrs, out_shape):
     return lambda x: np.clip(alpha * x + beta, 0, 1).astype(x.dtype, copy=False)
 
 
+def _compare(ufunc):
+    """A comparison as a number: 0 or 1 in the arguments' float type (NumPy's gives booleans)."""
+    def factory(flags, shapes, attrs, out_shape):
+        cmp = _elementwise(ufunc)(flags, shapes, attrs, out_shape)
+        return lambda a, b: cmp(a, b).astype(np.result_type(a, b))
+    return factory
+
+
+def _where(flags, shapes, attrs, out_shape):
+    pick = _elementwise(lambda c, a, b: np.where(c != 0, a, b))(flags, shapes, attrs, out_shape)
+    return lambda c, a, b: pick(c, a, b).astype(np.result_type(a, b), copy=False)
+
+
 def _softplus(x):
     return np.logaddexp(0, x).astype(x.dtype, copy=False)
 
@@ -241,6 +272,15 @@ KERNELS = {
     "pow": _elementwise(np.power),
     "maximum": _elementwise(np.maximum),
     "minimum": _elementwise(np.minimum),
+    "mod": _elementwise(np.mod),
+    "floordiv": _elementwise(np.floor_divide),
+    "lt": _compare(np.less),
+    "le": _compare(np.less_equal),
+    "gt": _compare(np.greater),
+    "ge": _compare(np.greater_equal),
+    "eq": _compare(np.equal),
+    "ne": _compare(np.not_equal),
+    "where": _where,
     "matmul": _matmul,
     "neg": _unary(np.negative),
     "sigmoid": _sigmoid,
@@ -253,6 +293,7 @@ KERNELS = {
     "sqrt": _unary(np.sqrt),
     "abs": _unary(np.abs),
     "softmax": _softmax,
+    "masked_softmax": _masked_softmax,
     "concat": _concat,
     "sum": _reduce(np.sum),
     "mean": _reduce(np.mean),

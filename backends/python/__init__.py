@@ -9,21 +9,16 @@ or ``rows``. `export` writes a whole model as one standalone module
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnncompile.backends.numpy import step_needs
+from rnncompile.errors import DataError
 from rnncompile.graph import CellGraph
+from rnncompile.registry import ScanResult
 
 from .emitters import EMITTERS
 from .module import cell_module, load
-
-
-@dataclass
-class ScanResult:
-    outputs: dict[str, np.ndarray]  # name -> [B, T, ...]
-    final_state: dict[str, np.ndarray]  # name -> [B, ...]
-    trace: dict[int, np.ndarray] = field(default_factory=dict)  # node id -> [B, T, ...] (param-only nodes: value)
 
 
 class CellRunner:
@@ -87,9 +82,13 @@ class BoundCell:
         return out
 
     def scan(self, inputs: dict[str, np.ndarray], state=None, lengths=None, reverse: bool = False,
-             trace: bool = False, batch: int | None = None, steps: int | None = None) -> ScanResult:
-        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all)."""
+             trace: bool = False, batch: int | None = None, steps: int | None = None, start: int = 0,
+             total: int | None = None) -> ScanResult:
+        """inputs: name -> [B, T, ...]; lengths: [B] real steps per sequence (None: all); start, total: the step
+        index `t` of the first step and the whole sequence's length, for a scan that is one chunk of a longer one."""
         extra = {} if inputs else {"batch": batch, "steps": steps}
+        if self.r.code.times:  # (a cell that reads neither has no such arguments)
+            extra.update(step0=start, total=total)
         lengths = None if lengths is None else np.asarray(lengths)
         result = self.r.fn("scan", trace)(self._k(trace), inputs, state, lengths, reverse, **extra)
         if not trace:
@@ -97,11 +96,20 @@ class BoundCell:
         outputs, final, named = result
         return ScanResult(outputs, final, self._by_node(named, self._k(True)))
 
-    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray]):
-        """One step without hoisting over time (for loops that feed back their own output)."""
+    def step(self, inputs_t: dict[str, np.ndarray], state: dict[str, np.ndarray], t: int | None = None,
+             seq_len=None):
+        """One step without hoisting over time (for loops that feed back their own output); a cell that reads
+        the step index needs `t` (and `seq_len`, a number or [B], when it reads that)."""
         r, code = self.r, self.r.code
         batch = next(iter(state.values())).shape[0] if state else len(next(iter(inputs_t.values())))
-        got = r.fn("hoist")(self.k, *self._rows_in(inputs_t))
+        times = []
+        for nid in code.times:
+            op = r.cell.node(nid).op
+            value = t if op == "step_index" else seq_len
+            if value is None:
+                raise DataError(step_needs(r.cell.name, op))
+            times.append(np.broadcast_to(np.asarray(value, r.dtype), (batch,)).copy())
+        got = r.fn("hoist")(self.k, *self._rows_in(inputs_t), *times)
         hoisted, seq_out = got[:len(code.hoisted)], got[len(code.hoisted):]
         st = [np.asarray(state[n], r.dtype) for n in r.cell.states]
         loop_out, nexts = r.fn("step")(self.k, *hoisted, *st) if st else ((), ())
@@ -129,6 +137,8 @@ class BoundCell:
 
 class PythonBackend:
     name = "python"
+    capabilities = frozenset({"run", "export"})  # what the drivers and the CLI may ask of it (rnncompile.registry)
+    export_file = "{name}_model.py"  # `codegen` names the file it writes after the spec
     emitters = EMITTERS
 
     def cell_runner(self, cell: CellGraph, dtype="float32") -> CellRunner:

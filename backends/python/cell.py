@@ -6,6 +6,11 @@
     <cell>_step(k, *hoisted_t, *state)            one step: (outputs), (next state)
     <cell>_scan(k, inputs, state, lengths, reverse)  the loop over time: outputs [B, T, ...], final state
 
+A cell that reads the step index `t` or the sequence length `seq_len` takes them as _hoist's last
+arguments (one row per step and sequence, as its inputs), and its _scan takes two more, with defaults:
+`step0=0` (the `t` of its first step, for a scan that is a chunk of a longer one) and `total=None`
+(the sequence's length when no lengths are given; step0 + T by default).
+
 Each node is one line computing one local (see names.py), commented with the
 spec path it came from. The split follows `rnncompile.graph.stages`, as the
 NumPy backend's plan does. With ``trace=True`` the same functions also hand
@@ -16,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rnncompile.graph import CellGraph, stages
-from rnncompile.ops import OPS, fmt_shape
+from rnncompile.ops import OPS, STEP_SOURCES, fmt_shape
 
 from .emitters import Site, emit
 from .names import Namer, comment, literal, string, value_names
@@ -36,6 +41,7 @@ class CellCode:
     const_outputs: list[str]  # outputs that depend on params only (held in k)
     needs: set = field(default_factory=set)  # prelude helpers
     parts: list = field(default_factory=list)  # the functions written: prepare, initial, hoist, step, scan
+    times: list[int] = field(default_factory=list)  # t and seq_len nodes, _hoist's last arguments, in this order
 
 
 class CellWriter:
@@ -53,6 +59,7 @@ class CellWriter:
                             for n in dict.fromkeys(inits)}
         self.needs: set = set()
         self.inputs = cell.by_name("input")
+        self.times = [n for n in self.order if cell.node(n).op in STEP_SOURCES]  # t, seq_len: hoist's last args
         self.states = cell.by_name("state")
         self.updates = cell.updates()
         self.outputs = cell.outputs()
@@ -135,8 +142,8 @@ class CellWriter:
         return "\n".join(lines)
 
     def hoist(self) -> str:
-        ins = [self.names[self.inputs[n]] for n in self.cell.inputs]
-        seq = [n for n in self.of_stage["seq"] if self.cell.node(n).op != "input"]
+        ins = [self.names[self.inputs[n]] for n in self.cell.inputs] + [self.names[n] for n in self.times]
+        seq = [n for n in self.of_stage["seq"] if self.cell.node(n).op != "input" and n not in self.times]
         back = [self.names[n] for n in self.hoisted] + [self.names[self.outputs[o]] for o in self.by_stage_out["seq"]]
         lines = [f"def {self.fn}_hoist({', '.join(['k'] + ins)}):",
                  f'{IND}"""Cell `{self.cell.name}`, before the loop: the values that read inputs but not the state,',
@@ -190,7 +197,8 @@ class CellWriter:
         header = f"# ---- cell `{comment(self.cell.name)}` " + "-" * max(4, 80 - len(self.cell.name))
         source = header + "\n\n" + "\n\n\n".join(write() for write in parts.values()) + "\n"
         return CellCode(self.fn, source, self.names, self.stage, self.hoisted, self.by_stage_out["seq"],
-                        self.by_stage_out["loop"], self.by_stage_out["const"], self.needs, list(parts))
+                        self.by_stage_out["loop"], self.by_stage_out["const"], self.needs, list(parts),
+                        list(self.times))
 
 
 PARTS = ("prepare", "initial", "hoist", "step", "scan")
@@ -230,7 +238,8 @@ class ScanWriter:
         state_doc = ", ".join(f"{n} [B{''.join(', ' + str(d) for d in s.shape)}]" for n, s in cell.states.items())
         out_doc = ", ".join(f"{n} [B, T{''.join(', ' + str(d) for d in cell.node(i).shape)}]"
                             for n, i in w.outputs.items())
-        sig = "k, inputs, state=None, lengths=None, reverse=False" + ("" if ins else ", batch=1, steps=1")
+        sig = "k, inputs, state=None, lengths=None, reverse=False" + ("" if ins else ", batch=1, steps=1") \
+            + (", step0=0, total=None" if w.times else "")
         lines = [f"def {w.fn}_scan({sig}):",
                  f'{IND}"""Cell `{cell.name}` over a batch of sequences: inputs {shapes or "none"};',
                  f"{IND}state {state_doc or 'none'} (default: {w.fn}_initial); lengths [B]: real steps per",
@@ -242,6 +251,16 @@ class ScanWriter:
             cast = "" if cell.inputs[n].dtype == "token" else ', k["dtype"]'
             lines.append(f'{IND}{local} = np.asarray(inputs[{string(n)}]{cast})')
         lines.append(f"{IND}B, T = {next(iter(ins.values()))}.shape[:2]" if ins else f"{IND}B, T = batch, steps")
+        if w.times:
+            lines[5:5] = [f"{IND}step0: the step index t of the first step (a chunk of a longer scan); total: the sequence",
+                          f"{IND}length seq_len when lengths is None (default step0 + T)."]
+        for nid in w.times:  # one row per (step, sequence), time-major, as time_major(input) gives
+            if cell.node(nid).op == "step_index":
+                lines.append(f'{IND}{names[nid]} = np.repeat(np.arange(step0, step0 + T, dtype=k["dtype"]), B)'
+                             f"  # t")
+            else:
+                lines.append(f'{IND}{names[nid]} = np.tile(np.asarray(np.full(B, step0 + T if total is None else '
+                             f'total) if lengths is None else lengths), T).astype(k["dtype"])  # seq_len')
         ctx = [i.init for i in cell.states.values() if i.from_context]
         if ctx:
             lines += [f"{IND}if state is None:",
@@ -256,7 +275,7 @@ class ScanWriter:
             self.before = self.namer.fresh("before")
             hoisted.append(self.before)
         if hoisted:
-            call = f"{w.fn}_hoist({', '.join(['k'] + [f'time_major({v})' for v in ins.values()])})"
+            call = f"{w.fn}_hoist({', '.join(['k'] + [f'time_major({v})' for v in ins.values()] + [names[n] for n in w.times])})"
             lines.append(f"{IND}{_tuple(hoisted) if len(hoisted) == 1 else ', '.join(hoisted)} = {call}")
             lines += [f"{IND}{v} = by_step({v}, T, B)" for v in hoisted[:len(w.hoisted) + len(w.by_stage_out['seq'])]]
         for o in w.by_stage_out["const"]:

@@ -1,168 +1,139 @@
-"""The exported `run` of a decoder (an encoder-decoder, or a generator from context): the encoder's
-layers as a sequence model's, then the decoder started from the encoder's summary, its zeros or a
-bridge, and run by teacher forcing (the target fed in, one scan) or by feeding back each step's own
-token (greedy argmax, or sampling with NumPy's seeded generator), as `rnncompile.drivers.Executable`
-does: a sequence stops after the end token, and a finished one repeats it with a zero distribution.
+"""The `decode` flow op, rendered: a decoder loop in the exported `run`.
+
+Teacher forcing (the target given: one scan of the decoder over the target shifted by the start token)
+or feeding back each step's own token, greedy or drawn with NumPy's seeded generator; a sequence stops
+after the end token and a finished one repeats it with a zero distribution. The decoder cell reads the
+encoder's outputs at every source step (its memory, [B, S, ...]) when the spec says so, and a mask of
+the real source steps (1.0, else 0.0) computed from the source lengths. This is what
+`rnncompile.drivers.Executable.decode` computes; the helpers below are the exported module's own code,
+written here once (tests/test_export_flow.py checks that `pick_tokens` draws what the drivers draw).
 """
 from __future__ import annotations
 
-import inspect
-
-from rnncompile.drivers import sample_tokens, start_and_end_ids
+from rnncompile import flow
+from rnncompile.drivers import start_and_end_ids
 
 from .cell import IND
-from .names import comment, string
+from .names import string
 
 DECODE_HELPERS = {
-    "lengths_for": '''
-def lengths_for(lengths, names):
-    """The lengths of the inputs one scan reads: the one array every input shares, or theirs by name."""
-    if not isinstance(lengths, dict):
-        return None if lengths is None else np.asarray(lengths)
-    given = {n: np.asarray(lengths[n]) for n in names if n in lengths}
-    if not given:
-        return None
-    first = next(iter(given.values()))
-    if len(given) < len(names) or any(not np.array_equal(first, v) for v in given.values()):
-        raise ValueError("inputs " + ", ".join(names) + " are read by one layer, so they need the same "
-                         "lengths")
-    return first
+    "pick_tokens": '''
+def pick_tokens(p, how, temperature, top_k, rng):
+    """One token per row of a batch of distributions p [B, V]: the most likely (greedy), or one drawn
+    from p ** (1 / temperature) over the top_k most likely (sample): one rng.random per row, in float64,
+    the first token whose running total reaches it."""
+    p = np.asarray(p, dtype=np.float64)
+    if how == "greedy":
+        return p.argmax(axis=-1)
+    logp = np.log(np.maximum(p, 1e-300)) / temperature
+    if top_k is not None and top_k < p.shape[-1]:
+        kth = np.sort(logp, axis=-1)[:, -top_k][:, None]  # the k-th largest of each row
+        logp = np.where(logp >= kth, logp, -np.inf)
+    q = np.exp(logp - logp.max(axis=-1, keepdims=True))
+    q /= q.sum(axis=-1, keepdims=True)
+    u = rng.random((p.shape[0], 1))
+    return np.minimum((q.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
 ''',
-    # the drivers' own function, so a generated decoder draws exactly as `rnncompile run` does
-    "pick_tokens": "\n" + inspect.getsource(sample_tokens).replace("def sample_tokens(", "def pick_tokens(", 1),
+    "source_mask": '''
+def source_mask(lengths, steps, batch, dtype):
+    """[B, S]: 1.0 at each sequence's real source steps, 0.0 at its padding (all real without lengths)."""
+    real = np.full(batch, steps) if lengths is None else np.asarray(lengths)
+    return (np.arange(steps)[None, :] < real[:, None]).astype(dtype)
+''',
 }
 
 
-class DecodeWriter:
-    """Writes `run` for plan kinds seq2seq and generate; `w` is the ModelWriter (cells, layers, helpers)."""
+def render_decode(r, op: flow.Decode) -> list[str]:
+    """`op` as lines of `run`; `r` is the FlowRenderer (cells, bundle locals, lengths, helpers)."""
+    dec = op.decoder
+    r.helpers.add("pick_tokens")
+    code, head = r.code(dec.use), r.code(dec.head.use)
+    k, k_head = r.prepared(dec.use), r.prepared(dec.head.use)
+    start = r.bundle(op.state)
+    out, final, tokens = r.define(op.out), r.define(op.final), r.define(op.tokens)
+    lines = []
+    memory = r.local("memory")
+    if op.memory or op.memory_mask:  # the encoder's outputs at every source step, read at every decoder step
+        cin = op.memory[0][0] if op.memory else op.memory_mask[0]
+        want = dec.use.cell.inputs[cin].shape[0]
+        lines.append(f"{memory} = {{" + ", ".join(f"{string(c)}: {r.member(read)}" for c, read in op.memory) + "}")
+        steps = (f"next(iter({memory}.values())).shape[1]" if op.memory
+                 else f"np.shape(inputs[{string(op.memory_mask[1][0])}])[1]")
+        message = (f"the source has %d steps, but the decoder's attention reads {want} (its input `{cin}` is "
+                   f"[{want}, ...]): pad the source to {want} steps and give its lengths")
+        lines += [f"if {steps} != {want}:",
+                  f"{IND}raise ValueError({string(message)} % {steps})"]
+        if op.memory_mask is not None:
+            r.helpers.add("source_mask")
+            name, sources = op.memory_mask
+            lines.append(f"{memory}[{string(name)}] = source_mask({r.lengths(sources)}, {want}, batch, dtype)")
+    bos, _ = start_and_end_ids(r.program.vocab)
+    parts = (r, op, code, head, k, k_head, start, memory, (out, final, tokens))
+    if dec.feed == "target":
+        lines.append(f"if {string(dec.target)} in inputs:  # teacher forcing: step t reads target token t - 1")
+        lines += [IND + line for line in _teacher(*parts, bos)]
+        lines.append("else:  # no target given: feed back each step's own token")
+        lines += [IND + line for line in _loop(*parts, bos)]
+    else:
+        lines += _loop(*parts, bos)
+    return lines
 
-    def __init__(self, w):
-        self.w, self.plan, self.dec = w, w.plan, w.plan.decoder
 
-    def signature(self) -> str:
-        return ('def run(params, inputs=None, state=None, lengths=None, context=None, dtype="float32", steps=None,\n'
-                f'        seed=0, sample={string(self.dec.sample)}, temperature={self.dec.temperature!r}, '
-                f'top_k={self.dec.top_k!r}):')
+def _teacher(r, op, code, head, k, k_head, start, memory, bundles, bos) -> list[str]:
+    out, final, tokens = bundles
+    dec = op.decoder
+    target, lengths, prev, x, steps, got = (r.local(n) for n in ("target", "target_lengths", "prev", "x", "target_steps", "got"))
+    return [f"{target} = np.asarray(inputs[{string(dec.target)}])",
+            f"{lengths} = lengths_for(lengths, [{string(dec.target)}])",
+            f"{prev} = np.concatenate([np.full((batch, 1), {bos}, {target}.dtype), {target}[:, :-1]], axis=1)",
+            f"{steps} = {prev}.shape[1]",
+            f"{x} = {{{string(dec.token_input)}: {prev}}}",
+            *([f"{x}.update({{n: np.broadcast_to(v[:, None], (batch, {steps}) + v.shape[1:]) "
+               f"for n, v in {memory}.items()}})  # the memory at every step"] if op.memory else []),
+            f"{got}, {final} = {code.fn}_scan({k}, {x}, {start}, {lengths})",
+            f"{x} = dict({got})",
+            f"{x}.update({{n: np.repeat(np.asarray(v)[:, None], {steps}, axis=1) for n, v in context.items()}})",
+            f"{out}, _ = {head.fn}_scan({k_head}, {x}, None, {lengths})",
+            f"{tokens} = {{\"tokens\": {target}, \"lengths\": np.full(batch, {steps}, np.int64) if {lengths} is None "
+            f"else np.asarray({lengths})}}"]
 
-    def run(self) -> str:
-        plan, dec, w = self.plan, self.dec, self.w
-        self.w.helpers |= {"lengths_for", "pick_tokens"}
-        feeds = f" (or, given `{dec.target}`, teacher forcing)" if dec.feed == "target" else ""
-        lines = [self.signature(),
-                 f'{IND}"""Decode a batch: see the module docstring for the keys and shapes. Feeds back each step\'s',
-                 f"{IND}token{feeds}; `steps` tokens at most (default {dec.steps}); sample: greedy or sample (drawn",
-                 f"{IND}with np.random.default_rng(seed), temperature and top_k, as `rnncompile run --seed` draws).",
-                 f"{IND}Returns (outputs, final_state, tokens [B, N], token_lengths [B]), keyed as rnncompile's",
-                 f"{IND}RunResult (token_lengths count the end token).",
-                 f'{IND}"""',
-                 f'{IND}if sample not in ("greedy", "sample"):',
-                 f'{IND * 2}raise ValueError("sample must be greedy or sample, not %r" % (sample,))',
-                 f"{IND}inputs = {{}} if inputs is None else inputs",
-                 f"{IND}state = {{}} if state is None else state",
-                 f"{IND}context = {{}} if context is None else context",
-                 f"{IND}final = {{}}",
-                 f"{IND}batch = next((len(v) for v in list(inputs.values()) + list(context.values())), 1)"]
-        if plan.stack is not None:
-            given = ", ".join(string(n) for n in plan.stack.inputs)
-            lines += [f"{IND}given_lengths, lengths = lengths, lengths_for(lengths, [{given}])",
-                      f"{IND}below = {{" + ", ".join(f'{string(n)}: inputs[{string(n)}]' for n in plan.stack.inputs) + "}"]
-            for i, layer in enumerate(plan.stack.layers):  # the decoder reads the top layer's final state only
-                lines += w.layer(i, layer, hands_up=layer is not plan.stack.layers[-1])
-            lines += self.summary()
-        else:
-            lines.append(f"{IND}given_lengths = lengths")
-        lines += self.start()
-        lines += self.teacher() if dec.feed == "target" else []
-        lines += self.loop(IND)
-        return "\n".join(lines)
 
-    def summary(self) -> list[str]:
-        """C: the top layer's final states, merged like its outputs."""
-        top = self.plan.stack.layers[-1]
-        dicts = ["{" + ", ".join(f'{string(n)}: final[{string(u.key(n))}]' for n in u.cell.states) + "}" for u in top.uses]
-        if len(dicts) == 1:
-            return [f"{IND}summary = {dicts[0]}  # C: the encoder's final state"]
-        self.w.helpers.add("merge")
-        return [f"{IND}summary = merge({dicts[0]},", f"{IND}                {dicts[1]}, \"{top.merge}\")"]
-
-    def start(self) -> list[str]:
-        dec, w = self.dec, self.w
-        fn = w.code(dec.use).fn
-        ctx = any(s.from_context for s in dec.use.cell.states.values())
-        initial = f"{fn}_initial(k, batch{', context' if ctx else ''})"
-        lines = [f"{IND}# decoder: cell `{comment(dec.use.cell.name)}`, starting from "
-                 + comment(dec.init if isinstance(dec.init, str) else f"its bridge `{dec.init.cell.name}`"),
-                 f'{IND}k = {fn}_prepare(params, {string(dec.use.key(""))}, dtype)']
-        if dec.init == "zeros":
-            lines.append(f"{IND}start = {initial}")
-        elif dec.init == "encoder":
-            lines.append(f"{IND}start = {{" + ", ".join(f'{string(n)}: summary[{string(n)}]' for n in dec.use.cell.states) + "}")
-        else:
-            bridge = dec.init
-            bfn = w.code(bridge).fn
-            lines += [f'{IND}k_bridge = {bfn}_prepare(params, {string(bridge.key(""))}, dtype)',
-                      f"{IND}x = {{n: np.asarray(v)[:, None] for n, v in context.items()}}"]
-            if self.plan.stack is not None:
-                lines.append(f'{IND}x.update({{"encoder." + n: v[:, None] for n, v in summary.items()}})')
-            names = ", ".join(string(n) for n in bridge.cell.inputs)
-            extra = "" if bridge.cell.inputs else ", batch=batch, steps=1"
-            lines += [f"{IND}bridged, _ = {bfn}_scan(k_bridge, {{n: x[n] for n in ({names}{',' if len(bridge.cell.inputs) == 1 else ''})}}{extra})",
-                      f"{IND}start = {initial}",
-                      f"{IND}start.update({{n: v[:, 0] for n, v in bridged.items()}})"]
-        hfn = w.code(dec.head.use).fn
-        lines += [f'{IND}k_head = {hfn}_prepare(params, {string(dec.head.use.key(""))}, dtype)',
-                  f"{IND}context = {{n: np.asarray(v) for n, v in context.items()}}"]
-        return lines
-
-    def teacher(self) -> list[str]:
-        dec, w = self.dec, self.w
-        fn, hfn = w.code(dec.use).fn, w.code(dec.head.use).fn
-        start, _ = start_and_end_ids(self.w.program.vocab)
-        i2 = IND * 2
-        return [f'{IND}if {string(dec.target)} in inputs:  # teacher forcing: step t reads target token t - 1',
-                f'{i2}target = np.asarray(inputs[{string(dec.target)}])',
-                f'{i2}target_lengths = lengths_for(given_lengths, [{string(dec.target)}])',
-                f"{i2}prev = np.concatenate([np.full((batch, 1), {start}, target.dtype), target[:, :-1]], axis=1)",
-                f'{i2}out, dec_state = {fn}_scan(k, {{{string(dec.token_input)}: prev}}, start, target_lengths)',
-                f"{i2}x = dict(out)",
-                f"{i2}x.update({{n: np.repeat(v[:, None], prev.shape[1], axis=1) for n, v in context.items()}})",
-                f"{i2}outputs, _ = {hfn}_scan(k_head, x, None, target_lengths)",
-                f'{i2}final.update({{{string(dec.use.key(""))} + n: v for n, v in dec_state.items()}})',
-                f"{i2}if target_lengths is None:",
-                f"{IND * 3}target_lengths = np.full(batch, prev.shape[1], np.int64)",
-                f"{i2}return outputs, final, target, np.asarray(target_lengths)"]
-
-    def loop(self, ind: str) -> list[str]:
-        dec, w = self.dec, self.w
-        fn, hfn = w.code(dec.use).fn, w.code(dec.head.use).fn
-        start, end = start_and_end_ids(self.w.program.vocab)
-        (pname,) = dec.head.use.cell.outputs()
-        i2, i3 = ind + IND, ind + IND * 2
-        stop = end is not None and dec.stop_at_end
-        lines = [f"{ind}# feed back each step's token" + (f"; a sequence is done after the end token ({end})"
-                                                            if stop else ""),
-                 f"{ind}rng = np.random.default_rng(seed)",
-                 f"{ind}token = np.full(batch, {start}, np.int64)",
-                 f"{ind}done = np.zeros(batch, bool)",
-                 f"{ind}token_lengths = np.zeros(batch, np.int64)",
-                 f"{ind}dec_state, tokens, probs = start, [], []",
-                 f"{ind}for _ in range(steps or {dec.steps}):",
-                 f'{i2}out, new_state = {fn}_scan(k, {{{string(dec.token_input)}: token[:, None]}}, dec_state)',
-                 f"{i2}x = dict(out)",
-                 f"{i2}x.update({{n: v[:, None] for n, v in context.items()}})",
-                 f"{i2}outputs, _ = {hfn}_scan(k_head, x)",
-                 f'{i2}p = outputs[{string(pname)}][:, 0]',
-                 f"{i2}token = np.where(done, {end if end is not None else 0}, pick_tokens(p, sample, temperature, "
-                 "top_k, rng))",
-                 f"{i2}dec_state = {{n: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), dec_state[n], v)",
-                 f"{i2}             for n, v in new_state.items()}}",
-                 f"{i2}probs.append(np.where(done[:, None], 0, p))  # a finished sequence gives zeros",
-                 f"{i2}tokens.append(token)",
-                 f"{i2}token_lengths += ~done"]
-        if stop:
-            lines += [f"{i2}done |= token == {end}",
-                      f"{i2}if done.all():",
-                      f"{i3}break"]
-        lines += [f'{ind}final.update({{{string(dec.use.key(""))} + n: v for n, v in dec_state.items()}})',
-                  f'{ind}return {{{string(pname)}: np.stack(probs, axis=1)}}, final, np.stack(tokens, axis=1), token_lengths']
-        return lines
+def _loop(r, op, code, head, k, k_head, start, memory, bundles, bos) -> list[str]:
+    out, final, tokens = bundles
+    dec = op.decoder
+    _, end = start_and_end_ids(r.program.vocab)
+    (pname,) = dec.head.use.cell.outputs()
+    stop = end is not None and dec.stop_at_end
+    token, done, counts, drawn, probs = (r.local(n) for n in ("token", "done", "token_lengths", "drawn", "probs"))
+    x, got, new, step_out, p, rng = (r.local(n) for n in ("x", "got", "new_state", "step_out", "p", "rng"))
+    i2 = IND
+    lines = [f"# each step reads the token the step before produced" + (f"; a sequence is done after the end "
+                                                                        f"token ({end})" if stop else ""),
+             f"{rng} = np.random.default_rng(seed)",
+             f"{token} = np.full(batch, {bos}, np.int64)",
+             f"{done} = np.zeros(batch, bool)",
+             f"{counts} = np.zeros(batch, np.int64)",
+             f"{final}, {drawn}, {probs} = {start}, [], []",
+             f"for _ in range(steps or {dec.steps}):",
+             f"{i2}{x} = {{{string(dec.token_input)}: {token}[:, None]}}",
+             *([f"{i2}{x}.update({{n: v[:, None] for n, v in {memory}.items()}})  # the memory, one step"]
+               if op.memory else []),
+             f"{i2}{got}, {new} = {code.fn}_scan({k}, {x}, {final})",
+             f"{i2}{x} = dict({got})",
+             f"{i2}{x}.update({{n: np.asarray(v)[:, None] for n, v in context.items()}})",
+             f"{i2}{step_out}, _ = {head.fn}_scan({k_head}, {x})",
+             f"{i2}{p} = {step_out}[{string(pname)}][:, 0]",
+             f"{i2}{token} = np.where({done}, {end if end is not None else 0}, pick_tokens({p}, sample, temperature, "
+             f"top_k, {rng}))",
+             f"{i2}{final} = {{n: np.where({done}.reshape((-1,) + (1,) * (v.ndim - 1)), {final}[n], v)",
+             f"{i2}{' ' * len(final)}     for n, v in {new}.items()}}  # a finished sequence keeps its state",
+             f"{i2}{probs}.append(np.where({done}[:, None], 0, {p}))  # and gives zeros",
+             f"{i2}{drawn}.append({token})",
+             f"{i2}{counts} += ~{done}"]
+    if stop:
+        lines += [f"{i2}{done} |= {token} == {end}",
+                  f"{i2}if {done}.all():",
+                  f"{i2}{IND}break"]
+    lines += [f"{out} = {{{string(pname)}: np.stack({probs}, axis=1)}}",
+              f"{tokens} = {{\"tokens\": np.stack({drawn}, axis=1), \"lengths\": {counts}}}"]
+    return lines

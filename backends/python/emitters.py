@@ -104,6 +104,10 @@ def _softmax(s: Site) -> str:
     return f"{s.use('softmax')}({s.args[0]}, axis={_axis(s.attrs['axis'], s.flags[0], len(s.shapes[0]))})"
 
 
+def _masked_softmax(s: Site) -> str:
+    return f"{s.use('masked_softmax')}({', '.join(_aligned(s))})"
+
+
 def _concat(s: Site) -> str:
     axis = _axis(s.attrs["axis"], s.batched, len(s.out_shape))
     args = s.args
@@ -166,6 +170,19 @@ def _cosine(s: Site) -> str:
     return f"{s.use('cosine')}({s.args[0]}, {s.args[1]}, eps={s.attrs['eps']!r})"
 
 
+def _compare(fn):
+    """A comparison as a number: 0 or 1 in the arguments' float type (NumPy's gives booleans)."""
+    def emit(s: Site) -> str:
+        a, b = _aligned(s)
+        return f"np.{fn}({a}, {b}).astype(np.result_type({a}, {b}))"
+    return emit
+
+
+def _where(s: Site) -> str:
+    c, a, b = _aligned(s)
+    return f"np.where({c} != 0, {a}, {b}).astype(np.result_type({a}, {b}), copy=False)"
+
+
 def _hard_sigmoid(s: Site) -> str:
     x = s.args[0]
     return f"np.clip({s.attrs['alpha']!r} * {x} + {s.attrs['beta']!r}, 0, 1).astype({x}.dtype, copy=False)"
@@ -179,6 +196,15 @@ EMITTERS = {
     "pow": _infix("**"),
     "maximum": _call("np.maximum"),
     "minimum": _call("np.minimum"),
+    "mod": _call("np.mod"),
+    "floordiv": _call("np.floor_divide"),
+    "lt": _compare("less"),
+    "le": _compare("less_equal"),
+    "gt": _compare("greater"),
+    "ge": _compare("greater_equal"),
+    "eq": _compare("equal"),
+    "ne": _compare("not_equal"),
+    "where": _where,
     "matmul": _matmul,
     "neg": lambda s: f"-{s.args[0]}",
     "sigmoid": _helper("sigmoid"),
@@ -191,6 +217,7 @@ EMITTERS = {
     "sqrt": lambda s: f"np.sqrt({s.args[0]})",
     "abs": lambda s: f"np.abs({s.args[0]})",
     "softmax": _softmax,
+    "masked_softmax": _masked_softmax,
     "concat": _concat,
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),

@@ -16,7 +16,7 @@ from .prelude import HELPERS
 
 # names the generated functions use for their own purposes; a spec name equal to one gets a trailing `_`
 SCAFFOLD = {"np", "k", "params", "prefix", "dtype", "inputs", "state", "lengths", "reverse", "batch", "steps",
-            "B", "T", "t", "live", "traced", "seen", "context"}
+            "B", "T", "t", "live", "traced", "seen", "context", "step0", "total"}
 RESERVED = set(keyword.kwlist) | set(dir(builtins)) | set(HELPERS) | SCAFFOLD
 
 

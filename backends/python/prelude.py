@@ -20,6 +20,19 @@ def softmax(x, axis):
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
 ''',
+    "masked_softmax": '''
+def masked_softmax(x, mask):
+    """softmax over the last axis of the entries where mask != 0; masked entries are 0, and so is a row with
+    every entry masked. The max subtracted is the unmasked entries' own."""
+    keep = mask != 0
+    if keep.shape != x.shape:
+        shape = np.broadcast_shapes(x.shape, keep.shape)
+        x, keep = np.broadcast_to(x, shape), np.broadcast_to(keep, shape)
+    top = np.max(np.where(keep, x, -np.inf), axis=-1, keepdims=True)
+    e = np.exp(np.where(keep, x - np.where(np.isfinite(top), top, 0), -np.inf))
+    total = e.sum(axis=-1, keepdims=True)
+    return (e / np.where(total > 0, total, 1)).astype(x.dtype, copy=False)
+''',
     "cosine": '''
 def cosine(m, k, eps):
     """Cosine similarity of the key k [(B,) W] with every row of the memory m [(B,) N, W]."""

@@ -9,10 +9,12 @@ value: which axis is time, batch, direction or features, so transposes,
 squeezes and reshapes are followed rather than guessed. Anything that does
 not map is refused with the node's name, its op type and what is unsupported.
 
-The stages, one module each: model_file (read the file safely) -> walk (each value's symbolic tensor, the
-graph's nodes in order; recurrent reads an RNN/GRU/LSTM node, glue follows axes through the reshaping ops,
-activations maps ONNX's activation functions) -> spec_writer (the spec's text and weights) -> imported
-(`import_model`, the whole import). run_as_onnx runs an imported spec on the ONNX model's feeds.
+The stages, one module each: model_file (read the file safely) -> walk (each value's
+symbolic tensor, the graph's nodes in order; recurrent reads an RNN/GRU/LSTM node,
+glue follows axes through the reshaping ops, activations maps ONNX's activation
+functions, heads the ops after the last layer) -> spec_writer (the spec's text and
+weights) -> imported (`import_model`, the whole import). run_as_onnx runs an
+imported spec on the ONNX model's feeds, each output shaped as ONNX gives it.
 """
 from .imported import Imported, import_model
 from .model_file import read_model

@@ -1,4 +1,5 @@
-"""The exported `run_trees(params, trees)` of a tree model: the fold written out level by level.
+"""The `tree_fold` flow op, rendered: the exported `run_trees(params, trees)` of a tree model, the fold
+written out level by level.
 
 Trees come in as nested Python values of token ids and are flattened without recursion (an explicit
 stack) into parent pointers in preorder, tree after tree. Nodes are grouped by height (peeled bottom
@@ -8,6 +9,8 @@ values. Leaves run the leaf rule (the node rule with no children when the cell h
 reads every node's values at the root or at every node.
 """
 from __future__ import annotations
+
+from rnncompile import flow
 
 from .cell import IND
 from .names import comment, string
@@ -22,7 +25,7 @@ e.g. [[4, [5, 6]], 7] is a binary tree of four leaves. Nodes are numbered in pre
 tree: `nodes` and outputs at every node are [N, ...] in that order. Flattening uses a stack, not
 recursion, so a chain 10,000 deep is fine."""
 
-FOLD_HELPERS = {
+TREE_HELPERS = {
     "flatten_trees": '''
 def flatten_trees(trees):
     """Nested trees (see the module docstring) -> parent [N] (-1 at a root), word [N] and label [N]
@@ -86,16 +89,38 @@ def where_node(offsets, node):
 }
 
 
-class FoldWriter:
-    """Writes `run_trees` for a tree model; `w` is the ModelWriter (its cells and helpers)."""
+RUN_TREES = "run_trees(params, trees, dtype=\"float32\")"
 
-    def __init__(self, w):
-        self.w, self.program, self.fold, self.head = w, w.program, w.plan.fold, w.plan.head
+
+def run_trees_head(cell_name: str, head_at: str | None) -> list[str]:
+    """The signature and docstring of `run_trees`, whose body the tree_fold and output ops write."""
+    at = "[B, ...] at the roots" if head_at in (None, "root") else "[N, ...] at every node"
+    return ['def run_trees(params, trees, dtype="float32"):',
+            f'{IND}"""Fold cell `{cell_name}` over a batch of trees (see the module docstring for their format),',
+            f"{IND}leaves to root, one height at a time. Returns (outputs, final_state, nodes): the head's",
+            f"{IND}outputs ({at}), each root's values [B, ...] and every node's [N, ...], as",
+            f"{IND}rnncompile's TreeRunResult.",
+            f'{IND}"""']
+
+
+def render_tree_fold(r, op: flow.TreeFold) -> list[str]:
+    """`op` as the body of `run_trees`; `r` is the FlowRenderer. The bundle it writes is the whole result:
+    (outputs, final_state, values)."""
+    return TreeFoldWriter(r, op).lines()
+
+
+class TreeFoldWriter:
+    """The lines of one tree_fold op; the tree cell (its arity, what each rule reads, the values a node
+    holds) is the program's fold cell, the op's rules are its node and leaf uses."""
+
+    def __init__(self, r, op: flow.TreeFold):
+        self.r, self.op, self.program = r, op, r.program
+        self.cell = r.program.plan.fold.cell
 
     def rule_call(self, use, rule: str, ind: str, group: str, kids: str | None) -> list[str]:
         """One rule on the nodes `group`: its inputs gathered, its values written to `values`."""
         cell = self.program.cell(use)
-        code = self.w.code(use)
+        code = self.r.code(use, rows=True)
         args = []
         for name in cell.inputs:
             if name.startswith("children."):
@@ -112,85 +137,80 @@ class FoldWriter:
             lines.append(f'{ind}values[{string(o)}][{group}] = k_{rule}[{string(code.names[cell.outputs()[o]])}]')
         return lines
 
-    def run_trees(self) -> str:
-        fold, cell, w = self.fold, self.fold.cell, self.w
-        w.helpers |= {"flatten_trees", "tree_levels", "where_node"}
+    def lines(self) -> list[str]:
+        op, cell, r = self.op, self.cell, self.r
+        r.helpers |= {"flatten_trees", "tree_levels", "where_node"}
         vocab = len(self.program.vocab.tokens) if self.program.vocab is not None else 0
-        i2, i3 = IND * 2, IND * 3
-        at = "[B, ...] at the roots" if self.head is None or self.head.at == "root" else "[N, ...] at every node"
-        lines = ['def run_trees(params, trees, dtype="float32"):',
-                 f'{IND}"""Fold cell `{cell.name}` over a batch of trees (see the module docstring for their format),',
-                 f"{IND}leaves to root, one height at a time. Returns (outputs, final_state, nodes): the head's",
-                 f"{IND}outputs ({at}), each root's values [B, ...] and every node's [N, ...], as",
-                 f"{IND}rnncompile's TreeRunResult.",
-                 f'{IND}"""',
-                 f"{IND}dtype = np.dtype(dtype)",
-                 f"{IND}parent, word, label, offsets = flatten_trees(trees)",
-                 f"{IND}if not len(parent):",
+        i2, i3 = IND, IND * 2
+        lines = ["dtype = np.dtype(dtype)",
+                 "parent, word, label, offsets = flatten_trees(trees)",
+                 "if not len(parent):",
                  f'{i2}raise ValueError("no trees given")',
-                 f"{IND}n = len(parent)",
-                 f"{IND}nchildren = np.bincount(parent + 1, minlength=n + 1)[1:]",
-                 f"{IND}roots = np.flatnonzero(parent < 0)"]
+                 "n = len(parent)",
+                 "nchildren = np.bincount(parent + 1, minlength=n + 1)[1:]",
+                 "roots = np.flatnonzero(parent < 0)"]
         if cell.arity is not None:
-            lines += [f"{IND}bad = np.flatnonzero((nchildren > 0) & (nchildren != {cell.arity}))",
-                      f"{IND}if bad.size:",
+            lines += [f"bad = np.flatnonzero((nchildren > 0) & (nchildren != {cell.arity}))",
+                      "if bad.size:",
                       f'{i2}raise ValueError("%s has %d children, but cell `{cell.name}` takes exactly {cell.arity} "',
                       f'{i2}                 "(arity: {cell.arity}); binarize the trees" % (where_node(offsets, bad[0]), '
                       "nchildren[bad[0]]))"]
-        rules = {"leaf": fold.leaf, "node": fold.node} if fold.leaf is not None else {"node": fold.node}
+        rules = {"leaf": op.leaf, "node": op.node} if op.leaf is not None else {"node": op.node}
         for name in ("word", "label"):
-            readers = [r for r, reads in cell.reads.items() if name in reads and r in rules]
+            readers = [rule for rule, reads in cell.reads.items() if name in reads and rule in rules]
             if not readers:
                 continue
             at = ("nchildren == 0" if readers == ["leaf"] else "nchildren > 0" if readers == ["node"] and "leaf" in rules
                   else "np.ones(n, bool)")
-            lines += [f"{IND}bad = np.flatnonzero(({at}) & ({name} < 0))",
-                      f"{IND}if bad.size:",
+            lines += [f"bad = np.flatnonzero(({at}) & ({name} < 0))",
+                      "if bad.size:",
                       f'{i2}raise ValueError("%s has no {name}, but cell `{cell.name}` reads it there; "',
                       f'{i2}                 "give it as {{\\"{name}\\": id, ...}}" % where_node(offsets, bad[0]))',
-                      f"{IND}bad = np.flatnonzero({name} >= {vocab})",
-                      f"{IND}if bad.size:",
+                      f"bad = np.flatnonzero({name} >= {vocab})",
+                      "if bad.size:",
                       f'{i2}raise ValueError("%s: {name} id %d is not a token id (the vocabulary has {vocab})"',
                       f"{i2}                 % (where_node(offsets, bad[0]), {name}[bad[0]]))"]
         for rule, use in rules.items():
-            lines.append(f'{IND}k_{rule} = {w.code(use).fn}_prepare(params, {string(use.key(""))}, dtype)')
-        lines.append(f"{IND}values = {{")
+            lines.append(f'k_{rule} = {r.code(use, rows=True).fn}_prepare(params, {string(use.key(""))}, dtype)')
+        lines.append("values = {")
         lines += [f'{i2}{string(v)}: np.zeros((n,{"".join(f" {d}," for d in shape)[:-1] if shape else ""}), dtype),'
                   for v, shape in cell.values.items()]
-        lines += [f"{IND}}}",
-                  f"{IND}kids_of = np.argsort(parent, kind=\"stable\")[len(roots):]  # every node's children, in order",
-                  f"{IND}first_kid = np.cumsum(nchildren) - nchildren  # node i's start at kids_of[first_kid[i]]",
-                  f"{IND}for level in tree_levels(parent, nchildren):  # one height at a time, leaves first",
+        lines += ["}",
+                  "kids_of = np.argsort(parent, kind=\"stable\")[len(roots):]  # every node's children, in order",
+                  "first_kid = np.cumsum(nchildren) - nchildren  # node i's start at kids_of[first_kid[i]]",
+                  "for level in tree_levels(parent, nchildren):  # one height at a time, leaves first",
                   f"{i2}count = nchildren[level]",
                   f"{i2}for k in np.unique(count):  # one call per number of children",
                   f"{i3}group = level[count == k]",
                   f"{i3}kids = kids_of[first_kid[group][:, None] + np.arange(k)]  # [n, k]"]
         if "leaf" in rules:
             lines.append(f"{i3}if k == 0:")
-            lines += self.rule_call(fold.leaf, "leaf", IND * 4, "group", "kids")
+            lines += self.rule_call(op.leaf, "leaf", IND * 3, "group", "kids")
             lines.append(f"{i3}else:")
-            lines += self.rule_call(fold.node, "node", IND * 4, "group", "kids")
+            lines += self.rule_call(op.node, "node", IND * 3, "group", "kids")
         else:
-            lines += self.rule_call(fold.node, "node", i3, "group", "kids")
-        lines += [f"{IND}final_state = {{name: v[roots] for name, v in values.items()}}"]
+            lines += self.rule_call(op.node, "node", i3, "group", "kids")
+        lines += ["final_state = {name: v[roots] for name, v in values.items()}"]
         lines += self.head_lines()
-        lines.append(f"{IND}return outputs, final_state, values")
-        return "\n".join(lines)
+        lines.append(f"{r.define(op.out)} = (outputs, final_state, values)")
+        return lines
 
     def head_lines(self) -> list[str]:
-        if self.head is None:
-            return [f"{IND}outputs = final_state  # no head: the roots' values"]
-        use = self.head.use
-        cell, code = self.program.cell(use), self.w.code(use)
-        rows = "[roots]" if self.head.at == "root" else ""
+        op = self.op
+        if op.head is None:
+            return ["outputs = final_state  # no head: the roots' values"]
+        use = op.head
+        cell, code = self.program.cell(use), self.r.code(use, rows=True)
+        rows = "[roots]" if op.head_at == "root" else ""
         args = ", ".join(f'values[{string(n)}]{rows}' for n in cell.inputs)
         got = ", ".join(string(o) for o in code.seq_outputs) + ("," if len(code.seq_outputs) == 1 else "")
-        lines = [f"{IND}# head: at {self.head.at.replace('_', ' ')}",
-                 f'{IND}k_head = {code.fn}_prepare(params, {string(use.key(""))}, dtype)',
-                 f"{IND}outputs = dict(zip(({got}), {code.fn}_hoist(k_head, {args})))" if code.seq_outputs
-                 else f"{IND}outputs = {{}}"]
-        count = "len(roots)" if self.head.at == "root" else "n"
+        lines = [f"# head: at {op.head_at.replace('_', ' ')}",
+                 f'k_head = {code.fn}_prepare(params, {string(use.key(""))}, dtype)',
+                 f"outputs = dict(zip(({got}), {code.fn}_hoist(k_head, {args})))" if code.seq_outputs
+                 else "outputs = {}"]
+        count = "len(roots)" if op.head_at == "root" else "n"
         for o in code.const_outputs:
             local = code.names[cell.outputs()[o]]
-            lines.append(f'{IND}outputs[{string(o)}] = np.broadcast_to(k_head[{string(local)}], ({count},) + k_head[{string(local)}].shape)')
+            lines.append(f'outputs[{string(o)}] = np.broadcast_to(k_head[{string(local)}], ({count},) + '
+                         f'k_head[{string(local)}].shape)')
         return lines

@@ -1,0 +1,344 @@
+"""Scale-out on Dask (rnncompile/distributed.py, sweep.py, sweep_table.py) on a LocalCluster of two worker
+processes: sharded runs give a local run's bits, sweeps give the statistics of local runs, a killed worker
+loses no result, a failed task is retried and then reported by its chunk, bad grids get located errors,
+and an interrupted sweep resumes."""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import rnncompile
+from conftest import ROOT, SPECS
+
+distributed = pytest.importorskip("distributed")
+
+from rnncompile.distributed import chunk_bounds, run_sharded  # noqa: E402
+from rnncompile.sweep import compile_point, output_stats  # noqa: E402
+
+CELLS = ROOT / "examples" / "sweep" / "cells.yaml"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _same(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _assert_same_run(got, want) -> None:
+    _same(got.outputs, want.outputs)
+    _same(got.final_state, want.final_state)
+    for name in ("tokens", "lengths"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    assert got.steps == want.steps
+
+
+def test_chunks_are_equal_parts_without_a_small_tail():
+    assert chunk_bounds(10, 4) == [(0, 3), (3, 6), (6, 10)]
+    assert chunk_bounds(4097, 4096) == [(0, 2048), (2048, 4097)]  # not 4096 + a one-sequence tail
+    assert chunk_bounds(5, 100) == [(0, 5)]
+    sizes = [b - a for a, b in chunk_bounds(1_000_003, 4096)]
+    assert sum(sizes) == 1_000_003 and max(sizes) <= 4096 and max(sizes) - min(sizes) <= 1
+
+
+# Every kind of sequence model: one scan, a stack, both directions, tokens through an embedding, a head at
+# the last step, memory, a greedy decoder that stops at its end token (chunks stop at different steps),
+# context inputs.
+SHARDED = [("lstm.yaml", "numpy"), ("lstm.yaml", "c"), ("lstm.yaml", "python"), ("gru.yaml", "numpy"),
+           ("deep_lstm.yaml", "numpy"), ("bigru.yaml", "c"), ("char_predictor.yaml", "numpy"),
+           ("sentiment.yaml", "numpy"), ("ntm.yaml", "numpy"), ("seq2seq.yaml", "numpy"),
+           ("captioner.yaml", "numpy")]
+
+
+@pytest.mark.parametrize("spec, backend", SHARDED, ids=[f"{s[:-5]}-{b}" for s, b in SHARDED])
+def test_sharded_run_gives_the_bits_of_a_local_run(client, spec, backend):
+    program = rnncompile.compile(SPECS / spec)
+    batch = 333  # three chunks of 111: odd sizes, the last ones too
+    want = rnncompile.run(program, batch=batch, seed=5, backend=backend)
+    got = run_sharded(client, program, batch=batch, seed=5, backend=backend, chunk=128)
+    assert got.chunks == 3 and got.workers == 2
+    _assert_same_run(got.result, want)
+
+
+def test_sharded_run_with_lengths_initial_state_and_float64(client):
+    program = rnncompile.compile(SPECS / "lstm.yaml", dims={"H": 40})
+    rng = np.random.default_rng(0)
+    b, t = 700, 23
+    x = rng.standard_normal((b, t, 8))
+    lengths = rng.integers(1, t + 1, b)
+    state = {"h": rng.standard_normal((b, 40)), "c": rng.standard_normal((b, 40))}
+    kwargs = dict(inputs={"x": x}, init_state=state, lengths=lengths, seed=2, dtype="float64")
+    params = rnncompile.make_params(program, 2, None, "float64")
+    want = rnncompile.run(program, params=params, **kwargs)
+    got = run_sharded(client, program, params=params, chunk=200, **kwargs)
+    assert got.chunks == 4
+    _assert_same_run(got.result, want)
+
+
+def test_cli_run_on_dask_writes_the_local_runs_file(cli, client, tmp_path, monkeypatch):
+    address = client.scheduler.address
+    x = np.random.default_rng(1).standard_normal((300, 12, 8)).astype(np.float32)
+    np.savez(tmp_path / "big.npz", x=x, lengths=np.arange(300) % 12 + 1)
+    code, out, err = cli("run", SPECS / "lstm.yaml", "--input", tmp_path / "big.npz", "-o", tmp_path / "local.npz")
+    assert code == 0, err
+    code, out, err = cli("run", SPECS / "lstm.yaml", "--input", tmp_path / "big.npz", "-o", tmp_path / "dask.npz",
+                         "--engine", "dask", "--chunk", "100", "--scheduler", address)
+    assert code == 0, err
+    assert "dask: 3 chunks on 2 workers" in err
+    with np.load(tmp_path / "local.npz") as a, np.load(tmp_path / "dask.npz") as b:
+        _same(dict(a), dict(b))
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)  # the seeded random inputs `run` makes, via the env
+    code, out, err = cli("run", SPECS / "gru.yaml", "-b", "500", "--seed", "3", "--engine", "dask", "--chunk", "64",
+                         "-o", tmp_path / "gru_dask.npz")
+    assert code == 0, err
+    assert "dask: 8 chunks on 2 workers" in err and "starting a local" not in err
+    code, out, err = cli("run", SPECS / "gru.yaml", "-b", "500", "--seed", "3", "-o", tmp_path / "gru.npz")
+    with np.load(tmp_path / "gru.npz") as a, np.load(tmp_path / "gru_dask.npz") as b:
+        _same(dict(a), dict(b))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--chunk", "100"], "error: --chunk is for --engine dask (add --engine dask, or leave --chunk out)"),
+    (["--engine", "dask", "--chunk", "10"], "error: --chunk 10: chunks of fewer than 64 sequences can change the "
+                                            "last bits on the numpy backend"),
+    (["--engine", "dask", "--trace"], "error: --trace records every node of a run for reading; it runs with "
+                                      "--engine local"),
+])
+def test_run_engine_refusals(cli, args, message):
+    code, out, err = cli("run", SPECS / "lstm.yaml", *args)
+    assert code == 2 and message in err and "starting" not in err
+
+
+def test_tree_and_sampling_models_are_refused_before_a_cluster_starts(cli, tmp_path):
+    code, out, err = cli("run", SPECS / "rvnn.yaml", "--tree", "(S (NP He) (VP wins))", "--engine", "dask")
+    assert code == 2 and "a tree model (`fold:`) runs with --engine local" in err
+    text = (SPECS / "seq2seq.yaml").read_text()
+    assert "feed: previous_output" in text
+    sampled = tmp_path / "sampled.yaml"
+    sampled.write_text(text.replace("feed: previous_output", "feed: previous_output\n    sample: sample", 1))
+    code, out, err = cli("run", sampled, "--engine", "dask")
+    assert code == 2 and "samples its tokens from one random stream over the whole batch" in err, err
+
+
+def _flaky_compiler(tmp_path, fail_times: int):
+    """A C compiler that fails its first `fail_times` calls, then is the real one: a worker's passing fault."""
+    count = tmp_path / "calls"
+    script = tmp_path / "flaky-cc"
+    script.write_text(f"#!/bin/sh\nn=$(cat {count} 2>/dev/null || echo 0)\necho $((n + 1)) > {count}\n"
+                      f"if [ $n -lt {fail_times} ]; then echo 'flaky-cc: simulated failure' >&2; exit 1; fi\n"
+                      f"exec cc \"$@\"\n")
+    script.chmod(0o755)
+    return script, count
+
+
+@pytest.mark.slow
+def test_failed_chunk_is_retried_then_reported_by_its_chunk(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached build: the compiler must run
+    script, count = _flaky_compiler(tmp_path, 1)
+    monkeypatch.setenv("CC", str(script))
+    args = ["run", SPECS / "lstm.yaml", "-b", "200", "--backend", "c", "--engine", "dask", "--workers", "1",
+            "--chunk", "100"]
+    code, out, err = cli(*args, "-o", tmp_path / "dask.npz")
+    assert code == 0, err
+    assert int(count.read_text()) >= 2  # it failed once, and the retry built it
+    monkeypatch.delenv("CC")
+    want = rnncompile.run(rnncompile.compile(SPECS / "lstm.yaml"), batch=200, backend="c")
+    with np.load(tmp_path / "dask.npz") as got:
+        _same({k[len("outputs."):]: got[k] for k in got.files if k.startswith("outputs.")}, want.outputs)
+
+    (tmp_path / "always").mkdir()
+    script, count = _flaky_compiler(tmp_path / "always", 10**6)  # fails every time
+    monkeypatch.setenv("CC", str(script))
+    code, out, err = cli(*args)
+    assert code == 1
+    assert "error: chunk 1 of 2 (sequences 0..99) failed on 3 tries: the C compiler" in err \
+        or "error: chunk 2 of 2 (sequences 100..199) failed on 3 tries: the C compiler" in err, err
+    assert "flaky-cc: simulated failure" in err and "Traceback" not in err
+
+
+# ---- sweeps -------------------------------------------------------------------------------------------
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _local_row(spec, dims, cell, seed, batch=16, backend="numpy"):
+    settings = {**dims, "cell": cell}
+    program = compile_point(spec.read_text(), str(spec), settings, tuple(dims))
+    return output_stats(rnncompile.run(program, batch=batch, seed=seed, backend=backend))
+
+
+def test_sweep_rows_hold_the_statistics_of_local_runs(cli, client, tmp_path):
+    out = tmp_path / "results.csv"
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8,24", "--grid", "cell=lstm,gru", "--seeds", "2",
+                       "-o", out, "--scheduler", client.scheduler.address, "--plot", tmp_path / "std.png")
+    assert code == 0, err
+    assert "ran 4 points × 2 seeds; 8 rows" in err and "is not used by the model" not in err
+    rows = _rows(out)
+    assert [(r["H"], r["cell"], r["seed"]) for r in rows] == [
+        (h, c, s) for h in ("8", "24") for c in ("lstm", "gru") for s in ("0", "1")]
+    for r in rows:
+        want = _local_row(CELLS, {"H": int(r["H"])}, r["cell"], int(r["seed"]))
+        assert {k: float(r[k]) for k in want} == want  # the exact floats: repr round-trips
+        assert float(r["compile_s"]) > 0 and float(r["run_s"]) > 0
+        assert (r["state.c.norm"] == "") == (r["cell"] == "gru")  # a GRU has no cell state
+        assert r["backend"] == "numpy" and r["batch"] == "16" and r["steps"] == "10"
+    assert (tmp_path / "std.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_parquet_and_run_settings(cli, client, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "results.parquet"
+    code, _, err = cli("sweep", SPECS / "lstm.yaml", "--grid", "backend=numpy,c", "--grid", "dtype=float32,float64",
+                       "--batch", "5", "-o", out, "--scheduler", client.scheduler.address)
+    assert code == 0, err
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 4 and {(r["backend"], r["dtype"]) for r in rows} == {
+        (b, d) for b in ("numpy", "c") for d in ("float32", "float64")}
+    for r in rows:
+        program = rnncompile.compile(SPECS / "lstm.yaml")
+        want = output_stats(rnncompile.run(program, batch=5, dtype=r["dtype"], backend=r["backend"]))
+        assert {k: r[k] for k in want} == want
+
+
+def test_sweep_resumes_and_skips_finished_points(cli, client, tmp_path):
+    out = tmp_path / "results.csv"
+    common = ["--grid", "cell=lstm,gru", "-o", out, "--scheduler", client.scheduler.address]
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8,16", *common)
+    assert code == 0, err
+    first = {r["key"]: r for r in _rows(out)}
+    assert len(first) == 4
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8,16,32", *common, "--seeds", "2")
+    assert code == 0, err
+    assert "resuming: 4 of 12 rows are already in" in err and "running the other 8 (6 of 6 points)" in err
+    rows = _rows(out)
+    assert len(rows) == 12 and len({r["key"] for r in rows}) == 12
+    for r in rows:
+        if r["key"] in first:
+            assert r == first[r["key"]]  # kept as written, its timings too: not run again
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8,16,32", *common, "--seeds", "2")
+    assert code == 0 and "nothing to run: all 12 rows are already in" in err
+    assert _rows(out) == rows
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_keeps_every_finished_row_and_resumes(tmp_path):
+    """SIGTERM mid-sweep: the file holds whole rows only (written whole and renamed into place), and the
+    next run runs only the rest."""
+    out = tmp_path / "results.csv"
+    cmd = [sys.executable, "-m", "rnncompile.cli", "sweep", str(CELLS), "--grid", "H=16,32,48,64,80,96",
+           "--grid", "cell=lstm,gru", "--batch", "1500", "--steps", "40", "--workers", "2", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and len(_rows(out)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    kept = _rows(out)
+    assert 2 <= len(kept) < 12, "the sweep ended before it could be interrupted: give it more work"
+    assert all(r["run_s"] and r["y.std"] for r in kept)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming: {len(kept)} of 12 rows are already in" in done.stderr
+    rows = _rows(out)
+    assert len(rows) == 12 and len({r["key"] for r in rows}) == 12
+    assert all(r in rows for r in kept)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_sweep_loses_no_point(cli, tmp_path):
+    out = tmp_path / "results.csv"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as c:
+        victim = next(iter(c.run(os.getpid).values()))
+        killed = []
+
+        def kill_after_first_row():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (out.exists() and len(_rows(out)) >= 1):
+                time.sleep(0.02)
+            os.kill(victim, signal.SIGKILL)  # a worker process this test's cluster started
+            killed.append(len(_rows(out)))
+
+        watcher = threading.Thread(target=kill_after_first_row)
+        watcher.start()
+        code, _, err = cli("sweep", CELLS, "--grid", "H=16,32,48,64", "--grid", "cell=lstm,gru", "--batch", "1500",
+                           "--steps", "40", "-o", out, "--scheduler", c.scheduler.address)
+        watcher.join()
+    assert code == 0, err
+    assert killed and killed[0] < 8, "the sweep ended before the worker was killed: give it more work"
+    rows = _rows(out)
+    assert sorted((r["H"], r["cell"]) for r in rows) == sorted(
+        (h, cell) for h in ("16", "32", "48", "64") for cell in ("lstm", "gru"))  # every point, once
+    r = next(r for r in rows if r["H"] == "48" and r["cell"] == "gru")
+    program = compile_point(CELLS.read_text(), str(CELLS), {"H": 48, "cell": "gru"}, ("H",))
+    assert float(r["y.absmax"]) == output_stats(rnncompile.run(program, batch=1500, steps=40))["y.absmax"]
+
+
+@pytest.mark.parametrize("grid, message", [
+    ("H32", "error: --grid H32: expected KEY=VALUE,VALUE,...\n    --grid H32\n           ^^^\n"
+            "    hint: e.g. --grid H=32,64,128 or --grid cell=lstm,gru"),
+    ("Hx=8,16", "error: --grid Hx=8,16: unknown grid key `Hx`: not a dim of {spec} (I, H, T), `cell`, or a run "
+                "setting (backend, dtype, batch, steps)\n    --grid Hx=8,16\n           ^^\n    hint: did you mean `H`?"),
+    ("H=8,,16", "error: --grid H=8,,16: an empty value\n    --grid H=8,,16\n               ^\n"
+                "    hint: separate values with single commas, e.g. --grid H=32,64,128"),
+    ("H=8,sixteen", "error: --grid H=8,sixteen: `sixteen` is not a whole number\n    --grid H=8,sixteen\n"
+                    "                 ^^^^^^^\n    hint: H takes sizes, e.g. --grid H=32,64,128"),
+    ("H=8,8", "error: --grid H=8,8: `8` is given twice"),
+    ("H=0", "error: --grid H=0: H = 0: sizes are at least 1"),
+    ("cell=lstm,gur", "error: --grid cell=lstm,gur: {spec} defines no cell `gur`\n    --grid cell=lstm,gur\n"
+                      "                     ^^^\n    hint: did you mean `gru`?"),
+    ("backend=numpi", "hint: did you mean `numpy`?"),
+    ("dtype=float16", "error: --grid dtype=float16: unknown dtype `float16`"),
+    ("seed=1,2", "hint: give --seeds N: every point runs seeds 0..N-1"),
+])
+def test_bad_grid_gets_a_located_error(cli, tmp_path, grid, message):
+    code, out, err = cli("sweep", CELLS, "--grid", grid, "-o", tmp_path / "r.csv")
+    assert code == 2
+    assert message.format(spec=CELLS) in err, err
+    assert "Traceback" not in err and not (tmp_path / "r.csv").exists()
+
+
+def test_grid_key_twice_and_a_cell_for_a_model_without_scan(cli, tmp_path):
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8", "--grid", "H=16", "-o", tmp_path / "r.csv")
+    assert code == 2 and "`H` is swept twice" in err and "hint: give all its values in one argument: --grid H=8,..." in err
+    code, _, err = cli("sweep", SPECS / "seq2seq.yaml", "--grid", "cell=x", "-o", tmp_path / "r.csv")
+    assert code == 2 and "`cell` picks the cell that `scan:` runs" in err
+
+
+def test_training_sweeps_are_refused_and_the_help_says_why(cli, tmp_path):
+    code, out, _ = cli("sweep", "--help")
+    assert code == 0 and "training sweeps wait for the training" in " ".join(out.split())
+    code, _, err = cli("sweep", CELLS, "--grid", "H=8", "--train", "data.npz", "-o", tmp_path / "r.csv")
+    assert code == 2 and "--train: training sweeps are not available yet" in err
+
+
+def test_help_loads_no_dask():
+    code = ("import contextlib, io, sys\nfrom rnncompile.cli import main\n"
+            "for argv in (['--help'], ['run', '--help'], ['sweep', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+            "print([m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
