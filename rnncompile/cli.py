@@ -131,6 +131,9 @@ def _validate_json(spec, dims) -> None:
 @click.option("--trace", is_flag=True, help="record every node at every step and print a step table")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="execution backend")
+@click.option("--quant", metavar="QUANT.yaml|qM.N",
+              help="--backend fixed or fixed_c: the fixed-point formats (a file `rnncompile quantize` writes, or one "
+                   "format such as q15 or q3.12 for every class)")
 @click.option("--tree", "tree_texts", multiple=True, metavar="TREE",
               help='tree models: a tree, e.g. "(S (NP He) (VP wins))" or JSON; repeat for a batch')
 @click.option("--trees", "trees_file", type=click.Path(dir_okay=False),
@@ -139,11 +142,12 @@ def _validate_json(spec, dims) -> None:
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="dask: shard the batch over Dask workers (a local cluster, or --scheduler); the same numbers")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
-              help="--engine dask: at most this many sequences per task [default: 4096]")
+              help="--engine dask: about this many sequences per task, or more where fewer would change the "
+                   "numbers (the run says so) [default: 4096]")
 @_engine_options
 @progress_option
 def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights, init_state, output, trace, dtype,
-        backend, tree_texts, trees_file, per_node, engine, chunk, scheduler, workers, progress):
+        backend, quant, tree_texts, trees_file, per_node, engine, chunk, scheduler, workers, progress):
     """Simulate a spec: random inputs (or trees) and seeded weights by default."""
     import numpy as np
 
@@ -162,6 +166,10 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
     _check_engine(program, engine, chunk, scheduler, workers, trace, backend)
+    if quant:
+        from .quant.cli import configure_run
+
+        configure_run(quant, backend, program)
     if program.plan.kind == "tree":
         from .trees.cli import run_trees
 
@@ -378,17 +386,42 @@ def render(spec, dims, output, unroll, view, tree_text, cell_name, dpi, text, we
 @click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
 @click.option("--sequence", default=0, show_default=True, type=click.IntRange(min=0),
               help="which sequence of the batch to draw")
-def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, sequence):
-    """Run with a trace; draw read/write weightings over time and the memory before and after (matplotlib)."""
+@click.option("--text", help="encoder-decoders: the source text (tokenized with the spec's vocabulary)")
+def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, sequence, text):
+    """Run with a trace; draw read/write weightings over time and the memory before and after, or a decoder's
+    attention as a source × target heatmap (matplotlib)."""
+    import numpy as np
+
     from . import api
-    from .plot import draw
+    from .plot import draw, draw_attention
     from .program import compile as compile_program
 
     program = compile_program(spec, _parse_dims(dims), optimize=False)
     _warn(program.checked)
     inputs = context = lengths = None
-    if input_file:
+    if input_file and text:
+        raise UsageError("give either --input or --text, not both")
+    if text is not None:
+        from .vocab import Vocab
+
+        plan = program.plan
+        if plan.decoder is None or plan.stack is None or program.vocab is None:
+            raise UsageError("--text draws an encoder-decoder's attention over a source text; "
+                             f"{spec} has no encoder and decoder with a vocabulary")
+        vocab = Vocab(program.vocab)
+        ids = vocab.encode(text)
+        if vocab.unknown_note():
+            click.echo(vocab.unknown_note(), err=True)
+        src = plan.stack.inputs[0]
+        steps_cap = plan.steps_of(program.dims)[src]
+        if len(ids) > steps_cap:
+            raise UsageError(f"--text has {len(ids)} tokens; the source holds at most {steps_cap} "
+                             f"(set a larger {plan.time_dims.get(src)} with --dim)")
+        inputs = {src: np.asarray(ids)[None]}
+    elif input_file:
         inputs, context, lengths = _read_input_file(program, input_file)
+    elif program.plan.decoder is not None and program.plan.decoder.memory:
+        inputs = api.seeded_inputs(program, 1, steps, seed)  # the heatmap names the source tokens
     params = api.make_params(program, seed, weights)
     try:
         result = api.run(program, inputs=inputs, params=params, lengths=lengths, context=context, steps=steps,
@@ -397,7 +430,10 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
         raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
     names = [n for item in show for n in item.split(",") if n]
     mems = [n for item in memory for n in item.split(",") if n]
-    path = draw(program, result, output, names or None, mems or None, sequence)
+    if program.plan.decoder is not None and program.plan.decoder.memory and not names and not mems:
+        path = draw_attention(program, result, inputs, lengths, output, sequence)
+    else:
+        path = draw(program, result, output, names or None, mems or None, sequence)
     click.echo(f"wrote {path}")
 
 
@@ -468,6 +504,76 @@ def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weight
         click.echo()
     sep = "" if vocab.level == "char" else " "
     click.echo(prompt + sep + result.text)
+
+
+loss_option = click.option("--loss", type=click.Choice(["xent", "mse"]), default=None,
+                           help="cross-entropy of a distribution against target tokens, or mean squared error "
+                                "[default: xent with a vocabulary, else mse]")
+
+
+@cli.command(name="grad")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--input", "input_file", type=click.Path(dir_okay=False),
+              help="inputs, `target` and `lengths` or `mask` (.npz or .json) [default: seeded random]")
+@click.option("--text", help="a predictor: inputs text[:-1], targets text[1:]")
+@loss_option
+@click.option("--output-name", help="the output the loss reads, when the model has several")
+@click.option("--reduction", type=click.Choice(["sum", "mean"]), default="sum", show_default=True,
+              help="sum: over each sequence's steps, mean over the batch; mean: over every real step")
+@click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed for random weights, inputs and targets")
+@click.option("--batch", "-b", default=2, show_default=True, type=click.IntRange(min=1), help="random inputs: sequences")
+@click.option("--steps", "-t", type=click.IntRange(min=1), help="random inputs: time steps [default: the time dim]")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64", show_default=True)
+@click.option("--backend", default="numpy", show_default=True, help="the backend that runs the backward cells")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="write `loss` and `grad.<param>` (keyed as in weight files) to an .npz or .json")
+def grad_(spec, dims, input_file, text, loss, output_name, reduction, weights, seed, batch, steps, dtype, backend,
+          output):
+    """The loss and its gradient with respect to every param, by backpropagation through time."""
+    from .autodiff.commands import grad_command
+    from .data import OUTPUT_FORMATS
+
+    _check_outputs(("--output", output, OUTPUT_FORMATS))
+    grad_command(spec, _parse_dims(dims), input_file, text, loss, output_name, reduction, weights, seed, batch, steps,
+                 dtype, backend, output, functools.partial(click.echo, err=True))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--text", "text_file", type=click.Path(dir_okay=False),
+              help="a text file: a predictor learns the next token (inputs text[:-1], targets text[1:])")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False),
+              help="a dataset (.npz or .json): inputs, `target`, and `lengths` or `mask`")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="learning rate")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True,
+              help="sgd: with momentum 0.9; adam: Kingma & Ba")
+@click.option("--clip", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="clip the gradient to this global norm")
+@click.option("--bptt", type=click.IntRange(min=1),
+              help="--text: truncated BPTT over windows of K steps, the state carried from window to window "
+                   "[default: windows of the time dim, each from the start state]")
+@click.option("--batch", "-b", default=16, show_default=True, type=click.IntRange(min=1),
+              help="--text: parallel streams; --input: sequences per step")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed for the first weights and the order")
+@click.option("--weights", type=click.Path(dir_okay=False), help="start from these weights (.npz)")
+@loss_option
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--backend", default="numpy", show_default=True, help="the backend that runs the cells")
+@click.option("--save-weights", required=True, type=click.Path(dir_okay=False), help="write the trained params (.npz)")
+@progress_option
+def train(spec, dims, text_file, input_file, epochs, lr, optimizer, clip, bptt, batch, seed, weights, loss, dtype,
+          backend, save_weights, progress):
+    """Train a spec's params by backpropagation through time; prints the loss of every epoch."""
+    from .autodiff.commands import train_command
+
+    _check_outputs(("--save-weights", save_weights, (".npz",)))
+    train_command(spec, _parse_dims(dims), text_file, input_file, epochs, lr, optimizer, clip, bptt, batch, seed,
+                  weights, loss, dtype, backend, save_weights, wanted_progress(progress), click.echo)
 
 
 @cli.command()
@@ -561,14 +667,80 @@ def _write_standalone(spec, dims, backend, output, weights, seed, dtype, flag="-
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
 @click.option("--backend", default="python", show_default=True, help="a backend that writes standalone code")
+@click.option("--format", "fmt", type=click.Choice(["code", "onnx"]), default="code", show_default=True,
+              help="code: standalone code of --backend; onnx: an ONNX model with the weights in it (.onnx)")
+@click.option("--lengths/--no-lengths", default=True,
+              help="onnx: a sequence_lens [B] input, padded steps masked as `run --lengths` does [on]")
+@click.option("--native/--no-native", default=True,
+              help="onnx: ONNX's own LSTM/GRU node for a cell that computes exactly it, else a Scan [on]")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
-              help="the file to write, e.g. lstm_model.py")
+              help="the file to write, e.g. lstm_model.py or lstm.onnx")
 @_standalone_options
-def export(spec, dims, backend, output, weights, seed, dtype):
+def export(spec, dims, backend, fmt, lengths, native, output, weights, seed, dtype):
     """Write the model as standalone code (python: one module that needs only NumPy; c: one C99 file with
-    the weights in it)."""
+    the weights in it) or, with --format onnx, as an ONNX model (ONNX's LSTM/GRU or a Scan per cell, a Loop for a
+    greedy decoder; not yet: tree folds, sampling decoders)."""
+    if fmt == "onnx":
+        if click.get_current_context().get_parameter_source("backend").name != "DEFAULT":
+            raise UsageError("--backend chooses the code written; --format onnx writes an ONNX model, leave it out")
+        _check_outputs(("--output", output, (".onnx",)))
+        _write_onnx(spec, dims, output, weights, seed, dtype, lengths, native)
+        return
+    if not lengths or not native:
+        raise UsageError("--no-lengths and --no-native are for --format onnx")
     _check_outputs(("--output", output, None))
     _write_standalone(spec, dims, backend, output, weights, seed, dtype)
+
+
+def _write_onnx(spec, dims, output, weights, seed, dtype, lengths, native):
+    """The ONNX model of `spec` (rnncompile/interop/onnx/onnx_export.py) with its weights, and how to feed it."""
+    from pathlib import Path
+
+    from . import api
+    from .files import atomic_write
+    from .interop.onnx.onnx_export import export_onnx
+    from .program import compile as compile_program
+
+    program = compile_program(spec, _parse_dims(dims))
+    _warn(program.checked)
+    dtype, seed = dtype or "float32", seed or 0
+    params = api.make_params(program, seed, weights, dtype)
+    source = f"{Path(weights).name}" if weights else f"seeded random, as `rnncompile run --seed {seed}` makes them"
+    model = export_onnx(program, params, dtype, lengths, native, Path(spec).name, source)
+    with atomic_write(output, "wb") as f:
+        f.write(model.SerializeToString())
+    for what, values in (("inputs", model.graph.input), ("outputs", model.graph.output)):
+        shown = [f"{v.name} [{', '.join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)}]"
+                 for v in values]
+        click.echo(f"  {what}: {', '.join(shown)}")
+    ops = sorted({n.op_type for n in model.graph.node} & {"LSTM", "GRU", "Scan", "Loop"})
+    click.echo(f"  cells as: {', '.join(ops) or 'no recurrent node'}")
+    click.echo("note: the model starts from the spec's initial state (no initial-state inputs); tree folds and "
+               "sampling decoders do not export to ONNX yet", err=True)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@dim_option
+@click.option("--weights", type=click.Path(dir_okay=False), help="param values (.npz) [default: seeded]")
+@click.option("--calibrate", type=click.Path(dir_okay=False),
+              help="inputs to calibrate on (.npz/.npy/.json, as run --input reads) [default: seeded random]")
+@click.option("--holdout", type=click.Path(dir_okay=False),
+              help="inputs for the held-out accuracy report [default: the last quarter of --calibrate]")
+@click.option("--bits", type=click.Choice(["8", "16"]), default="16", show_default=True,
+              help="width of every class but the accumulators (32 bits)")
+@click.option("--weight-bits", type=click.Choice(["8", "16"]), help="the weights' width [default: --bits]")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="seed of weights and inputs not given")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the quant file to write (.yaml)")
+def quantize(spec, dims, weights, calibrate, holdout, bits, weight_bits, seed, output):
+    """Pick fixed-point formats from the ranges a float run sees, write them (quant.yaml for run --quant) and
+    report the fixed-point run's error against float on the calibration and a held-out set."""
+    from .quant.cli import quantize as run_quantize
+
+    _check_outputs(("--output", output, (".yaml", ".yml")))
+    run_quantize(spec, _parse_dims(dims), weights, calibrate, holdout, output, int(bits), seed, click.echo,
+                 int(weight_bits) if weight_bits else None)
 
 
 @cli.command()

@@ -8,12 +8,13 @@ inputs. A worker keeps the program's Executable, so the C backend generates and 
 per worker process, and builds it once per machine (its build cache is keyed by content).
 
 Whether a chunked run gives the bits of a local one: every backend computes each sequence on its own
-rows, but how NumPy's BLAS (OpenBLAS) sums a row of a matrix product depends on the call's shape: rows
-in a block's tail go through other kernels, and a product of at most 10^6 multiply-adds (BLAS_SMALL)
-through its small-matrix kernels. So chunks start at multiples of ALIGN sequences (the last one ends
-the batch, as the local run's does) and, on a backend that calls BLAS, hold enough sequences that every
-weight product takes the large-matrix kernels, as the whole batch's does (min_rows). The C backend sums
-in one order whatever the batch (BATCH_INVARIANT). tests/test_dask.py checks the bits against local runs.
+rows, but how it sums a row can depend on where the row falls in the call. NumPy's BLAS (OpenBLAS) runs
+the rows of a block's tail through other kernels, and a product of at most 10^6 multiply-adds
+(BLAS_SMALL) through its small-matrix kernels; the C backend steps blocks of 24 rows (12-, 4- and 1-row
+blocks in a tail), and some of its cells (the NTM's) sum a tail block in another order. So chunks start
+at multiples of ALIGN sequences and hold a multiple of it (the last one ends the batch, as the local
+run's does), and on a backend that calls BLAS they hold enough sequences that every weight product takes
+the large-matrix kernels, as the whole batch's does (min_rows). tests/test_dask.py checks the bits.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import math
 import os
 import pickle
 import time
+import uuid
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,11 +38,9 @@ from .errors import DataError, RnnCompileError, SpecError, UsageError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 DEFAULT_CHUNK = 4096
-ALIGN = 64
+ALIGN = 192  # a multiple of OpenBLAS's row unrolls (powers of two up to 64) and of the C backend's 24-row blocks
 BLAS_SMALL = 100**3  # OpenBLAS (x86_64, SMALL_MATRIX_OPT) multiplies M·N·K up to this with other kernels
-# Backends whose numbers do not depend on how many sequences one call holds: the C backend blocks rows
-# but sums in the one-example order (tests/test_backend_c.py::test_blocked_step_gives_the_numbers_of_...).
-BATCH_INVARIANT = {"c"}
+NO_BLAS = {"c"}  # backends whose products are their own loops: no small-matrix kernels, only row blocks
 RETRIES = 2  # a failed task runs up to 1 + RETRIES times
 RESUBMITS = 3  # a chunk whose scattered inputs died with their worker is sent again this often
 CONNECT_TIMEOUT = "10s"
@@ -81,8 +82,10 @@ def connect(scheduler: str | None = None, workers: int | None = None, note=None)
     if note:
         note(f"starting a local Dask cluster of {n} worker process{'es' if n != 1 else ''}")
     # the workers' own logs stay quiet: a task that fails for good is reported by its chunk or point
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+    with warnings.catch_warnings():  # "port 8787 is in use": another cluster's web page, which we do not use
+        warnings.simplefilter("ignore", UserWarning)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               worker_dashboard_address=None, silence_logs=logging.CRITICAL)
     try:
         client = Client(cluster)
         try:
@@ -133,17 +136,22 @@ class Shipped:
     backend: str
 
 
+KEEP_SHIPPED = 4  # programs a worker keeps after their run, with their Executables (a C library loaded)
+
+
 class ShipProgram(WorkerPlugin):
-    """Puts one run's program and params in every worker's memory, once, under `key`."""
+    """Puts one run's program and params in every worker's memory, once, under `key` (a hash of their
+    bytes). A worker keeps the last KEEP_SHIPPED of them after their run, so running the same program again
+    finds its Executable planned and the C backend's library loaded."""
 
     def __init__(self, key: str, blob: bytes):
         self.key, self.blob = key, blob
 
     def setup(self, worker):
-        _SHIPPED[self.key] = pickle.loads(self.blob)
-
-    def teardown(self, worker):
-        _SHIPPED.pop(self.key, None)
+        shipped = _SHIPPED.pop(self.key, None) or pickle.loads(self.blob)
+        _SHIPPED[self.key] = shipped  # the newest last
+        while len(_SHIPPED) > KEEP_SHIPPED:
+            _SHIPPED.pop(next(iter(_SHIPPED)))
 
 
 def _pickled(shipped: Shipped) -> bytes:
@@ -157,12 +165,24 @@ def shipped_to_workers(client: Client, shipped: Shipped):
     blob = _pickled(shipped)
     key = hashlib.sha256(blob).hexdigest()[:24]
     name = f"rnncompile-run-{key}"
-    client.register_plugin(ShipProgram(key, blob), name=name)
+    _through_lost_workers(lambda: client.register_plugin(ShipProgram(key, blob), name=name))
     try:
         yield key
     finally:
         with contextlib.suppress(Exception):
             client.unregister_worker_plugin(name)
+
+
+def _through_lost_workers(send, tries: int = 4):
+    """Send to every worker (a plugin, scattered data), again if a worker died on the way: the scheduler
+    soon drops it, and a worker that restarts gets the plugin as it starts."""
+    for attempt in range(tries):
+        try:
+            return send()
+        except OSError:  # distributed's CommClosedError is one
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 @dataclass
@@ -208,8 +228,8 @@ def check_shardable(program, trace: bool = False) -> None:
 def min_rows(program, backend: str) -> int:
     """The fewest sequences a chunk may hold for its numbers to be the whole batch's on `backend`: enough
     that the product of each weight matrix with the chunk's rows is past BLAS_SMALL multiply-adds."""
-    if backend in BATCH_INVARIANT:
-        return 1
+    if backend in NO_BLAS:
+        return ALIGN
     from .graph import stages
 
     rows = ALIGN
@@ -227,10 +247,10 @@ def min_rows(program, backend: str) -> int:
     return -(-rows // ALIGN) * ALIGN
 
 
-def chunk_bounds(batch: int, chunk: int, align: int = ALIGN) -> list[tuple[int, int]]:
-    """[start, stop) of about `chunk` sequences each: every start a multiple of `align`, the last chunk ending
-    the batch (so its tail is the local run's tail), none empty and none much smaller than the others."""
-    n = max(1, math.ceil(batch / chunk))
+def chunk_bounds(batch: int, chunk: int, least: int = 1, align: int = ALIGN) -> list[tuple[int, int]]:
+    """[start, stop) of at most about `chunk` and at least `least` sequences each: every start a multiple of
+    `align`, the last chunk ending the batch (so its tail is the local run's tail), none empty."""
+    n = max(1, min(math.ceil(batch / chunk), batch // (least + align)))
     edges = sorted({batch * k // n // align * align for k in range(n)} | {batch})
     return list(zip(edges[:-1], edges[1:]))
 
@@ -295,8 +315,9 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
                 init_state: dict | None = None, lengths=None, context: dict | None = None, batch: int = 1,
                 steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
                 chunk: int = DEFAULT_CHUNK, progress: bool = False, retries: int = RETRIES, note=None) -> ShardedRun:
-    """`rnncompile.run` with the batch split into chunks of at most `chunk` sequences run as Dask tasks,
-    the outputs gathered in order: the same RunResult a local run gives, bit for bit."""
+    """`rnncompile.run` with the batch split into chunks of about `chunk` sequences (at least min_rows, see
+    chunk_bounds) run as Dask tasks, the outputs gathered in order: the RunResult a local run gives, bit for
+    bit."""
     from . import api
     from .progress import bar
 
@@ -311,11 +332,11 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
         params = api.make_params(program, seed, None, dtype)
     b = _batch_of(inputs, context)
     least = min_rows(program, backend)
-    if chunk < least and b > chunk and note:
+    if chunk < least and b > chunk and note:  # the chunks then hold more than --chunk asked
         note(f"chunks of at least {least} sequences on the {backend} backend (not --chunk {chunk}): every "
              f"weight product then takes the BLAS kernels the whole batch's does, so the numbers are the same "
-             f"(the c backend has no such bound)")
-    bounds = chunk_bounds(b, max(chunk, least))
+             f"(the c backend's bound is {ALIGN})")
+    bounds = chunk_bounds(b, chunk, least)
     t0 = time.perf_counter()
     parts = [{"inputs": _take(inputs, a, z), "context": _take(context, a, z) or None,
               "lengths": _take(lengths, a, z), "init_state": _take(init_state, a, z)} for a, z in bounds]
@@ -324,15 +345,19 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
     with shipped_to_workers(client, Shipped(program, params, steps, seed, dtype, backend)) as key:
         tries = dict.fromkeys(range(len(bounds)), 0)
         index_of = {}
+        run = uuid.uuid4().hex[:16]  # task keys of this run alone: another run of the program has other inputs
 
-        def submit(i):
+        def submit(i, data=None):
             tries[i] += 1
-            (data,) = client.scatter([parts[i]], hash=False)
-            fut = client.submit(run_chunk, key, data, retries=retries, key=f"rnncompile-chunk-{key}-{i}-{tries[i]}")
+            if data is None:
+                (data,) = _through_lost_workers(lambda: client.scatter([parts[i]], hash=False))
+            fut = client.submit(run_chunk, key, data, retries=retries, key=f"rnncompile-chunk-{run}-{i}-{tries[i]}")
             index_of[fut.key] = i
             return fut
 
-        futures = as_completed([submit(i) for i in range(len(bounds))])
+        scattered = _through_lost_workers(lambda: client.scatter(parts, hash=False))  # spread over the workers
+        futures = as_completed([submit(i, d) for i, d in enumerate(scattered)])
+        del scattered  # each chunk's inputs are released with its task
         with bar(b, progress, f"{program.name}: {len(bounds)} chunks", "seq") as shown:
             for fut in futures:
                 i = index_of[fut.key]
@@ -417,10 +442,10 @@ def run_sweep(client: Client, spec_text: str, spec_file: str, spec_sha: str, tod
     from .progress import bar
 
     futures, point_of = [], {}
+    run = uuid.uuid4().hex[:16]
     for point in todo:
         fut = client.submit(sweep_task, spec_text, spec_file, spec_sha, point, seeds[point.index], tuple(dim_names),
-                            retries=retries, pure=False, key=f"rnncompile-point-{spec_sha}-{point.index}-{os.getpid()}-"
-                                                              f"{time.monotonic_ns()}")
+                            retries=retries, pure=False, key=f"rnncompile-point-{run}-{point.index}")
         point_of[fut.key] = point
         futures.append(fut)
     failures = []

@@ -169,19 +169,20 @@ class Executable:
         bound, head = self.bind(dec.use, run.params), self.bind(dec.head.use, run.params)
         state, context, batch = run.env[op.state], run.context, run.batch
         memory = {name: run.read(r) for name, r in op.memory}
-        if op.memory or op.memory_mask:  # attention reads every source step: the source is padded to the cell's S
+        if op.memory or op.memory_mask:
+            # attention reads the cell's S source steps: a shorter source is padded with zeros (masked out)
             cin = op.memory[0][0] if op.memory else op.memory_mask[0]
             want = dec.use.cell.inputs[cin].shape[0]
             steps = run.inputs[self.program.plan.stack.inputs[0]].shape[1]
-            if steps != want:
-                raise DataError(f"the source has {steps} steps, but the decoder's attention reads {want} (its "
-                                f"input `{cin}` is [{want}, ...]): pad the source to {want} steps and give its "
-                                f"lengths")
+            if steps > want:
+                raise DataError(f"the source has {steps} steps, but the decoder's attention reads at most {want} "
+                                f"(its input `{cin}` is [{want}, ...]): raise that dim, or shorten the source")
+            memory = {k: _pad_steps(v, want) for k, v in memory.items()}
         if op.memory_mask is not None:
             name, sources = op.memory_mask
             lengths = run.lengths_of(sources)
-            memory[name] = (np.arange(steps)[None, :] < (steps if lengths is None else lengths[:, None])) \
-                .astype(self.dtype) * np.ones((batch, 1), self.dtype)
+            real = np.full(batch, steps) if lengths is None else np.asarray(lengths)
+            memory[name] = (np.arange(want)[None, :] < real[:, None]).astype(self.dtype)
         start, end = start_and_end_ids(self.program.vocab)
         want = run.want_trace
         target = run.inputs.get(dec.target) if dec.target else None
@@ -370,6 +371,15 @@ def _lengths_for(lengths, names: list[str]):
     return first
 
 
+def _pad_steps(v: np.ndarray, steps: int) -> np.ndarray:
+    """[B, n, ...] values padded with zeros to [B, steps, ...]."""
+    if v.shape[1] == steps:
+        return v
+    out = np.zeros((v.shape[0], steps) + v.shape[2:], v.dtype)
+    out[:, :v.shape[1]] = v
+    return out
+
+
 def _join_steps(traces: list[dict], cell) -> dict:
     """One-step traces (node -> [B, 1, ...]) joined along time; a constant (just the node's shape) kept once."""
     if not traces:
@@ -451,7 +461,7 @@ def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temp
     rng = np.random.default_rng(seed)
     _, end = start_and_end_ids(vocab)
     tokens, dists = [], []
-    for _ in range(steps):
+    for k in range(steps):
         token = sample_tokens(p, "greedy" if greedy else "sample", temperature, top_k, rng)
         if progress is not None:
             progress.update(1)
@@ -462,7 +472,8 @@ def complete(exe: Executable, params: dict, prompt: np.ndarray, steps: int, temp
         below = {src: token}
         for layer, layer_bound in zip(stack.layers, bound):
             use, b = layer.uses[0], layer_bound[0]
-            outs, state[use.prefix] = b.step({c: below[s] for c, s in layer.feed.items()}, state[use.prefix])
+            outs, state[use.prefix] = b.step({c: below[s] for c, s in layer.feed.items()}, state[use.prefix],
+                                             t=len(prompt) + k)  # the step index continues after the prompt
             below = outs
         p = head_bound.scan({n: v[:, None] for n, v in below.items()}, None, None, False, False).outputs[pname][:, 0]
     return Completion(prompt, np.asarray(tokens, np.int64), np.asarray(dists))

@@ -21,6 +21,8 @@ from .spec import CellSpec
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow", "%": "mod", "//": "floordiv",
           **COMPARISONS}
 TIME_NAMES = {name: op for op, name in STEP_SOURCES.items()}  # t, seq_len: see ops.STEP_SOURCES
+STEP_WORDS = {"step", "steps", "time", "timestep", "time_step", "step_index", "t_len", "seq_length", "length",
+              "len", "n_steps", "num_steps"}  # what else a writer may try for t or seq_len
 FUNCTIONS = {n for n, op in OPS.items() if op.kind not in ("source", "sink")}
 MAX_ELEMENTS = 2**30  # one tensor (or all params) beyond this is refused before allocation
 LINEAR = "linear"  # a gate's `act:` for no activation: the affine map (plus any `add:` terms) itself
@@ -387,8 +389,11 @@ class CellLowering:
         if self.kind_of.get(name):
             raise _Failed()  # declared, but its declaration had an error already reported
         candidates = set(self.kind_of) | set(self.dims)
+        hint = did_you_mean(name, candidates)
+        if name.lower() in STEP_WORDS and not hint.startswith("did you mean"):
+            hint = "the step index is `t` (0, 1, ...) and the sequence's length `seq_len`, e.g. t % 2 == 0"
         self.error(path, f"undefined name `{name}`", pos, len(name),
-                   did_you_mean(name, candidates) or "declare it as an input, state, param, gate or let")
+                   hint or "declare it as an input, state, param, gate or let")
         raise _Failed()
 
     steps_in_time = True  # a tree rule's lowering says False: its steps are nodes of a tree, not times
@@ -572,10 +577,14 @@ class _ExprLowering:
         base, chain = E.left_chain(node)
         value = self.const_operand(base)
         for link in chain:
-            if not isinstance(link, E.BinOp) or link.op not in "+-*/":
+            if not isinstance(link, E.BinOp) or link.op not in ("+", "-", "*", "/", "//", "%"):
                 self.const_operand(link)  # fails
             a, b = value, self.const(link.right, float)
-            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf}[link.op]
+            if link.op in ("//", "%") and b == 0:
+                self.fail(f"division by zero: the divisor of `{link.op}` in `{E.to_text(link)}` is 0", link.pos,
+                          len(link.op), "x % 0 and x // 0 have no value; check the divisor")
+            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf,
+                     "//": a // b if b else 0.0, "%": a % b if b else 0.0}[link.op]
         if kind is int:
             if not float(value).is_integer():
                 self.fail(f"expected a whole number, got {value}", getattr(node, "pos", 0))

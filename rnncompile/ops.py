@@ -466,8 +466,8 @@ _register(OpDef("sharpen", (2, 2), _sharpen, _sharpen_meaning, kind="memory",
 # divisor gives NaN for `%` and ±inf (or NaN for 0 // 0) for `//`, as NumPy's float ops do (a literal zero
 # divisor is a compile-time error). Comparisons give exactly 0.0 or 1.0 (NaN compares false, except !=).
 _register(OpDef("step_index", (0, 0), _source, None, attrs={"shape": REQUIRED, "name": ""}, kind="source",
-                doc="`t`: the step's 0-based position in its sequence, also in a reverse scan (where the steps run "
-                    "T-1 down to 0 and step t reads x[t])"))
+                doc="`t`: the step's 0-based position in its sequence, a scalar; also in a reverse scan, where the "
+                    "steps run seq_len - 1 down to 0 and step t reads x[t], and in a long scan run in chunks"))
 _register(OpDef("seq_length", (0, 0), _source, None, attrs={"shape": REQUIRED, "name": ""}, kind="source",
                 doc="`seq_len`: the number of real steps of this step's sequence (its entry of `lengths`; "
                     "the whole time axis when every sequence is full)"))

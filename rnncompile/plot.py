@@ -146,3 +146,100 @@ def draw(program, result, output, show: list[str] | None = None, memory: list[st
     with atomic_write(out, "wb") as f:
         fig.savefig(f, format=out.suffix[1:], dpi=110)
     return out
+
+
+def attention_weights(cell: CellGraph) -> list[int]:
+    """The nodes of a decoder cell that are attention weights: the softmax (masked or not) whose result
+    weighs the rows of a memory input, `a @ enc` (found from the graph, as the weightings are)."""
+    memory_inputs = {i for i in cell.by_name("input").values() if len(cell.node(i).shape) == 2}
+    found = []
+    for nid in cell.order():
+        if cell.node(nid).op not in ("softmax", "masked_softmax"):
+            continue
+        if any(cell.node(u).op == "matmul" and cell.args(u)[0] == nid and cell.args(u)[1] in memory_inputs
+               for u in cell.users(nid)):
+            found.append(nid)
+    return found
+
+
+def draw_attention(program, result, inputs: dict | None, lengths, output, sequence: int = 0) -> Path:
+    """A traced encoder-decoder run's attention for one sequence: source tokens × produced tokens."""
+    plan = program.plan
+    dec = plan.decoder
+    cell = program.cell(dec.use)
+    nodes = attention_weights(cell)
+    if not nodes:
+        raise UsageError(f"found no attention weights in cell `{cell.name}`: a softmax (or masked_softmax) "
+                         f"whose result weighs a memory input, as in `a @ enc`")
+    batch = result.tokens.shape[0]
+    if not 0 <= sequence < batch:
+        raise UsageError(f"--sequence {sequence}: the run holds sequences 0..{batch - 1}")
+    src_name = plan.stack.inputs[0]
+    src = np.asarray(inputs[src_name])[sequence] if inputs is not None else None
+    if isinstance(lengths, dict):
+        n_src = lengths.get(src_name)
+    else:
+        n_src = lengths
+    n = int(np.asarray(n_src)[sequence]) if n_src is not None else (len(src) if src is not None else 0)
+    tokens = program.vocab.tokens
+    source = [tokens[int(i)] for i in src[:n]] if src is not None else [str(i) for i in range(n)]
+    produced = [tokens[int(i)] for i in result.tokens[sequence, :int(result.lengths[sequence])]]
+    weights = np.asarray(result.trace[dec.use.prefix][nodes[0]])[sequence, :len(produced)]
+    title = f"{program.name}: attention of `{cell.node(nodes[0]).label or 'a'}` (sequence {sequence})"
+    return attention_heatmap(weights, source, produced, output, title)
+
+
+def attention_heatmap(weights, source_tokens, target_tokens, path, title: str = "", mask=None) -> Path:
+    """A decoder's attention as a source × target heatmap: weights [T, S] (row i: the weights target step i
+    gave the source steps), the source tokens along x, the produced tokens along y (first step on top), a
+    colorbar from 0 to 1. Masked positions are left blank (hatched, no colour): NaN entries, columns past
+    len(source_tokens) (source padding), rows past len(target_tokens) (steps after the end), and where
+    `mask` ([T, S] or [S], broadcast) is 0. Small grids print each weight in its cell. Written as .png,
+    .svg or .pdf; returns the path."""
+    try:
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+    except ImportError:
+        raise UsageError("plot needs matplotlib: pip install 'rnncompile[plot]'") from None
+    out = Path(path)
+    if out.suffix not in FORMATS:
+        raise UsageError(f"{out}: write the picture as {', '.join(FORMATS)}")
+    w = np.array(weights, dtype=np.float64)
+    if w.ndim != 2:
+        raise UsageError(f"attention weights must be [target steps, source steps], got shape {list(w.shape)}")
+    steps, width = w.shape
+    source, target = [str(t) for t in source_tokens], [str(t) for t in target_tokens]
+    if not 0 < len(source) <= width or not 0 < len(target) <= steps:
+        raise UsageError(f"{len(source)} source and {len(target)} target tokens for weights over {width} source "
+                         f"and {steps} target steps: give at least one of each, and no more than the weights have")
+    blank = np.isnan(w)
+    if mask is not None:
+        try:
+            blank |= np.broadcast_to(np.asarray(mask) == 0, w.shape)
+        except ValueError:
+            raise UsageError(f"the mask's shape {list(np.shape(mask))} does not fit weights of shape "
+                             f"{list(w.shape)}") from None
+    w, blank = w[:len(target), :len(source)], blank[:len(target), :len(source)]
+    shown = np.ma.masked_array(w, mask=blank)
+    fig = Figure(figsize=(1.6 + 0.55 * len(source), 1.2 + 0.45 * len(target)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.add_patch(Rectangle((-0.5, -0.5), len(source), len(target), facecolor="white", edgecolor="#bbbbbb",
+                           hatch="///", linewidth=0, zorder=0))  # shows through where a cell is blank
+    cmap = colormaps["viridis"].with_extremes(bad=(0, 0, 0, 0))  # a blank cell shows the hatching
+    im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="auto", zorder=1)
+    if w.size <= 200:
+        for (i, j), v in np.ndenumerate(w):
+            if not blank[i, j]:
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.6 else "white", zorder=2)
+    ax.set_xticks(range(len(source)), source, rotation=60 if max(map(len, source)) > 3 else 0,
+                  ha="right" if max(map(len, source)) > 3 else "center")
+    ax.set_yticks(range(len(target)), target)
+    ax.set_xlabel("source")
+    ax.set_ylabel("produced")
+    ax.set_title(title or "attention", loc="left", fontsize=10)
+    fig.colorbar(im, ax=ax, pad=0.02, label="attention weight")
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format=out.suffix[1:], dpi=110)
+    return out

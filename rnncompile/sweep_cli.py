@@ -61,7 +61,7 @@ def sweep(opts: SweepOptions, echo, warn) -> None:
             todo.append(p)
             seeds[p.index] = missing
     total = len(all_points) * opts.seeds
-    if done:
+    if done and todo:
         echo(f"resuming: {done} of {total} rows are already in {opts.output}; running the other {total - done} "
              f"({len(todo)} of {len(all_points)} points)")
     failures = []
@@ -73,7 +73,7 @@ def sweep(opts: SweepOptions, echo, warn) -> None:
                                  opts.progress)
         ran = len(todo) - len(failures)
         echo(f"ran {ran} point{'s' if ran != 1 else ''} × {opts.seeds} seed{'s' if opts.seeds != 1 else ''}; "
-             f"{len(table.rows)} rows in {opts.output}")
+             f"{len(table.rows)} row{'s' if len(table.rows) != 1 else ''} in {opts.output}")
     else:
         echo(f"nothing to run: all {total} rows are already in {opts.output}")
     if opts.plot:

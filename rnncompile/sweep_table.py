@@ -151,9 +151,9 @@ def plot(rows: list[dict], swept: list[str], output, metric: str | None = None, 
         xs = sorted(by_x, key=lambda v: (isinstance(v, str), v))
         means = [sum(by_x[v]) / len(by_x[v]) for v in xs]
         stds = [math.sqrt(sum((y - m) ** 2 for y in by_x[v]) / len(by_x[v])) for v, m in zip(xs, means)]
-        name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or metric
+        line = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or metric
         ax.errorbar([str(v) for v in xs] if x not in numeric else xs, means,
-                    yerr=stds if any(stds) else None, marker="o", capsize=3, label=name)
+                    yerr=stds if any(stds) else None, marker="o", capsize=3, label=line)
     if x in numeric:
         values = sorted({r[x] for r in rows})
         if values[0] > 0 and values[-1] / values[0] >= 8:

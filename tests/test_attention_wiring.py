@@ -75,10 +75,15 @@ def test_attention_reads_every_real_source_step(backend, teacher):
     np.testing.assert_allclose(res2.outputs["p"], res.outputs["p"], rtol=0, atol=1e-12)
 
 
-def test_a_source_of_another_length_than_the_attention_reads_is_refused():
+def test_a_shorter_source_is_padded_and_a_longer_one_refused():
     prog = rnncompile.compile(str(SPEC))
-    with pytest.raises(DataError, match=r"the source has 3 steps, but the decoder's attention reads 6 .*pad the source"):
-        rnncompile.run(prog, inputs={"src": np.zeros((1, 3), int)})
+    params = random_params(prog, 8, 1.2)
+    src = np.random.default_rng(8).integers(0, 6, (2, 3))
+    short = rnncompile.run(prog, inputs={"src": src}, params=params, dtype="float64")
+    for b, (probs, _, _) in enumerate(reference(params, src, np.array([3, 3]))):
+        close(short.outputs["p"][b, :len(probs)], probs)
+    with pytest.raises(DataError, match=r"the source has 7 steps, but the decoder's attention reads at most 6"):
+        rnncompile.run(prog, inputs={"src": np.zeros((1, 7), int)})
 
 
 @pytest.mark.parametrize("old,new,message", [

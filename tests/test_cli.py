@@ -181,4 +181,4 @@ def test_backends_listed(cli):
 def test_unknown_backend(cli):
     code, _, err = cli("run", SPECS / "lstm.yaml", "--backend", "cuda")
     assert code == 2
-    assert "unknown backend `cuda`; available: c, numpy, python" in err
+    assert "unknown backend `cuda`; available: c, fixed, fixed_c, numpy, python" in err

@@ -6,6 +6,8 @@ one sequence at a time against the interpreter's batch. Skips without a C compil
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 import struct
 import subprocess
 
@@ -18,7 +20,7 @@ from rnncompile import flow
 from rnncompile.api import make_params
 from rnncompile.backends.c import build
 from rnncompile.backends.c.export import RENDERERS, UNSUPPORTED
-from rnncompile.errors import RnnCompileError
+from rnncompile.errors import RnnCompileError, UsageError
 from test_backends_conformance import TOL
 from test_export_c import STRICT, contexts, decoder_main_c, run_exported
 
@@ -53,6 +55,18 @@ def test_the_run_renders_the_flow_in_order(tmp_path):
     merges = [i for i in range(len(run)) if run.startswith("for (int t = 0; t < steps; ++t) {", i)]
     assert len(merges) == len(program.flow.of("merge")) == 2
     assert at[1] < merges[0] < at[2] and at[3] < merges[1]
+
+
+def test_a_start_state_c_cannot_write_is_refused_where_it_is(cli, tmp_path):
+    """A state the caller may give that otherwise comes from a bundle: C's run takes the caller's state as
+    given, so it cannot tell; the export says which op, and what to use instead."""
+    program = rnncompile.compile(SPECS / "seq2seq.yaml")
+    ops = [dataclasses.replace(op, given=True) if op.op == "start_state" and op.over else op for op in program.flow]
+    program.__dict__["flow"] = dataclasses.replace(program.flow, ops=ops)
+    with pytest.raises(UsageError) as e:
+        rnncompile.registry.get("c").export(program, "seq2seq.yaml", "s2s")
+    assert str(e.value) == ("model.decoder: a start state that the caller may give and that otherwise comes from "
+                            "`encoder.final` is not written in C; export with --backend python")
 
 
 # -- the start-state rule, with a state that starts from a context input -----------------------------------
@@ -193,19 +207,26 @@ ATTENTION = sorted(SPECS.glob("attention_*.yaml"))
 def test_attention_decodes_in_c_as_the_interpreter_decodes(cli, tmp_path, spec, dtype):
     """Greedy decoding in C against the interpreter's: the memory is the encoder's top outputs at every source
     step, and its mask (1 at real source steps) comes from each source's length, several of them short."""
+    text = spec.read_text()
+    forced = re.search(r"^    feed: target\b.*\n    target: (\w+).*\n", text, re.M)
+    if forced:  # C decodes greedily: compare with the greedy interpreter, the target input gone
+        text = text.replace(forced.group(0), "    feed: previous_output\n")
+        text = re.sub(rf"(input: {{.*?), {forced.group(1)}: \[\w+\]", r"\1", text)
+        spec = tmp_path / spec.name
+        spec.write_text(text)
     try:
         program = rnncompile.compile(spec)
     except RnnCompileError as e:  # the model level of attention lands separately
         pytest.skip(f"{spec.name} does not compile yet: {str(e).splitlines()[0]}")
     (decode,) = program.flow.of("decode")
+    assert decode.decoder.feed == "previous_output"
     assert decode.memory and decode.memory_mask
     params = make_params(program, seed=3, dtype=dtype)
     err = _export(cli, tmp_path, spec, dtype, params)
     assert "sampling and teacher forcing are not written in C" in err
     face = rnncompile.registry.get("c").export(program, spec.name, spec.stem, params, dtype).interface
     (src, _, _), = face["inputs"]  # the target (teacher forcing) is not read by the C run
-    steps = program.plan.steps_of(program.dims)[src] if hasattr(program.plan, "steps_of") else \
-        program.checked.steps(None)
+    steps = program.plan.steps_of(program.dims)[src]
     rng, b = np.random.default_rng(6), 6
     inputs = {src: rng.integers(3, len(program.vocab.tokens), (b, steps))}
     lengths = np.array([steps, steps - 2, 3, 1, steps, 2])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,9 +48,10 @@ def test_run_is_the_flow_op_by_op(spec):
     program = rnncompile.compile(spec)
     source = export(program).source
     body = source[source.index("\ndef run_trees(" if program.flow.of("tree_fold") else "\ndef run("):]
-    rendered = re.findall(r"^    # (?:[^=\n]* = )?(\w+) .*\((model[^)]*)\)$", body, re.M)
-    assert [op for op, _ in rendered] == [op.op for op in program.flow.ops]
-    assert [p for _, p in rendered] == [".".join(map(str, op.path)) for op in program.flow.ops]
+    blocks = re.sub(r"\n    #     ", " ", body)  # a long comment's continued lines joined to its first
+    rendered = re.findall(r"^    # (model[\w.]*): (?:[^=\n]* = )?(\w+) ", blocks, re.M)
+    assert [op for _, op in rendered] == [op.op for op in program.flow.ops]
+    assert [p for p, _ in rendered] == [".".join(map(str, op.path)) for op in program.flow.ops]
 
 
 def test_the_backend_copies_no_driver_source():
@@ -160,20 +160,29 @@ def test_stack_state_from_a_context_input(given):
     close(outputs["h"], drivers.outputs["h"], "outputs against the drivers", rtol=1e-12, atol=1e-12)
 
 
-def test_a_missing_or_misshapen_context_start_fails_as_in_the_drivers():
-    program = rnncompile.compile_text(CONTEXT_STACK, "ctxstack.yaml")
+@pytest.mark.parametrize("where", ["stack", "decoder"])
+def test_a_missing_or_misshapen_context_start_fails_as_in_the_drivers(where):
+    """Missing, or not one per sequence (an unbatched [H] the export used to broadcast silently): the
+    exported run refuses it with the drivers' words."""
+    if where == "stack":
+        program, inputs, name, key, size = (rnncompile.compile_text(CONTEXT_STACK, "ctxstack.yaml"),
+                                            {"x": np.zeros((3, 5, 3))}, "h0", "layers.0.forward.h", 4)
+    else:
+        program, inputs, name, key, size = context_decoder("zeros"), {"src": np.zeros((3, 8), np.int64)}, "c0", \
+            "decoder.c", 6
     params = make_params(program, seed=2, dtype="float64")
     run = load(program)["run"]
-    x = np.zeros((3, 5, 3))
-    exe = Executable.cached(program, "numpy", "float64")
-    for context in ({}, {"h0": np.zeros((2, 4))}):
+    exe = Executable(program, "numpy", "float64")
+    for context, message in [({}, f"state `{key}` starts from context input `{name}`, which was not given"),
+                             ({name: np.zeros((2, size))}, f"context input `{name}` has shape [2, {size}]; state "
+                                                          f"`{key}` needs [3, {size}] (one per sequence)"),
+                             ({name: np.zeros(size)}, f"context input `{name}` has shape [{size}]; state `{key}` "
+                                                      f"needs [3, {size}] (one per sequence)")]:
         with pytest.raises(DataError) as want:
-            exe.run({"x": x}, params, context=context)
+            exe.run(inputs, params, context=context)
         with pytest.raises(ValueError) as got:
-            run(params, {"x": x}, None, None, context, dtype="float64")
-        assert str(got.value) == str(want.value)
-    assert "state `layers.0.forward.h` starts from context input `h0`, which was not given" in str(want.value) or \
-        "needs [3, 4] (one per sequence)" in str(want.value)
+            run(params, inputs, None, None, context, dtype="float64")
+        assert str(got.value) == str(want.value) == message
 
 
 def context_decoder(init: str):
@@ -399,3 +408,80 @@ def test_shipped_attention_specs_export_like_the_drivers(spec, teacher):
         close(outputs[k], v, k, rtol=1e-10, atol=1e-10)
     for k, v in want.final_state.items():
         close(final[k], v, k, rtol=1e-10, atol=1e-10)
+
+
+def test_attention_and_context_starts_run_with_only_numpy(tmp_path):
+    """The exports above, imported where only NumPy is (`python -I -S`), give the drivers' numbers."""
+    import os
+    import subprocess
+    import sys
+
+    from test_export import DECODE_RUNNER
+
+    cases = [("by_hand_teacher", attention_program(teacher=True), True),
+             ("by_hand_greedy", attention_program(teacher=False), False),
+             ("c0_zeros", context_decoder("zeros"), False)]
+    cases += [(spec.stem, rnncompile.compile(spec), True) for spec in ATTENTION_SPECS]
+    expected = {}
+    for name, program, teacher in cases:
+        (tmp_path / f"{name}.py").write_text(export(program).source)
+        params = make_params(program, seed=5, dtype="float32")
+        steps = program.plan.steps_of(program.dims)
+        rng = np.random.default_rng(5)
+        vocab = len(program.vocab.tokens)
+        inputs = {n: rng.integers(0, vocab, (3, steps[n])) for n in program.plan.inputs}
+        lengths = {n: np.array([steps[n], max(1, steps[n] // 2), 1]) for n in inputs}
+        target = program.flow.of("decode")[0].decoder.target
+        if not teacher and target:
+            inputs.pop(target), lengths.pop(target)
+        context = {n: rng.standard_normal((3,) + s).astype("float32") for n, s in program.plan.context.items()}
+        arrays = {**{f"params.{k}": v for k, v in params.items()}, **{f"inputs.{k}": v for k, v in inputs.items()},
+                  **{f"lengths.{k}": v for k, v in lengths.items()}, **{f"context.{k}": v for k, v in context.items()}}
+        np.savez(tmp_path / f"{name}.in.npz", dtype=np.array("float32"), **arrays)
+        (tmp_path / f"{name}.kw.json").write_text("{}")
+        expected[name] = Executable.cached(program, "numpy", "float32").run(inputs, params, lengths=lengths,
+                                                                            context=context)
+    only = tmp_path / "only_numpy"
+    only.mkdir()
+    os.symlink(os.path.dirname(np.__file__), only / "numpy")
+    script = tmp_path / "runner.py"
+    script.write_text(DECODE_RUNNER.format(numpy=str(only), here=str(tmp_path), names=list(expected)))
+    done = subprocess.run([sys.executable, "-I", "-S", str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name, want in expected.items():
+        with np.load(tmp_path / f"{name}.out.npz") as f:
+            got = {k: f[k] for k in f.files}
+        np.testing.assert_array_equal(got["tokens"], want.tokens, err_msg=name)
+        np.testing.assert_array_equal(got["token_lengths"], want.lengths, err_msg=name)
+        assert set(got) == {"tokens", "token_lengths"} | {f"outputs.{k}" for k in want.outputs} | \
+            {f"state.{k}" for k in want.final_state}, name
+        for k, v in {**{f"outputs.{k}": v for k, v in want.outputs.items()},
+                     **{f"state.{k}": v for k, v in want.final_state.items()}}.items():
+            assert got[k].dtype == np.float32, name
+            np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-5, err_msg=f"{name}: {k}")
+
+
+@pytest.mark.skipif(not ATTENTION_SPECS, reason="no specs/attention_*.yaml yet")
+def test_exported_attention_pads_a_shorter_source_and_refuses_a_longer_one_as_the_drivers_do():
+    program = rnncompile.compile(ATTENTION_SPECS[0])
+    params = make_params(program, seed=0, dtype="float64")
+    steps = program.plan.steps_of(program.dims)
+    target = program.flow.of("decode")[0].decoder.target
+    source = next(n for n in program.plan.inputs if n != target)
+    run, exe = load(program)["run"], Executable(program, "numpy", "float64")
+    rng = np.random.default_rng(0)
+    short = {source: rng.integers(2, len(program.vocab.tokens), (2, steps[source] - 2))}
+    for lengths in (None, {source: np.array([steps[source] - 2, 1])}):
+        want = exe.run(short, params, lengths=lengths)
+        outputs, final, tokens, _ = run(params, short, None, lengths, dtype="float64")
+        np.testing.assert_array_equal(tokens, want.tokens)
+        for k, v in want.outputs.items():
+            close(outputs[k], v, k, rtol=1e-12, atol=1e-12)
+    long = {source: np.zeros((2, steps[source] + 1), np.int64)}
+    with pytest.raises(DataError) as want:
+        exe.run(long, params)
+    with pytest.raises(ValueError) as got:
+        run(params, long, dtype="float64")
+    assert str(got.value) == str(want.value)
+    assert f"the source has {steps[source] + 1} steps" in str(got.value)

@@ -12,7 +12,7 @@ from rnncompile.errors import UsageError
 from rnncompile.render import RenderError, cell_dot, chain_dot, dot_source, make_plan, render
 from rnncompile.render import engine as engine_mod
 from rnncompile.render.engine import Engine, find_engine, quiet
-from rnncompile.render.fold import fold
+from rnncompile.render.shown import shown_nodes
 from rnncompile.render.style import ACTIVATION_COLOURS, DELAY_MARK
 
 from conftest import SPECS
@@ -78,7 +78,7 @@ def test_every_state_has_a_delay_loop(programs, name):
 
 def test_lstm_cell_shows_the_lecture_nodes_not_the_params(programs):
     cell = cell_of(programs["lstm"])
-    folded = fold(cell)
+    folded = shown_nodes(cell)
     drawn = {(s.kind, s.name) for s in folded.nodes.values()}
     assert {("input", "x"), ("state", "h"), ("state", "c"), ("output", "y")} <= drawn
     assert {name for kind, name in drawn if kind == "activation"} >= {"i", "f", "g", "o"}
@@ -107,7 +107,7 @@ def test_gates_are_coloured_by_activation(programs):
 
 
 def test_gru_folds_constants_and_keeps_affine_boxes(programs):
-    folded = fold(cell_of(programs["gru"]))
+    folded = shown_nodes(cell_of(programs["gru"]))
     formulas = {s.formula for s in folded.nodes.values()}
     assert {"1 − z", "W_hn @ h + b_hn", "W_in @ x + b_in"} <= formulas
 

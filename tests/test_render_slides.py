@@ -15,7 +15,7 @@ from rnncompile.render import choose, dot_source, render, style
 from rnncompile.render import engine as engine_mod
 from rnncompile.render.cell import reading_order
 from rnncompile.render.engine import find_engine
-from rnncompile.render.fold import fold
+from rnncompile.render.shown import shown_nodes
 
 from conftest import SPECS
 
@@ -47,7 +47,7 @@ def labelled(cell, name: str) -> int:
 def test_the_lstm_gates_read_f_i_g_o_as_the_updates_read_them():
     program = compiled("lstm")  # the spec declares them i, f, g, o
     cell = program.checked.main_cell
-    order = [fold(cell).nodes[n].name for n in reading_order(fold(cell)) if fold(cell).nodes[n].kind == "activation"]
+    order = [shown_nodes(cell).nodes[n].name for n in reading_order(shown_nodes(cell)) if shown_nodes(cell).nodes[n].kind == "activation"]
     assert order[:4] == ["f", "i", "g", "o"]
     dot = dot_source(program)
     gates = [f"n{labelled(cell, g)}" for g in "figo"]
@@ -275,7 +275,7 @@ def label_to_spec(text: str) -> str:
 @pytest.mark.parametrize("name", sorted(LETS))
 def test_a_label_parses_back_to_the_same_expression(name):
     cell = rnncompile.compile_text(PREC, "prec.yaml").checked.main_cell
-    (shown,) = [s for s in fold(cell).nodes.values() if s.name == name]
+    (shown,) = [s for s in shown_nodes(cell).nodes.values() if s.name == name]
     back = expr.to_text(expr.parse(label_to_spec(shown.formula)))
     assert back == expr.to_text(expr.parse(LETS[name])), shown.formula
 
@@ -291,25 +291,25 @@ def shipped_cells():
 
 def test_every_shipped_formula_parses_back():
     for spec, cell in shipped_cells():
-        for s in fold(cell).nodes.values():
+        for s in shown_nodes(cell).nodes.values():
             if s.formula:
                 expr.parse(label_to_spec(s.formula))  # raises ExprSyntaxError on a label the spec could not hold
 
 
 def test_products_of_matmuls_are_drawn_differently():
     cell = rnncompile.compile_text(PREC, "prec.yaml").checked.main_cell
-    formulas = {s.name: s.formula for s in fold(cell).nodes.values()}
+    formulas = {s.name: s.formula for s in shown_nodes(cell).nodes.values()}
     assert formulas["a"] == "(A @ x) × (B @ h)"
     assert formulas["b"] == "((A @ x) × B) @ h"  # `@` next to `×` keeps its brackets for the reader
 
 
 def test_only_affine_maps_are_called_affine():
-    kinds = {s.formula: s.kind for s in fold(compiled("gru").checked.main_cell).nodes.values()}
+    kinds = {s.formula: s.kind for s in shown_nodes(compiled("gru").checked.main_cell).nodes.values()}
     assert kinds["W_hn @ h + b_hn"] == kinds["W_in @ x + b_in"] == "affine"
-    memn2n = {s.formula: s.kind for s in fold(compiled("memn2n").checked.main_cell).nodes.values()}
+    memn2n = {s.formula: s.kind for s in shown_nodes(compiled("memn2n").checked.main_cell).nodes.values()}
     assert memn2n["u1 + p1 @ c1"] == "expr"  # attention times memory: bilinear
     assert memn2n["sum(embed(story, A), axis=1) + T_A"] == "expr"  # a lookup
-    nary = fold(compiled("treelstm_nary").checked.plan.fold.cell.rules["node"])
+    nary = shown_nodes(compiled("treelstm_nary").checked.plan.fold.cell.rules["node"])
     assert {s.formula: s.kind for s in nary.nodes.values()}["children.c[0]"] == "expr"
 
 

@@ -82,7 +82,8 @@ cells:
     params: {{W: {{shape: [H, H]}}, U: {{shape: [H, I]}}}}
     update:
       h: {update}
-    outputs: {{y: {output}}}
+    outputs:
+      y: {output}
 model:
   scan: rnn
   input: {{x: [T{xdim}]}}
@@ -207,6 +208,7 @@ cells:
       q: (3 * x) // (t - 4)
       c: concat(x < t - 4, x <= 0, x > 1, x >= -1, x == t % 3, x != 1)
       w: where(t % 3 == 0, seq_len - t, -t)
+      z: x % (t - 4)            # at t = 4 a zero divisor: NaN at run time, on every backend
 model:
   scan: ints
   input: {x: [T, I]}
@@ -217,7 +219,7 @@ def _ops_reference(x, lengths):
     """The same cell by hand; integer-valued x, so floor semantics on negatives are exact."""
     b_, t_, i_ = x.shape
     s = np.zeros((b_, i_))
-    out = {k: np.zeros((b_, t_, n)) for k, n in (("m", i_), ("q", i_), ("c", 6 * i_), ("w", 1))}
+    out = {k: np.zeros((b_, t_, n)) for k, n in (("m", i_), ("q", i_), ("c", 6 * i_), ("w", 1), ("z", i_))}
     for b in range(b_):
         n = lengths[b]
         for t in range(n):
@@ -228,6 +230,7 @@ def _ops_reference(x, lengths):
                               for a in v]
             out["c"][b, t] = np.concatenate([v < t - 4, v <= 0, v > 1, v >= -1, v == t % 3, v != 1]).astype(float)
             out["w"][b, t] = [n - t if t % 3 == 0 else -t]
+            out["z"][b, t] = [a % (t - 4) if t != 4 else np.nan for a in v]
     return out, s
 
 
@@ -394,3 +397,95 @@ def test_a_single_step_of_a_cell_that_reads_t_needs_it(backend, tmp_path):
                         np.zeros(12)])
     np.testing.assert_allclose(state["h"][0], h, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(out["y"][0], params["W_y"] @ h + params["b_y"], rtol=1e-12)
+
+
+# ---- diagrams ---------------------------------------------------------------------------------
+
+def test_the_folded_cell_writes_the_new_operators_as_written_and_they_parse_back():
+    from rnncompile.render.shown import shown_nodes
+
+    program = rnncompile.compile(SPECS / "clockwork.yaml")
+    folded = shown_nodes(program.cell(program.plan.uses()[0]))
+    kinds = {(s.kind, s.name) for s in folded.nodes.values()}
+    assert ("input", "t") in kinds  # the step index is drawn as what the step reads
+    formulas = {s.formula for s in folded.nodes.values() if s.op in ("mod", "eq")}
+    assert formulas == {"t % 1", "t % 2", "t % 4", "t % 8", "· == 0"}
+    for f in formulas:
+        text = f.replace("·", "u")
+        assert to_text(parse(text)) == text
+
+
+# ---- exports ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_the_exported_python_module_ticks_the_clock_like_the_equations(cli, tmp_path, direction):
+    import importlib.util
+
+    program = _clockwork(tmp_path, direction)
+    code, out, err = cli("export", tmp_path / "clockwork.yaml", "-o", tmp_path / "cw_model.py")
+    assert code == 0, err
+    spec = importlib.util.spec_from_file_location("cw_model", tmp_path / "cw_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = make_params(program, seed=1, dtype="float64")
+    x = np.random.default_rng(2).standard_normal((3, 20, 6))
+    lengths = np.array([20, 11, 1])
+    outputs, final = module.run(params, {"x": x}, lengths=lengths, dtype="float64")
+    want, finals = clockwork_reference(x, params, 4, direction == "reverse", lengths)
+    np.testing.assert_allclose(outputs["y"], want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(final["h"], finals, rtol=1e-12, atol=1e-12)
+    # a chunk of a longer scan: the cell's scan takes the step index of its first step
+    k = module.clockwork_prepare(params, "", "float64")
+    first, state = module.clockwork_scan(k, {"x": x[:, :8]}, None, None, False)
+    rest, state = module.clockwork_scan(k, {"x": x[:, 8:]}, state, None, False, step0=8, total=20)
+    whole, _ = clockwork_reference(x, params, 4)
+    np.testing.assert_allclose(np.concatenate([first["y"], rest["y"]], axis=1), whole, rtol=1e-12, atol=1e-12)
+
+
+def test_the_c_cell_keeps_its_scan_signature_and_adds_scan_from():
+    from rnncompile.backends.c.cell import CellWriter
+    from rnncompile.backends.c.emitters import DOUBLE
+
+    program = rnncompile.compile(SPECS / "clockwork.yaml")
+    code = CellWriter(program.cell(program.plan.uses()[0]), "cw", DOUBLE).write()
+    assert code.reads_time
+    assert code.scan_signature.split("\n")[0].startswith("int cw_scan(const cw_consts *k, int B, int T, const double *x,")
+    assert "int reverse, double *y" in " ".join(code.scan_signature.split())
+    src = " ".join(code.functions.split())
+    assert "int cw_scan_from(const cw_consts *k, int B, int T, const double *x, double *h, const int32_t *lengths, " \
+           "int reverse, int start, int total, double *y" in src
+    assert "return cw_scan_from(k, B, T, x, h, lengths, reverse, 0, T, y, work, trace);" in src
+    assert "work->t[0] = (double)(start + t); /* t */" in src
+    lstm = rnncompile.compile(SPECS / "lstm.yaml")
+    plain = CellWriter(lstm.cell(lstm.plan.uses()[0]), "lstm", DOUBLE).write()
+    assert not plain.reads_time and "_scan_from" not in plain.functions and "start" not in plain.scan_signature
+
+
+def test_a_guessed_name_for_the_step_points_at_t(cli, tmp_path):
+    err = _errors(cli, _spec(tmp_path, update="tanh(W @ h + U @ x) * (step % 2)"))
+    assert "error: undefined name `step` [cells.rnn.update.h]" in err
+    assert "hint: the step index is `t` (0, 1, ...) and the sequence's length `seq_len`, e.g. t % 2 == 0" in err
+
+
+def test_mixing_at_with_modulo_unbracketed_warns_with_the_reading(cli, tmp_path):
+    code, out, err = cli("validate", _spec(tmp_path, update="tanh(W @ h + U @ x % 2)"))
+    assert code == 0
+    text = out + err
+    assert "warning: `@` and `*` or `/` share one precedence level and group left to right [cells.rnn.update.h]" in text
+    assert "hint: `U @ x % 2` reads as `(U @ x) % 2`; add brackets to say which you mean" in text
+
+
+def test_integer_operators_in_compile_time_sizes(tmp_path):
+    """Slice bounds and attributes are constants: `//` and `%` work there too (H = 4)."""
+    program = rnncompile.compile(_spec(tmp_path, update="tanh(W @ h + U @ x)",
+                                       output="concat(h[0:H // 2], h[H // 2 + H % 3:])"))
+    x = np.random.default_rng(0).standard_normal((1, 6, 3))
+    params = make_params(program, seed=0, dtype="float64")
+    got = rnncompile.run(program, dtype="float64", inputs={"x": x}, params=params)
+    h = got.final_state["h"][0]
+    np.testing.assert_array_equal(got.outputs["y"][0, -1], np.concatenate([h[0:2], h[3:]]))
+
+
+def test_a_zero_divisor_in_a_compile_time_size_is_located(cli, tmp_path):
+    err = _errors(cli, _spec(tmp_path, output="h[0:H // (H - 4)]"))
+    assert "error: division by zero: the divisor of `//` in `H // (H - 4)` is 0 [cells.rnn.outputs.y]" in err

@@ -1,7 +1,7 @@
 """The C renderer of the flow's `decode` op: one sequence decoded greedily inside `<m>_run`.
 
 The ops before it (the encoder's scans, the decoder's start state: its bridge, the
-encoder's final state C or its own init) are rendered by export.py; this writes the
+encoder's final state C or its own init) are rendered by run.py; this writes the
 loop that feeds back each step's own token: greedy, the first most likely one (as
 np.argmax), until the end token or <M>_DECODE_STEPS tokens, as
 `rnncompile.drivers.Executable.decode` does for one sequence. Steps after the end
@@ -33,7 +33,8 @@ DECODE_NAMES = {"n", "token", "best", "dist"}  # the loop's own names: no argume
 
 
 class DecodeWriter:
-    """Renders one Decode op into the ModelWriter `w`'s run (its cells, state, bundles and lines)."""
+    """Renders one Decode op into `w`'s run (export.ModelWriter: its cells, state, bundles and lines), and
+    the part of the file's head comment that says how the run decodes."""
 
     def __init__(self, w, op: Decode):
         self.w, self.op, self.dec = w, op, op.decoder
@@ -122,6 +123,16 @@ class DecodeWriter:
                  f"{count}[0] = 0;",
                  f"for (int n = 0; n < {M}_DECODE_STEPS; ++n) {{"] + [IND + x for x in body] + ["}"])
 
+    def start_text(self) -> str:
+        """How the decoder's start state comes from the encoder, as the flow's start_state op says."""
+        (start,) = [o for o in self.w.flow.of("start_state") if o.out == self.op.state]
+        bridge = [o for o in self.w.flow.of("apply") if o.out == start.over]
+        if start.over is None:
+            return "the decoder starts from its own init"
+        if bridge:
+            return f"its final state, through the bridge `{bridge[0].use.cell.name}`, starts the decoder"
+        return "its final state (C) starts the decoder"
+
     def header(self, face: dict) -> list[str]:
         w, dec, N, M = self.w, self.dec, self.w.N, self.w.M
         tokens, count, probs = face["decode"]["args"]
@@ -145,9 +156,9 @@ class DecodeWriter:
         text = "; ".join(shapes) + "."
         if steps:
             text += (f" The encoder reads a source of 1..{M}_MAX_STEPS steps (-D{M}_MAX_STEPS=N for longer ones),"
-                     f" starting from the state {N}_init set; its final state (C) starts the decoder.")
+                     f" starting from the state {N}_init set; {self.start_text()}.")
         if self.op.memory:
-            text += (" At every step the decoder reads " + ", ".join(f"{r} at every source step (as `{cin}`)"
+            text += (" At every step the decoder reads " + ", ".join(f"the encoder's {r} at every source step (as `{cin}`)"
                                                                        for cin, r in self.op.memory)
                      + (f", and `{self.op.memory_mask[0]}`: 1 at the source's steps, 0 after them"
                         if self.op.memory_mask else "")

@@ -8,11 +8,14 @@ names becomes a local of `run` (`layers.0.forward.out` -> `layers_0_forward_out`
 a dict of arrays), and each op is commented with its line of
 `rnncompile inspect --flow`. A decoder's flow also takes the decoding knobs
 (decode.py); a tree fold's flow is `run_trees(params, trees)` (trees.py). The
-helpers the module calls (the start-state rule, merging, lengths, sampling)
-are written here, as the module's own code. The module imports only NumPy.
+helpers the module calls (given states, merging, lengths; sampling in
+decode.py, tree flattening in trees.py) are written in this backend once, as
+the module's own code: nothing is copied from the drivers. The module imports
+only NumPy.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import rnncompile
@@ -92,8 +95,9 @@ def last_step(v, lengths, reverse):
 
 # the locals `run` uses for its own purposes; a bundle never takes one of these names
 SCRATCH = {"params", "inputs", "state", "lengths", "context", "dtype", "steps", "seed", "sample", "temperature",
-           "top_k", "batch", "final_state", "x", "x_steps", "got", "target_steps", "memory", "target", "target_lengths", "prev",
-           "token", "done", "token_lengths", "drawn", "probs", "new_state", "step_out", "p", "rng", "np"}
+           "top_k", "batch", "final_state", "x", "x_steps", "got", "target_steps", "memory", "target",
+           "target_lengths", "prev", "token", "done", "token_lengths", "drawn", "probs", "new_state", "step_out", "p",
+           "rng", "source_steps", "np"}
 
 
 @dataclass
@@ -217,7 +221,7 @@ class FlowRenderer:
         feed = "{" + ", ".join(f"{string(cin)}: {self.member(r)}" for cin, r in op.feed) + "}"
         out = self.define(op.out, self.outputs_of(use, "B, T"))
         final = self.define(op.final, self.states_of(use))
-        return [f"{out}, {final} = {fn}_scan({k}, {feed}, {start}, {lengths}, reverse={op.reverse})"]
+        return call(f"{out}, {final}", f"{fn}_scan", [k, feed, start, lengths, f"reverse={op.reverse}"])
 
     def merge(self, op: flow.Merge) -> list[str]:
         self.helpers.add("merge")
@@ -295,13 +299,13 @@ class FlowRenderer:
 
     # -- run -----------------------------------------------------------------------------
     def body(self) -> list[str]:
-        """Every flow op's lines, in order, each under its line of `inspect --flow` and its spec path."""
+        """Every flow op's lines, in order, each under its spec path and its line of `inspect --flow`."""
         lines = []
         for op, data in zip(self.flow.ops, flow_data(self.flow)["ops"]):
             self.pending = []
             own = RENDERERS[op.op](self, op)
             writes = ", ".join(op.writes())
-            lines.append(f"# {comment(writes + ' = ' if writes else '')}{comment(data['text'])}  ({comment(data['path'])})")
+            lines += _comment_lines(f"{data['path']}: {writes + ' = ' if writes else ''}{data['text']}")
             lines += self.pending + own
         return lines
 
@@ -309,42 +313,47 @@ class FlowRenderer:
         body = [IND + line if line else "" for line in self.body()]
         if self.is_tree:
             (fold,) = self.flow.of("tree_fold")
-            why = f"{self.program.name} is a tree fold"
-            return "\n".join(run_trees_head(self.program.plan.fold.cell.name, fold.head_at if fold.head else None)
-                             + body + ["", "", 'def run(params, inputs, state=None, lengths=None, context=None, '
-                                               'dtype="float32"):',
-                                       f"{IND}{docstring(why + ': call run_trees(params, trees).')}",
-                                       f"{IND}raise NotImplementedError({string(why + ': call run_trees(params, trees)')})"])
-        batch = f"{IND}batch = next((len(v) for v in list(inputs.values()) + list(context.values())), 1)"
-        if self.decodes:
-            (op,) = self.decodes
-            dec = op.decoder
-            feeds = f" (or, given `{dec.target}`, teacher forcing)" if dec.feed == "target" else ""
-            head = ['def run(params, inputs=None, state=None, lengths=None, context=None, dtype="float32", steps=None,',
-                    f'        seed=0, sample={string(dec.sample)}, temperature={dec.temperature!r}, top_k={dec.top_k!r}):',
-                    f'{IND}"""Decode a batch: see the module docstring for the keys and shapes. Feeds back each step\'s',
-                    f"{IND}token{feeds}; `steps` tokens at most (default {dec.steps}); sample: greedy or sample (drawn",
-                    f"{IND}with np.random.default_rng(seed), temperature and top_k, as `rnncompile run --seed` draws).",
-                    f"{IND}Returns (outputs, final_state, tokens [B, N], token_lengths [B]), keyed as rnncompile's",
-                    f"{IND}RunResult (token_lengths count the end token).",
-                    f'{IND}"""',
-                    f'{IND}if sample not in ("greedy", "sample"):',
-                    f'{IND * 2}raise ValueError("sample must be greedy or sample, not %r" % (sample,))',
-                    f"{IND}inputs = {{}} if inputs is None else inputs"]
-        else:
-            head = ['def run(params, inputs, state=None, lengths=None, context=None, dtype="float32"):',
-                    f'{IND}"""Run the model on a batch: see the module docstring for the keys and shapes.',
-                    f"{IND}Returns (outputs, final_state), keyed as rnncompile's RunResult.",
-                    f'{IND}"""']
+            why = f"{self.program.name} is a tree fold: call run_trees(params, trees)"
+            head = run_trees_head(self.program.plan.fold.cell.name, fold.head_at if fold.head else None)
+            return "\n".join(head + body + ["", "", 'def run(params, inputs, state=None, lengths=None, context=None, '
+                                                    'dtype="float32"):',
+                                            f"{IND}{docstring(why + '.')}",
+                                            f"{IND}raise NotImplementedError({string(why)})"])
+        head = self.decoding_head() if self.decodes else [
+            'def run(params, inputs, state=None, lengths=None, context=None, dtype="float32"):',
+            f'{IND}"""Run the model on a batch: see the module docstring for the keys and shapes.',
+            f"{IND}Returns (outputs, final_state), keyed as rnncompile's RunResult.",
+            f'{IND}"""']
         head += [f"{IND}state = {{}} if state is None else state",
-                 f"{IND}context = {{}} if context is None else context", batch]
+                 f"{IND}context = {{}} if context is None else context",
+                 f"{IND}batch = next((len(v) for v in list(inputs.values()) + list(context.values())), 1)"]
         return "\n".join(head + body)
+
+    def decoding_head(self) -> list[str]:
+        """The signature and docstring of a decoder's `run`: its decoding knobs default to the spec's."""
+        (op,) = self.decodes
+        dec = op.decoder
+        feeds = f" (or, given `{dec.target}`, teacher forcing)" if dec.feed == "target" else ""
+        return ['def run(params, inputs=None, state=None, lengths=None, context=None, dtype="float32", steps=None,',
+                f"        seed=0, sample={string(dec.sample)}, temperature={dec.temperature!r}, "
+                f"top_k={dec.top_k!r}):",
+                f'{IND}"""Decode a batch: see the module docstring for the keys and shapes. Feeds back each '
+                "step's",
+                f"{IND}token{feeds}; `steps` tokens at most (default {dec.steps}); sample: greedy or sample (drawn",
+                f"{IND}with np.random.default_rng(seed), temperature and top_k, as `rnncompile run --seed` draws).",
+                f"{IND}Returns (outputs, final_state, tokens [B, N], token_lengths [B]), keyed as rnncompile's",
+                f"{IND}RunResult (token_lengths count the end token).",
+                f'{IND}"""',
+                f'{IND}if sample not in ("greedy", "sample"):',
+                f'{IND * 2}raise ValueError("sample must be greedy or sample, not %r" % (sample,))',
+                f"{IND}inputs = {{}} if inputs is None else inputs"]
 
     # -- the interface, for the docstring and the module's constants ----------------------
     def interface(self) -> dict[str, dict[str, str]]:
         """Keys and shapes of run's arguments and results, from the flow's bundles (run() first)."""
         program, out = self.program, self.flow.output
-        ins = {n: _dims(s, f"B, {self.flow.time_dims.get(n, 'T')}") + (" tokens" if program.plan.input_dtypes.get(n) == "token" else "")
+        tokens = {n for n, dtype in program.plan.input_dtypes.items() if dtype == "token"}
+        ins = {n: _dims(s, f"B, {self.flow.time_dims.get(n, 'T')}") + (" tokens" if n in tokens else "")
                for n, s in self.flow.inputs.items()}
         ctx = {n: _dims(s, "B") for n, s in self.flow.context.items()}
         outs = dict(self.types.get(out.outputs, {}))
@@ -419,6 +428,23 @@ class FlowRenderer:
         helpers = "".join("\n\n\n" + RUN_HELPERS[n].strip("\n") for n in RUN_HELPERS if n in self.helpers)
         tail = self.constants() + helpers + "\n\n\n" + run
         return assemble(self.docstring(), list(self.cells.values()), tail)
+
+
+def call(lhs: str, fn: str, args: list[str], width: int = 96) -> list[str]:
+    """`lhs = fn(args)` on one line, or with the arguments on the next (or one a line) when it would be longer
+    than `width`."""
+    one = f"{lhs} = {fn}({', '.join(args)})"
+    if len(one) <= width:
+        return [one]
+    if len(IND + ", ".join(args)) < width:
+        return [f"{lhs} = {fn}(", f"{IND}{', '.join(args)})"]
+    return [f"{lhs} = {fn}("] + [f"{IND}{a}," for a in args[:-1]] + [f"{IND}{args[-1]})"]
+
+
+def _comment_lines(text: str, width: int = 96) -> list[str]:
+    """`text` as `#` lines of at most `width` characters, continued lines indented."""
+    return ["# " + line for line in textwrap.wrap(comment(text), width - 2, subsequent_indent="    ",
+                                                  break_on_hyphens=False)]
 
 
 def _concat_dims(a: str, b: str) -> str:

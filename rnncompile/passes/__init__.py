@@ -7,7 +7,7 @@ from ..graph import CellGraph, verify
 from .cse import eliminate_common_subexpressions
 from .dce import remove_dead_nodes
 from .flatten import flatten_joined_rows
-from .fold import fold_constants
+from .constants import fold_constants
 from .fuse import fuse_gates
 from .fuse_elementwise import fuse_elementwise
 from .hoist import hoist_inputs

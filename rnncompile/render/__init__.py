@@ -11,7 +11,7 @@ as .dot, .svg, .png or .pdf.
     render(program, "lstm.png", dpi=300)           # a sharper PNG; .pdf is vector without dot too
 
 The checked (unoptimised) graph is drawn, since it reads like the spec. The
-pieces: fold.py (which nodes a diagram shows), cell.py and chain.py (the two
+pieces: shown.py (which nodes a diagram shows), cell.py and chain.py (the two
 views as DOT text), plan.py (the --unroll syntax), engine.py (running dot or
 graphviz-pure), pdf.py (a vector PDF from graphviz-pure's layout), style.py
 (colours and shapes), model.py (the model view: how the cells compose over

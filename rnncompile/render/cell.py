@@ -14,7 +14,7 @@ import graphviz
 
 from ..graph import CellGraph
 from . import style
-from .fold import Folded, fold
+from .shown import ShownCell, shown_nodes
 
 JUNCTION = dict(shape="point", width="0.09", height="0.09", color="#495057", fillcolor="#495057")
 
@@ -25,7 +25,7 @@ def node_id(nid: int) -> str:
 
 def to_dot(cell: CellGraph, *, title: str | None = None, legend: bool = True) -> str:
     """DOT source of the folded cell (params folded into the labels of the ops that read them)."""
-    folded = fold(cell)
+    folded = shown_nodes(cell)
     colours = style.activation_colours(folded.activations)
     # a cell that carries nothing over reads bottom to top, a feed-forward net's layers (MemN2N's hops)
     rankdir = "LR" if folded.loops else "BT"
@@ -67,7 +67,7 @@ def junction_id(feeders: tuple) -> str:
     return "j" + "_".join(str(f) for f in feeders)
 
 
-def junctions(folded: Folded, order: list[int]) -> dict[tuple, list[int]]:
+def junctions(folded: ShownCell, order: list[int]) -> dict[tuple, list[int]]:
     """Feeder lists of two or more nodes read, in the same order, by two or more nodes -> those nodes."""
     users: dict[tuple, list[int]] = {}
     for nid in order:
@@ -77,7 +77,7 @@ def junctions(folded: Folded, order: list[int]) -> dict[tuple, list[int]]:
     return {f: u for f, u in users.items() if len(u) >= 2}
 
 
-def reading_order(folded: Folded) -> list[int]:
+def reading_order(folded: ShownCell) -> list[int]:
     """The shown nodes in the order a reader meets them going back from the results: the
     state updates nearest the inputs first (an LSTM's c before its h), each expression's
     arguments left to right, so `f * c + i * g` then `o * tanh(c)` orders the gates f, i, g, o.
@@ -106,7 +106,7 @@ def reading_order(folded: Folded) -> list[int]:
     return by_depth
 
 
-def _caption(folded: Folded, title: str | None, colours) -> str:
+def _caption(folded: ShownCell, title: str | None, colours) -> str:
     kinds = [k for k in ("input", "state", "op", "affine", "expr", "param", "output") if folded.of_kind(k)]
     params = ", ".join(folded.params[:8]) + (", …" if len(folded.params) > 8 else "")
     extra = f"params {params} appear inside the formulas" if folded.params else ""

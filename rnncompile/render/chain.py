@@ -8,7 +8,7 @@ the final states on the far right. Elided steps (see plan.py) become one
 step, so params are never drawn: they appear in the formulas (full detail)
 or not at all (compact), and the caption says they are shared.
 
-Two levels of detail: "full" draws every step's folded ops (fold.py), good
+Two levels of detail: "full" draws every step's shown ops (shown.py), good
 for small cells like Elman's; "compact" draws each step as one box listing
 its gates, good for an LSTM. "auto" picks full for cells of a few ops.
 """
@@ -21,7 +21,7 @@ from ..graph import CellGraph
 from . import memory as _memory
 from . import style
 from .cell import reading_order
-from .fold import Folded, Shown, fold
+from .shown import ShownCell, Shown, shown_nodes
 from .plan import Plan, make_plan
 
 FULL_UP_TO_OPS = 4  # auto detail: full when a step has at most this many drawn ops
@@ -38,7 +38,7 @@ def to_dot(cell: CellGraph, plan: Plan | int | str, *, detail: str = "auto", tit
     """DOT source of `cell` unrolled as `plan` says (a Plan, or an --unroll value like 4 or "3..10")."""
     if not isinstance(plan, Plan):
         plan = make_plan(plan)
-    folded = fold(cell)
+    folded = shown_nodes(cell)
     parts = heads.find(cell)
     if detail == "auto":
         small = len(folded.of_kind("activation", "op", "affine", "expr")) <= FULL_UP_TO_OPS
@@ -172,7 +172,7 @@ class _CompactStep:
     """A step as one box listing its gates, its inputs below and its outputs above
     (several inputs or outputs share one node, so the column stays straight)."""
 
-    def __init__(self, folded: Folded, colours):
+    def __init__(self, folded: ShownCell, colours):
         self.folded, self.colours = folded, colours
         self.chips = gate_chips(folded, colours)
 
@@ -204,7 +204,7 @@ class _CompactStep:
     exit = entry
 
 
-def gate_chips(folded: Folded, colours) -> list[tuple[str, str]]:
+def gate_chips(folded: ShownCell, colours) -> list[tuple[str, str]]:
     """(text, fill) per gate of a compact box: the named activations, else every activation, in the
     order the folded cell draws them (an LSTM's f, i, g, o)."""
     acts = [folded.nodes[n] for n in reading_order(folded) if folded.nodes[n].kind == "activation"]
@@ -226,7 +226,7 @@ class _FullStep:
     by (outputs, above). A state read by several ops gets a small node of its
     own where it enters the step; one read by a single op is wired straight in."""
 
-    def __init__(self, folded: Folded, colours):
+    def __init__(self, folded: ShownCell, colours):
         self.folded, self.colours = folded, colours
         users: dict[int, list[int]] = {n: [] for n in folded.nodes}
         for src, dst in folded.edges():
@@ -264,7 +264,7 @@ class _FullStep:
         return f"t{t}_n{self.drawn[-1].nid}"
 
 
-def _columns(folded: Folded, users, skipped) -> dict[int, list[int]]:
+def _columns(folded: ShownCell, users, skipped) -> dict[int, list[int]]:
     """anchor (a node on a state's path) -> the nodes drawn in its column, top to bottom.
 
     A column only holds simple chains: below the anchor, nodes whose one user is the node
@@ -316,7 +316,7 @@ def _at_step(s: Shown, t: int, colours) -> dict:
     return attrs
 
 
-def _caption(folded: Folded, plan: Plan, title: str | None, colours, detail: str, memory: bool = False) -> str:
+def _caption(folded: ShownCell, plan: Plan, title: str | None, colours, detail: str, memory: bool = False) -> str:
     name = folded.cell.name
     head = title or f"{name} unrolled over {plan.steps} step{'s' if plan.steps != 1 else ''}"
     notes = plan.gap_notes()

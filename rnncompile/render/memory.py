@@ -20,7 +20,7 @@ import graphviz
 from .. import heads
 from ..graph import CellGraph
 from . import style
-from .fold import Folded, fold
+from .shown import ShownCell, shown_nodes
 
 CHIPS_PER_ROW = 6
 
@@ -34,7 +34,7 @@ def group_id(group: str) -> str:
 
 
 def to_dot(cell: CellGraph, *, title: str | None = None, legend: bool = True) -> str:
-    parts, folded = heads.find(cell), fold(cell)
+    parts, folded = heads.find(cell), shown_nodes(cell)
     colours = style.activation_colours(folded.activations)
     g = graphviz.Digraph(cell.name, graph_attr=dict(style.GRAPH_ATTRS, rankdir="LR", nodesep="0.5", ranksep="0.9"),
                          node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
@@ -50,7 +50,7 @@ def to_dot(cell: CellGraph, *, title: str | None = None, legend: bool = True) ->
     return g.source
 
 
-def _draw_groups(g, cell: CellGraph, parts: heads.Parts, folded: Folded, colours) -> dict[int, str]:
+def _draw_groups(g, cell: CellGraph, parts: heads.Parts, folded: ShownCell, colours) -> dict[int, str]:
     """Draw inputs, outputs, the controller, the heads and the memories; return each shown node's dot node."""
     ends = {}
     tail = output_side(folded, parts)
@@ -101,7 +101,7 @@ def addressing(ops: set[str]) -> str:
     return "content" if content else "location" if location else "weighting"
 
 
-def _draw_edges(g, cell: CellGraph, parts: heads.Parts, folded: Folded, ends: dict[int, str]) -> None:
+def _draw_edges(g, cell: CellGraph, parts: heads.Parts, folded: ShownCell, ends: dict[int, str]) -> None:
     titles = {group_id(h.title): h for h in parts.heads}
     memories = {group_id(f"memory {m}"): m for m in parts.memories}
     flows: dict[tuple[str, str], list[str]] = {}
@@ -166,7 +166,7 @@ def paper_formula(text: str, head: heads.Head) -> str:
     return re.sub(r"[A-Za-z_][A-Za-z0-9_]*", lambda m: paper_name(m.group(0), head), text)
 
 
-def symbol_key(folded: Folded, parts: heads.Parts) -> str:
+def symbol_key(folded: ShownCell, parts: heads.Parts) -> str:
     """What the heads' symbols mean, for those drawn: `k key, β key strength, …`."""
     shown = []
     for s in folded.nodes.values():
@@ -178,7 +178,7 @@ def symbol_key(folded: Folded, parts: heads.Parts) -> str:
     return ", ".join(f"{sym} {MEANINGS[sym]}" for sym in sorted(shown, key=list(MEANINGS).index))
 
 
-def output_side(folded: Folded, parts: heads.Parts) -> dict[int, int]:
+def output_side(folded: ShownCell, parts: heads.Parts) -> dict[int, int]:
     """Controller nodes that only make an output (the NTM's y = σ(W_y @ [h, r] + b_y)) -> that output:
     drawn as the output node itself, so the values they read (h, this step's r) point at the output."""
     users: dict[int, list[int]] = {n: [] for n in folded.nodes}
@@ -205,12 +205,12 @@ def _as_formula(s) -> str:
     return s.formula or s.name
 
 
-def _value_name(folded: Folded, nid: int) -> str:
+def _value_name(folded: ShownCell, nid: int) -> str:
     s = folded.nodes[nid]
     return s.name or s.formula or s.op
 
 
-def _formula(folded: Folded, nid: int) -> str:
+def _formula(folded: ShownCell, nid: int) -> str:
     s = folded.nodes.get(nid)
     if s is None:
         return ""

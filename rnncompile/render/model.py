@@ -38,7 +38,7 @@ from ..errors import UsageError
 from ..graph import CellGraph
 from ..plan import CellUse, Plan as ModelPlan, Stack
 from . import annotate, chain, style
-from .fold import Folded, fold
+from .shown import ShownCell, shown_nodes
 from .plan import Plan, make_plan
 
 DEFAULT_STEPS = 4
@@ -58,6 +58,11 @@ CELL = style.KIND_STYLE["cell"]
 REVERSE = dict(CELL, fillcolor="#e7f5ff")  # a reverse row's boxes, tinted
 HEAD = dict(style.KIND_STYLE["cell"], fillcolor="#f3f0ff", color="#5f3dc4", penwidth="1.2")
 MERGE_WORDS = {"concat": "concat", "sum": "+", "mean": "mean"}
+ATTENTION = "#0c8599"  # a decoder's memory and its reads
+MEMORY = dict(shape="box", style="rounded,filled", fillcolor="#e3fafc", color=ATTENTION, penwidth="2",
+              margin="0.16,0.05")
+MEMORY_IN_EDGE = dict(color=ATTENTION, penwidth="0.9", style="dotted", weight="0", arrowsize="0.6")
+ATTEND_EDGE = dict(color=ATTENTION, penwidth="1.4", weight="0", fontcolor=ATTENTION, fontsize="9")
 MATCH = "#2b8a3e"  # a run's prediction that the next input confirms
 
 
@@ -97,6 +102,8 @@ def to_dot(model: ModelPlan, unroll: Plan | None = None, *, steps: int, name: st
     else:
         dec_plan = unroll or default_plan(model.decoder.steps)
         pic.decoder(model, dec_plan, max(top - 1, 1), seq_plan, start)
+        if model.decoder.memory and model.stack is not None:
+            pic.attention(model.decoder, dec_plan, max(top - 1, 1), seq_plan, below)
         shown = [("encoder ", seq_plan), ("decoder ", dec_plan)] if model.stack else [("", dec_plan)]
     if legend:
         pic.g.attr(label=pic.caption(_summary(model, name, seq_plan), shown))
@@ -108,9 +115,9 @@ class _Picture:
 
     def __init__(self, model: ModelPlan, name: str, run=None):
         self.model, self.run = model, run
-        self.folded: dict[int, Folded] = {}
+        self.folded: dict[int, ShownCell] = {}
         for use in model.uses():
-            self.folded.setdefault(id(use.cell), fold(use.cell))
+            self.folded.setdefault(id(use.cell), shown_nodes(use.cell))
         acts = [op for f in self.folded.values() for op in f.activations]
         self.colours = style.activation_colours(list(dict.fromkeys(acts)))
         layout = dict(rankdir="BT", newrank="true", ordering="out", nodesep="0.3", ranksep="0.32")
@@ -307,6 +314,21 @@ class _Picture:
             self.edge(f"dec_in_{a}", f"dec_in_{b}", style="invis")
         self.state_row(rank, "dec", cell, plan, False, "decoder", first=first, label=label)
 
+    def attention(self, dec, plan: Plan, rank: int, enc_plan: Plan, below: dict[int, list[str]]) -> None:
+        """The decoder's memory: the encoder's top outputs at every source step, read by every decoder step
+        through its attention (teal edges)."""
+        names = ", ".join(dict.fromkeys(dec.memory.values()))
+        nid = self.node(rank + 1, "memory", dict(MEMORY, label=style.label(f"<b>{style.esc(names)}</b>",
+                                                                            "every source step · attention",
+                                                                            sub_size=9),
+                                                 tooltip=f"attention memory: the encoder's {names} at every source "
+                                                         f"step, masked by the source lengths"))
+        for t in enc_plan.shown:
+            for src in below[t]:
+                self.edge(src, nid, **MEMORY_IN_EDGE)
+        for i, t in enumerate(plan.shown):
+            self.edge(nid, f"dec_{t}", **dict(ATTEND_EDGE, **({"xlabel": "attend"} if i == 0 else {})))
+
     def decoder_step(self, dec, rank: int, t: int, start: str | None) -> None:
         """One column of the decoder: its input, the cell, the head and the token chosen."""
         cell, column = dec.use.cell, f"dec{t}"
@@ -371,6 +393,9 @@ class _Picture:
         extra = ""
         if self.model.decoder is not None and self.model.decoder.feed == "previous_output":
             extra = "dashed: the token chosen at each step is the next step's input"
+        if self.model.decoder is not None and self.model.decoder.memory:
+            extra = "; ".join(w for w in (extra, "teal: every decoder step attends over the encoder's outputs at "
+                                                 "every source step (masked by the source lengths)") if w)
         if self.run is not None:
             extra = "; ".join(w for w in (extra, f"above each step: the most likely next token and its probability "
                                                  f"({self.run.weights}); green: it is the next token read") if w)

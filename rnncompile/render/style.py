@@ -115,7 +115,7 @@ def legend(activations: dict[str, tuple[str, str]], kinds: list[str], extra: str
     """A one-row HTML table: a swatch per activation and node kind, and the z⁻¹ mark."""
     cells = []
     for op, (fill, border) in activations.items():
-        word = esc(f"{symbol(op)}  {op}") if symbol(op).lower() != op.replace("_", " ") else esc(symbol(op))
+        word = esc(f"{symbol(op)}  {op}") if symbol(op).lower() not in (op, op.replace("_", " ")) else esc(symbol(op))
         cells.append(f'<td bgcolor="{fill}" color="{border}">{word}</td>')
     for kind in kinds:
         st = KIND_STYLE[kind]
@@ -156,7 +156,7 @@ def cell_label(name: str, chips: list[tuple[str, str]]) -> str:
 
 
 def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = None) -> dict[str, str]:
-    """Dot attributes for one folded node (see fold.Shown); `name` overrides its shown name."""
+    """Dot attributes for one folded node (see shown.Shown); `name` overrides its shown name."""
     name = shown.name if name is None else name
     bold = f"<b>{esc(name)}</b>" if name else ""
     kind = shown.kind

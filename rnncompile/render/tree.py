@@ -10,7 +10,7 @@ line in every box. A large tree is cut at a depth that keeps at most
 MAX_NODES boxes; each subtree below the cut is one "…" node saying how many
 nodes it holds (a chain 10,000 deep draws as its top and one "…").
 
-The folded view draws the cell's two rules one above the other (fold.py, as
+The folded view draws the cell's two rules one above the other (shown.py, as
 the folded step cell) and the recursion where it starts: each rule's states
 end in a short dashed edge marked "to the parent: children.<state>", and the
 node rule's `children.<state>` inputs say they come from the children. (Drawn
@@ -29,7 +29,7 @@ from ..trees.parse import read_tree
 from ..trees.tree import NO_TOKEN, Tree
 from . import style
 from .chain import gate_chips
-from .fold import fold
+from .shown import shown_nodes
 
 MAX_NODES = 31  # boxes drawn before deeper subtrees are elided
 EDGE_LABELS_UP_TO = 15  # state names on the edges of trees this small
@@ -76,9 +76,9 @@ def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, l
     depth = _depths(tree, kids)
     cut = _cut_depth(depth, max_nodes)
     rules = {r: program.checked.plan.fold.cell.rules[r] for r in cell.rules}
-    folded = {r: fold(g) for r, g in rules.items()}
-    head_fold = fold(plan.head.use.cell) if plan.head is not None else None
-    acts = [op for f in list(folded.values()) + ([head_fold] if head_fold else []) for op in f.activations]
+    folded = {r: shown_nodes(g) for r, g in rules.items()}
+    head_shown = shown_nodes(plan.head.use.cell) if plan.head is not None else None
+    acts = [op for f in list(folded.values()) + ([head_shown] if head_shown else []) for op in f.activations]
     colours = style.activation_colours(list(dict.fromkeys(acts)))
     weights = {r: g.params_read_by_outputs() for r, g in rules.items()}
     g = graphviz.Digraph(f"{program.name}_tree", graph_attr=dict(style.GRAPH_ATTRS, rankdir="BT", ordering="out",
@@ -128,7 +128,7 @@ def tree_dot(program, tree: Tree | None = None, *, max_nodes: int = MAX_NODES, l
             row.node(nid, **attrs)
     if head is not None and not every:
         root = tree.root
-        g.node("head", label=style.cell_label("head", gate_chips(head_fold, colours)),
+        g.node("head", label=style.cell_label("head", gate_chips(head_shown, colours)),
                tooltip="head at the root: " + ", ".join(head_outs), **HEAD)
         g.edge(f"t{root}", "head", label=style.edge_label([style.esc(", ".join(cell.values))] if small else [], beside=True),
                **STATE_EDGE)
@@ -232,7 +232,7 @@ def _subtree_size(kids, i: int) -> int:
 def cell_dot(program, *, legend: bool = True) -> str:
     cell = program.plan.fold.cell
     rules = cell.rules
-    folded = {r: fold(g) for r, g in rules.items()}
+    folded = {r: shown_nodes(g) for r, g in rules.items()}
     colours = style.activation_colours(list(dict.fromkeys(op for f in folded.values() for op in f.activations)))
     g = graphviz.Digraph(f"{cell.name}_cell", graph_attr=dict(style.GRAPH_ATTRS, rankdir="LR", newrank="true"),
                          node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)

@@ -1,7 +1,7 @@
 """What a diagram shows of a cell graph: the nodes a reader wants, and their wiring.
 
 A checked cell graph spells out every matrix multiply, bias add and concat;
-drawn as is, an LSTM is thirty boxes of plumbing. Folding keeps the nodes a
+drawn as is, an LSTM is thirty boxes of plumbing. `shown_nodes` keeps the nodes a
 lecture slide shows (inputs, states, gates and other activations, the
 products and sums between them, outputs) and writes the rest into their
 labels as a formula: the gate ``i`` is drawn once, as ``σ`` over
@@ -32,7 +32,8 @@ from ..ops import ACTIVATIONS, OPS, fmt_shape
 
 EXPRESSION_KINDS = ("linear", "shape")
 ELEMENTWISE_EXPR = ("add", "sub", "mul", "div", "neg")
-PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
+PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4, "mod": 2, "floordiv": 2,
+              **{op: 0 for op in ("lt", "le", "gt", "ge", "eq", "ne")}}  # comparisons: lowest, and do not chain
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Shown:
 
 
 @dataclass
-class Folded:
+class ShownCell:
     """A cell as drawn: shown nodes in dependency order, and its recurrences."""
 
     cell: CellGraph
@@ -76,14 +77,14 @@ class Folded:
         return list(dict.fromkeys(s.op for s in self.nodes.values() if s.kind == "activation"))
 
 
-def fold(cell: CellGraph) -> Folded:
+def shown_nodes(cell: CellGraph) -> ShownCell:
     order = cell.order()
     updates = {u for u, _, d in cell.g.edges(data=True) if d["delay"] == 1}
     is_expr = _expression_nodes(cell, order)
     kinds: dict[int, str] = {}
     for nid in reversed(order):  # users first: a node folds into a user that is drawn or folded itself
         kinds[nid] = _kind(cell, nid, updates, is_expr, kinds)
-    out = Folded(cell)
+    out = ShownCell(cell)
     names = {nid: _ref_name(cell, nid, kinds) for nid in order}
     for nid in order:
         kind = kinds[nid]
@@ -153,7 +154,7 @@ def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
         drawn = nid in updates or any(cell.node(u).op == "output" for u in users)
         return "param" if drawn else "hidden"
     if op.kind == "source":
-        return node.op  # input | state
+        return node.op if node.op == "state" else "input"  # input; t and seq_len (read like inputs) look like one
     if op.kind == "sink":
         return "output"
     if nid in is_expr:
@@ -240,7 +241,7 @@ def _expr_text(cell: CellGraph, nid: int, parts: list[str], kinds) -> str:
         # level needs no brackets, the other one does (`a − (b + c)`, `(A @ x) × (B @ h)`), and `@` next to
         # `×` or `÷` keeps them anyway, since `A @ x × B` reads wrongly to people however it parses
         right_first = node.op == "pow"
-        left = _wrap(cell, args[0], parts[0], prec + right_first, kinds, node.op)
+        left = _wrap(cell, args[0], parts[0], prec + (right_first or prec == 0), kinds, node.op)
         right = _wrap(cell, args[1], parts[1], prec + (not right_first), kinds, node.op)
         return f"{left} {op.symbol} {right}"
     if node.op == "transpose":
@@ -254,7 +255,7 @@ def _expr_text(cell: CellGraph, nid: int, parts: list[str], kinds) -> str:
     return f"{node.op}({', '.join(parts + extra)})"
 
 
-MIXED = ({"matmul"}, {"mul", "div"})  # one level for the parser, two for a reader
+MIXED = ({"matmul"}, {"mul", "div", "mod", "floordiv"})  # one level for the parser, two for a reader
 
 
 def _wrap(cell: CellGraph, nid: int, text: str, prec: int, kinds, parent: str = "") -> str:
