@@ -4,7 +4,8 @@ process, and a 24-point sweep on the cluster against the same points one after a
     python benchmarks/bench_dask.py [--sequences 1000000] [--workers 2] [--chunk 4096] [--backends c,numpy]
                                     [--repeats 1] [--no-sweep]
 
-One process: `rnncompile.run` over the same chunks one after another (a single call of 1,000,000 LSTM
+The default, 1,000,000 sequences, takes about a minute on two idle cores (six at a load of 10). One
+process: `rnncompile.run` over the same chunks one after another (a single call of 1,000,000 LSTM
 sequences would hold 2 billion numbers, past the run budget), with the BLAS's threads as they are and with
 one thread. Dask: `rnncompile.distributed.run_sharded` on a LocalCluster of --workers processes of one
 thread each (Dask's workers set OPENBLAS_NUM_THREADS=1); its time includes shipping the program, scattering
@@ -134,7 +135,7 @@ def bench_sweep(client, args):
     compile_s = sum(r["compile_s"] + r["build_s"] for r in got)
     print(f"sweep: {len(todo)} points (H=16,32,64,128 x cell=elman,lstm,gru x backend=numpy,c; batch 256): "
           f"one process {t_serial:.2f} s, dask {args.workers} workers {t_dask:.2f} s, ratio {t_serial / t_dask:.2f}; "
-          f"compile+build on the workers {compile_s:.2f} s of it; rows identical: yes")
+          f"compile+build summed over the points {compile_s:.2f} s; rows identical: yes")
 
 
 blas_default = None

@@ -19,6 +19,8 @@ from .dims import MAX_SIZE, too_large
 from .errors import DiagnosticSink, SpecError, UsageError, did_you_mean
 from .files import FileReadError
 from .graph import CellGraph
+from . import functions
+from .lower import FUNCTIONS as FUNCTION_NAMES
 from .model import PlanBuilder
 from .plan import Plan
 from .naming import ascii_spelling, escape_char, identifier, is_name
@@ -76,13 +78,14 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
     if spec.vocab is not None and spec.vocab.dim not in dims:  # the vocabulary's error is reported
         invalid |= {spec.vocab.dim}
     builder = PlanBuilder(spec, dims, {}, smap, sink, invalid, frozenset(dropped))
-    plan = builder.build()
-    used = {name for name, _ in builder.lowered}
-    for name in spec.cells:
-        if name not in used:  # still checked, with the global dims
-            builder.cell(name, dims)
-            if plan is not None and not sink.errors:
-                sink.warn(f"cell `{name}` is not used by the model", f"cells.{name}", smap.key_loc(("cells", name)))
+    with functions.scope(functions.check_functions(spec.functions, ("functions",), smap, sink, FUNCTION_NAMES, dims)):
+        plan = builder.build()
+        used = {name for name, _ in builder.lowered}
+        for name in spec.cells:
+            if name not in used:  # still checked, with the global dims
+                builder.cell(name, dims)
+                if plan is not None and not sink.errors:
+                    sink.warn(f"cell `{name}` is not used by the model", f"cells.{name}", smap.key_loc(("cells", name)))
     if plan is not None:
         check_step_reads(plan, smap, sink)
     sink.raise_if_errors()
@@ -108,7 +111,8 @@ def check_step_reads(plan, smap: SourceMap, sink: DiagnosticSink) -> None:
                    "the cell (update: {n: n + 1})")
 
 
-NAMED_SECTIONS = ("inputs", "state", "params", "gates", "let", "update", "outputs")
+EXPRESSION_SECTIONS = ("let", "update", "outputs")  # values that are expressions (a list there is a YAML slip)
+NAMED_SECTIONS = ("inputs", "state", "params", "consts", "gates", "let", "update", "outputs")
 TREE_SECTIONS = (("leaf",), ("leaf", "let"), ("node",), ("node", "let"))  # a tree cell's rules name states too
 # every other mapping whose keys are names (`*`: any cell, any layer), and the values that are names
 NAMED_KEYS = (("dims",), ("cells",), ("model", "input"), ("model", "context"), ("model", "layers", "*", "dims"),
@@ -329,6 +333,10 @@ def _report_validation(err: ValidationError, data, smap: SourceMap, sink: Diagno
             hint = ""
             if isinstance(got, bool) and "string" in msg:
                 hint = "YAML reads yes/no/on/off/true/false as booleans: quote the word, e.g. \"on\""
+            if isinstance(got, list) and "string" in msg and len(path) >= 2 and path[-2] in EXPRESSION_SECTIONS:
+                msg = "expected an expression, got a YAML list"
+                hint = (f"YAML reads a value that starts with `[` as a list; to write a literal vector, quote the "
+                        f"expression (`{path[-1]}: \"[1, 0, -1]\"`), or name the constant under the cell's `consts:`")
             if isinstance(got, int) and not isinstance(got, bool) and abs(got) > MAX_SIZE:
                 got = too_large(got)  # not 400 digits in a message
             sink.error(f"{msg}, got `{got}`" if not isinstance(got, (dict, list)) else msg, where,

@@ -165,11 +165,11 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     echo = functools.partial(click.echo, err=output == STDOUT)  # with -o -, stdout holds the JSON alone
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
-    _check_engine(program, engine, chunk, scheduler, workers, trace, backend)
+    _check_engine(program, engine, chunk, scheduler, workers, trace)
     if quant:
         from .quant.cli import configure_run
 
-        configure_run(quant, backend, program)
+        configure_run(quant, backend, program, engine)
     if program.plan.kind == "tree":
         from .trees.cli import run_trees
 
@@ -232,7 +232,9 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
             echo(f"outputs written to {output}")
 
 
-def _check_engine(program, engine, chunk, scheduler, workers, trace, backend) -> None:
+def _check_engine(program, engine, chunk, scheduler, workers, trace) -> None:
+    """--chunk, --scheduler and --workers belong to --engine dask; a run it cannot shard is refused before a
+    cluster starts."""
     if engine != "dask":
         given = [f for f, v in (("--chunk", chunk), ("--scheduler", scheduler), ("--workers", workers)) if v]
         if given:
@@ -527,17 +529,19 @@ loss_option = click.option("--loss", type=click.Choice(["xent", "mse"]), default
 @click.option("--steps", "-t", type=click.IntRange(min=1), help="random inputs: time steps [default: the time dim]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="the backend that runs the backward cells")
+@click.option("--wrt-state", is_flag=True,
+              help="also write dstate.<state> [B, T, ...]: the gradient with respect to each state after every step")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="write `loss` and `grad.<param>` (keyed as in weight files) to an .npz or .json")
 def grad_(spec, dims, input_file, text, loss, output_name, reduction, weights, seed, batch, steps, dtype, backend,
-          output):
+          wrt_state, output):
     """The loss and its gradient with respect to every param, by backpropagation through time."""
     from .autodiff.commands import grad_command
     from .data import OUTPUT_FORMATS
 
     _check_outputs(("--output", output, OUTPUT_FORMATS))
     grad_command(spec, _parse_dims(dims), input_file, text, loss, output_name, reduction, weights, seed, batch, steps,
-                 dtype, backend, output, functools.partial(click.echo, err=True))
+                 dtype, backend, output, functools.partial(click.echo, err=True), wrt_state)
 
 
 @cli.command()
@@ -733,14 +737,16 @@ def _write_onnx(spec, dims, output, weights, seed, dtype, lengths, native):
 @click.option("--weight-bits", type=click.Choice(["8", "16"]), help="the weights' width [default: --bits]")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="seed of weights and inputs not given")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the quant file to write (.yaml)")
-def quantize(spec, dims, weights, calibrate, holdout, bits, weight_bits, seed, output):
+@click.option("--c", "c_file", type=click.Path(dir_okay=False),
+              help="also write the model's cells as standalone integer C99 in these formats, weights included (.c)")
+def quantize(spec, dims, weights, calibrate, holdout, bits, weight_bits, seed, output, c_file):
     """Pick fixed-point formats from the ranges a float run sees, write them (quant.yaml for run --quant) and
     report the fixed-point run's error against float on the calibration and a held-out set."""
     from .quant.cli import quantize as run_quantize
 
-    _check_outputs(("--output", output, (".yaml", ".yml")))
+    _check_outputs(("--output", output, (".yaml", ".yml")), ("--c", c_file, (".c",)))
     run_quantize(spec, _parse_dims(dims), weights, calibrate, holdout, output, int(bits), seed, click.echo,
-                 int(weight_bits) if weight_bits else None)
+                 int(weight_bits) if weight_bits else None, c_file)
 
 
 @cli.command()

@@ -168,21 +168,7 @@ class Executable:
         dec = op.decoder
         bound, head = self.bind(dec.use, run.params), self.bind(dec.head.use, run.params)
         state, context, batch = run.env[op.state], run.context, run.batch
-        memory = {name: run.read(r) for name, r in op.memory}
-        if op.memory or op.memory_mask:
-            # attention reads the cell's S source steps: a shorter source is padded with zeros (masked out)
-            cin = op.memory[0][0] if op.memory else op.memory_mask[0]
-            want = dec.use.cell.inputs[cin].shape[0]
-            steps = run.inputs[self.program.plan.stack.inputs[0]].shape[1]
-            if steps > want:
-                raise DataError(f"the source has {steps} steps, but the decoder's attention reads at most {want} "
-                                f"(its input `{cin}` is [{want}, ...]): raise that dim, or shorten the source")
-            memory = {k: _pad_steps(v, want) for k, v in memory.items()}
-        if op.memory_mask is not None:
-            name, sources = op.memory_mask
-            lengths = run.lengths_of(sources)
-            real = np.full(batch, steps) if lengths is None else np.asarray(lengths)
-            memory[name] = (np.arange(want)[None, :] < real[:, None]).astype(self.dtype)
+        memory = decoder_memory(self.program, op, run, self.dtype)
         start, end = start_and_end_ids(self.program.vocab)
         want = run.want_trace
         target = run.inputs.get(dec.target) if dec.target else None
@@ -369,6 +355,28 @@ def _lengths_for(lengths, names: list[str]):
     if len(given) < len(names) or any(not np.array_equal(first, v) for v in rest):
         raise DataError(f"inputs {', '.join(names)} are read by one layer, so they need the same lengths")
     return first
+
+
+def decoder_memory(program: Program, op: flow.Decode, run: "_Run", dtype) -> dict[str, np.ndarray]:
+    """A decoder's per-sequence inputs: the encoder's outputs at every source step [B, S, ...] (a shorter
+    source padded with zeros to the cell's S rows) and the mask [B, S] of the real source steps. The
+    interpreter's decode and the training pass (autodiff.bptt) both read them from here."""
+    memory = {name: run.read(r) for name, r in op.memory}
+    if not (op.memory or op.memory_mask):
+        return memory
+    cin = op.memory[0][0] if op.memory else op.memory_mask[0]
+    want = op.decoder.use.cell.inputs[cin].shape[0]
+    steps = run.inputs[program.plan.stack.inputs[0]].shape[1]
+    if steps > want:
+        raise DataError(f"the source has {steps} steps, but the decoder's attention reads at most {want} "
+                        f"(its input `{cin}` is [{want}, ...]): raise that dim, or shorten the source")
+    memory = {k: _pad_steps(v, want) for k, v in memory.items()}
+    if op.memory_mask is not None:
+        name, sources = op.memory_mask
+        lengths = run.lengths_of(sources)
+        real = np.full(run.batch, steps) if lengths is None else np.asarray(lengths)
+        memory[name] = (np.arange(want)[None, :] < real[:, None]).astype(dtype)
+    return memory
 
 
 def _pad_steps(v: np.ndarray, steps: int) -> np.ndarray:

@@ -8,9 +8,17 @@ Grammar (highest binding last)::
     unary   := "-" unary | power
     power   := postfix ("**" unary)?
     postfix := atom ("(" args ")" | "[" index "]" | "." NAME)*
-    atom    := NUMBER | NAME | "(" expr ")"
+    atom    := NUMBER | NAME | "(" expr ")" | "[" expr ("," expr)* ","? "]"
     args    := (arg ("," arg)*)?        arg := expr | NAME "=" expr
     index   := expr | expr? ":" expr?
+
+A bracket in atom position is a literal vector (`[1, 0, -1]`), a bracket of
+brackets a matrix (`[[1, 0], [0, 1]]`); right after a value it indexes
+(`x[0]`). The entries must be known before running (numbers, dims, and
+arithmetic on them); the lowering checks that and that rows agree. In YAML an
+expression that starts with `[` must be quoted (`h: "[1, 0] * x"`), or YAML
+reads it as a list; so must any expression inside a flow mapping `{...}`
+that holds a comma.
 
 Every AST node keeps the character offset where it starts, so errors can put
 a caret under the exact sub-expression. Nothing is ever passed to ``eval``.
@@ -86,6 +94,14 @@ class Slice:
     start: object | None
     stop: object | None
     pos: int
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A literal vector `[a, b, ...]`; entries that are Vectors themselves make a matrix (or more)."""
+
+    items: tuple
+    pos: int  # position of the opening bracket
 
 
 @dataclass(frozen=True)
@@ -280,6 +296,21 @@ class _Parser:
         self.depth -= 1
         return Call(func.id, tuple(args), tuple(kwargs), func.pos)
 
+    def vector(self, opened_at: int):
+        """`[a, b, ...]` after its `[`: a literal vector (a trailing comma is allowed, an empty one is not)."""
+        self._nest(opened_at)
+        if self.peek()[1] == "]" and self.peek()[0] == "op":
+            raise ExprSyntaxError("an empty literal `[]` has no size", opened_at, 2,
+                                  "write its entries, e.g. [1, 0, -1]")
+        items = [self.expr()]
+        while self.accept(","):
+            if self.peek()[1] == "]" and self.peek()[0] == "op":
+                break
+            items.append(self.expr())
+        self.depth -= 1
+        self.expect("]", opened_at)
+        return Vector(tuple(items), opened_at)
+
     def index(self):
         pos = self.peek()[2]
         start = None if self.peek()[1] == ":" else self.sum()
@@ -301,6 +332,8 @@ class _Parser:
             self.depth -= 1
             self.expect(")", pos)
             return node
+        if text == "[":
+            return self.vector(pos)
         found = "the end of the expression" if kind == "end" else f"`{text}`"
         raise ExprSyntaxError(f"expected a value but found {found}", pos, max(1, len(text)))
 
@@ -353,6 +386,8 @@ def names_in(node) -> list[Name]:
             stack.extend(x for x in (n.start, n.stop) if x is not None)
         elif isinstance(n, Attr):
             stack.append(n.value)
+        elif isinstance(n, Vector):
+            stack.extend(n.items)
     return out
 
 
@@ -399,6 +434,8 @@ def _operand_text(node) -> str:
         return f"{node.func}({', '.join(parts)})"
     if isinstance(node, Neg):
         return f"-{_text(node.operand)}"
+    if isinstance(node, Vector):
+        return "[" + ", ".join(to_text(i) for i in node.items) + "]"
     if isinstance(node, Slice):
         a = _text(node.start) if node.start is not None else ""
         b = _text(node.stop) if node.stop is not None else ""

@@ -232,7 +232,7 @@ class _Writer:
         lengths = tuple(stack.inputs)
         last = summary = None
         for i, layer in enumerate(stack.layers):
-            lpath = path + (("layers", i) if len(stack.layers) > 1 or path[-1:] == ("layers",) else ())
+            lpath = layer.path
             outs, finals, lasts = [], [], []
             top = i == len(stack.layers) - 1
             for use in layer.uses:

@@ -81,6 +81,7 @@ class CellGraph:
     states: dict[str, StateInfo] = field(default_factory=dict)
     inputs: dict[str, InputInfo] = field(default_factory=dict)
     _next_id: int = 0
+    calls: list = field(default_factory=list)  # functions.Expansion: the nodes each call of a spec function made
 
     # -- building ----------------------------------------------------------
     def add(self, node: Node, args=()) -> int:
@@ -107,6 +108,7 @@ class CellGraph:
     def copy(self) -> "CellGraph":
         c = CellGraph(self.name, self.g.copy(), dict(self.params), dict(self.states), dict(self.inputs))
         c._next_id = self._next_id
+        c.calls = list(self.calls)
         return c
 
     # -- reading -----------------------------------------------------------
@@ -230,7 +232,8 @@ def to_text(cell: CellGraph) -> str:
         shape = fmt_shape(node.shape)
         if OPS[node.op].kind == "source":
             if node.op == "const":
-                desc = f"const {node.attr('value')}"
+                value = node.attr("value")
+                desc = f"const {value}" if not isinstance(value, tuple) or node.size <= 16 else "const [literal]"
             else:
                 desc = f"{node.op} {node.attr('name')}"
         else:

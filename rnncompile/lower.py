@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass, field, replace
 
 from . import expr as E
+from . import functions as F
 from . import memory
 from .dims import MAX_RANK, MAX_SIZE, DimError, eval_dim, too_large
 from .errors import DiagnosticSink, did_you_mean
 from .graph import CellGraph, InputInfo, Node, ParamInfo, StateInfo, make_attrs
+from .literals import as_tuples, filled, is_number as _is_number, literal_shape, short as _short, vector_value
 from .ops import COMPARISONS, INT_ARGS, OPS, REQUIRED, STEP_SOURCES, ShapeError, fmt_shape
 from .source import SourceMap, dotted
 from .spec import CellSpec
@@ -25,6 +27,7 @@ STEP_WORDS = {"step", "steps", "time", "timestep", "time_step", "step_index", "t
               "len", "n_steps", "num_steps"}  # what else a writer may try for t or seq_len
 FUNCTIONS = {n for n, op in OPS.items() if op.kind not in ("source", "sink")}
 MAX_ELEMENTS = 2**30  # one tensor (or all params) beyond this is refused before allocation
+MAX_CONST_ELEMENTS = 100_000  # a constant's numbers are node attributes and literals in generated code
 LINEAR = "linear"  # a gate's `act:` for no activation: the affine map (plus any `add:` terms) itself
 
 
@@ -61,6 +64,13 @@ class CellLowering:
         if getattr(cell, "memory", None) is not None:
             self.shorthand_memory = cell.memory.name
             self.cell = self.expand_memory(cell)
+        outer = F.visible()  # the spec's functions, then the cell's own
+        own = getattr(self.cell, "functions", None) or {}
+        self.functions = {**outer, **F.check_functions(own, self.base + ("functions",), smap, sink, FUNCTIONS, dims,
+                                                       outer)} if own else outer
+        self.gate_sizes: dict[str, int] = {}  # gates without `size:` whose width the cell's expressions fix
+        self.expanded_nodes = 0  # nodes made by calls of spec functions (bounded: see functions.MAX_CELL_EXPANSION)
+        self.gate_size_conflicts: dict[str, dict] = {}  # ... and those they use with two widths
 
     def expand_memory(self, cell: CellSpec) -> CellSpec:
         """The `memory:` shorthand, written out (rnncompile/memory.py); its entries point at `memory:`."""
@@ -141,12 +151,19 @@ class CellLowering:
                     and self.check_values(("params", name, "values"), p.values, shape):
                 self.add_param(ParamInfo(name, shape, p.init, p.scale, p.values,
                                          dotted(self.base + ("params", name))))
+        for name, c in (getattr(cell, "consts", None) or {}).items():
+            if self.declare("const", name, ("consts", name)):
+                self.add_const(name, c)
         for name in cell.gates:
             if self.declare("gate", name, ("gates", name)):
                 for pname in self.gate_param_names(name):
                     self.declare("param", pname, ("gates", name))
         for name in cell.let:
             self.declare("let", name, ("let", name))
+        if any(g.size is None for g in cell.gates.values()):
+            from .gate_sizes import infer_gate_sizes
+
+            self.gate_sizes, self.gate_size_conflicts = infer_gate_sizes(self)
 
         for section, names in (("gates", cell.gates), ("let", cell.let)):
             for name in names:
@@ -208,7 +225,52 @@ class CellLowering:
 
     def gate_param_names(self, gate: str) -> list[str]:
         spec = self.cell.gates[gate]
-        return [f"W_{gate}"] + ([f"b_{gate}"] if spec.bias else [])
+        return [f"W_{gate}"] + ([f"b_{gate}"] if spec.bias else []) + ([f"gain_{gate}"] if spec.norm == "layer" else [])
+
+    def add_const(self, name: str, spec) -> None:
+        """A `consts:` entry: a const node holding its value, read by name like a param, in no weights file."""
+        path = ("consts", name)
+        values = spec.values
+        if isinstance(values, str):
+            try:
+                tree = E.parse(values)
+            except E.ExprSyntaxError as e:
+                self.error(path + ("values",), f"syntax error: {e.message}", e.pos, e.width, e.hint)
+                return
+            try:
+                shape, values = _ExprLowering(self, path + ("values",), values, None).literal(tree)
+            except _Failed:
+                return
+        else:
+            problem, shape = literal_shape(values)
+            if problem:
+                self.error(path + ("values",), f"constant `{name}` {problem}", 0,
+                           hint="write one number, or nested lists of numbers, one level per axis")
+                return
+        if spec.shape is not None:
+            want = self.shape_of(path + ("shape",), spec.shape)
+            if want is None or not self.check_values(path + ("values",), values, want):
+                return
+            if math.prod(want) > MAX_CONST_ELEMENTS:
+                self.error(path + ("shape",), f"constant `{name}` would hold {_count(math.prod(want))} numbers; a "
+                                              f"constant is written out in the graph and in generated code, so the "
+                                              f"limit is {MAX_CONST_ELEMENTS:,}", 0,
+                           hint="for a large fixed tensor, declare a param with `init: constant` (or `values:`)")
+                return
+            if tuple(shape) != want:  # one number (or [[x]]) filling the declared shape
+                one = values
+                while isinstance(one, (list, tuple)):
+                    one = one[0]
+                values = filled(float(one), want)
+            shape = want
+        if math.prod(shape) > MAX_CONST_ELEMENTS:
+            self.error(path + ("values",), f"constant `{name}` holds {math.prod(shape):,} numbers; the limit is "
+                                           f"{MAX_CONST_ELEMENTS:,}", 0, hint="declare a large fixed tensor as a "
+                                                                              "param with `values:`")
+            return
+        value = as_tuples(values)
+        self.env[name] = self.graph.add(Node("const", tuple(shape), make_attrs({"value": value, "shape": tuple(shape)}),
+                                             "float", dotted(self.base + path), name))
 
     def add_param(self, info: ParamInfo) -> int:
         nid = self.graph.add(Node("param", info.shape, make_attrs({"name": info.name, "shape": info.shape}),
@@ -269,6 +331,9 @@ class CellLowering:
             used.add(n)
             stack.extend(self.graph.args(n))
         used_names = {self.graph.node(n).attr("name") for n in used if self.graph.node(n).op == "param"}
+        for name, c in (getattr(self.cell, "consts", None) or {}).items():
+            if self.env.get(name) is not None and self.env[name] not in used:
+                self.warn(("consts", name), f"constant `{name}` is never used")
         init_params = {s.init for s in self.graph.states.values() if isinstance(s.init, str)}
         for name, info in self.graph.params.items():
             if name not in used_names and name not in init_params and name not in self.gate_params():
@@ -339,10 +404,32 @@ class CellLowering:
             except DimError as e:
                 self.error(path + ("size",), e.message, e.pos, e.width, e.hint)
                 return None
+        elif name in self.gate_sizes:
+            size = self.gate_sizes[name]
+        elif name in self.gate_size_conflicts and self.shared_state_width() in self.gate_size_conflicts[name]:
+            size = self.shared_state_width()  # as when sizes were not inferred: the other use is a shape error
+        elif name in self.gate_size_conflicts:
+            widths = sorted(self.gate_size_conflicts[name].items())
+            uses = " and ".join(f"{w} (in {', '.join(dict.fromkeys(where))})" for w, where in widths)
+            named = [f"size: {_dim_named(w, self.dims)}" for w, _ in widths]
+            self.error(path, f"gate `{name}` needs a `size:`: the cell uses it with widths {uses}",
+                       hint=f"say which you mean ({' or '.join(named)}); the other use is then a shape error to fix")
+            return None
         else:
             widths = {s.shape for s in self.graph.states.values() if len(s.shape) == 1}
             if len(widths) != 1:
-                self.error(path, f"gate `{name}` needs a `size:` (the cell's states do not share one width)")
+                by_width: dict[int, list[str]] = {}
+                for sname, st in self.graph.states.items():
+                    if len(st.shape) == 1:
+                        by_width.setdefault(st.shape[0], []).append(sname)
+                sizes = ", ".join(f"{', '.join(n)} {'is' if len(n) == 1 else 'are'} {w}"
+                                  for w, n in sorted(by_width.items()))
+                dims = sorted({str(self.cell.state[n].shape[0]) for ns in by_width.values() for n in ns})
+                self.error(path, f"gate `{name}` needs a `size:`: nothing in the cell fixes its width, and the "
+                                 f"cell's states differ in width" + (f" ({sizes})" if sizes else ""),
+                           hint=(f"add size: {dims[0]}" + (f" (or {', '.join(dims[1:])})" if dims[1:] else "")
+                                 + ", or use the gate elementwise with a value of its width")
+                           if dims else "add e.g. size: H")
                 return None
             size = widths.pop()[0]
         origin = dotted(self.base + path)
@@ -355,7 +442,7 @@ class CellLowering:
         w_name, *b_name = self.gate_param_names(name)
         w = self.add_param(ParamInfo(w_name, (size, width), spec.init, None, None, origin))
         z = g.add(Node("matmul", (size,), (), "float", origin), [w, x])
-        if b_name:
+        if b_name and spec.norm != "layer":
             b = self.add_param(ParamInfo(b_name[0], (size,), "constant", spec.bias_init, None, origin,
                                          bias_init=spec.bias_init))
             z = g.add(Node("add", (size,), (), "float", origin), [z, b])
@@ -369,11 +456,46 @@ class CellLowering:
                            len(str(term)))
                 return None
             z = g.add(Node("add", (size,), (), "float", origin), [z, t])
+        if spec.norm == "layer":
+            z = self.gate_layer_norm(name, spec, z, size, origin)
         if spec.act == LINEAR:  # the pre-activation is the gate
             node = g.node(z)
             g.replace(z, Node(node.op, node.shape, node.attrs, node.dtype, node.origin, name))
             return z
         return g.add(Node(spec.act, (size,), (), "float", origin, name), [z])
+
+    def shared_state_width(self) -> int | None:
+        """The width every vector state of the cell has, if they share one."""
+        widths = {s.shape for s in self.graph.states.values() if len(s.shape) == 1}
+        return next(iter(widths))[0] if len(widths) == 1 else None
+
+    def gate_layer_norm(self, name: str, spec, z: int, size: int, origin: str) -> int:
+        """`norm: layer`: LN(z) * gain_<gate> + b_<gate> (Ba, Kiros & Hinton 2016), LN(z) = (z - mean(z)) /
+        sqrt(mean((z - mean(z))**2) + eps); recorded as a call of `layer_norm`, so a diagram draws one box."""
+        g = self.graph
+        gain = self.add_param(ParamInfo(f"gain_{name}", (size,), "ones", None, None, origin))
+        start = g._next_id
+
+        def node(op, args, shape=(size,), attrs=()):
+            return g.add(Node(op, shape, attrs, "float", origin), args)
+
+        mu = node("mean", [z], (), make_attrs({"axis": None}))
+        d = node("sub", [z, mu])
+        var = node("mean", [node("pow", [d, self.scalar(2.0, origin)])], (), make_attrs({"axis": None}))
+        sd = node("sqrt", [node("add", [var, self.scalar(spec.norm_eps, origin)], ())], ())
+        out = node("mul", [node("div", [d, sd]), gain])
+        args = (z, gain)
+        if spec.bias:
+            b = self.add_param(ParamInfo(f"b_{name}", (size,), "constant", spec.bias_init, None, origin,
+                                         bias_init=spec.bias_init))
+            out = node("add", [out, b])
+            args += (b,)
+        g.calls.append(F.Expansion("layer_norm", out, frozenset(range(start, g._next_id)) - set(args), args,
+                                   ("z", "gain", "b")[:len(args)]))
+        return out
+
+    def scalar(self, value: float, origin: str) -> int:
+        return self.graph.add(Node("const", (), make_attrs({"value": float(value), "shape": ()}), "float", origin))
 
     def name_node(self, name: str, path, pos: int, env=None) -> int:
         env = self.env if env is None else env
@@ -472,19 +594,6 @@ def _count(n: int) -> str:
     return f"{n:.3g}" if n < 10**300 else too_large(n)
 
 
-def _is_number(v) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return abs(v) < 2**1023  # what a float64 holds
-    return isinstance(v, float)
-
-
-def _short(v) -> str:
-    text = str(v) if not isinstance(v, dict) else "{...}"
-    return text if len(text) <= 20 else text[:17] + "..."
-
-
 class _ExprLowering:
     """Turns one parsed expression into nodes."""
 
@@ -553,7 +662,17 @@ class _ExprLowering:
                       "only `.T` (transpose) is defined on values of a step cell")
         if isinstance(node, E.Call):
             return self.call(node)
+        if isinstance(node, E.Vector):
+            shape, value = self.literal(node)
+            return self.g.add(Node("const", shape, make_attrs({"value": as_tuples(value), "shape": shape}), "float",
+                                   self.origin))
         raise TypeError(node)  # the parser produces nothing else
+
+    def literal(self, node) -> tuple[tuple, object]:
+        """The shape and nested values of a literal `[...]` (or of one constant number)."""
+        if not isinstance(node, E.Vector):
+            return (), self.const(node, float)
+        return vector_value(node, self.const, self.fail, self.cell.dims, self.cell.kind_of)
 
     def static_value(self, node) -> float | None:
         """The value of an expression of numbers and dims alone (None when it reads anything else)."""
@@ -604,10 +723,16 @@ class _ExprLowering:
                   "attributes like axis=, n and i must be known before running")
 
     def call(self, node: E.Call) -> int:
+        if node.func in self.cell.functions:
+            fn = self.cell.functions[node.func]
+            if fn is None:  # its definition's error is reported
+                self.cell.silenced = True
+                raise _Failed()
+            return self.expand(fn, node)
         op = OPS.get(node.func)
         if op is None or node.func not in FUNCTIONS:
             self.fail(f"unknown function `{node.func}`", node.pos, len(node.func),
-                      did_you_mean(node.func, FUNCTIONS, "function"))
+                      did_you_mean(node.func, FUNCTIONS | set(self.cell.functions), "function"))
         lo, hi = op.arity
         n_tensors = len(node.args) if hi is None else min(len(node.args), hi)
         tensor_args, attr_args = node.args[:n_tensors], node.args[n_tensors:]
@@ -632,6 +757,50 @@ class _ExprLowering:
                               f"write {node.func}(..., {name}=<number>)")
                 attrs[name] = default
         return self.apply(node.func, args, attrs, node.pos, node)
+
+    def where(self, pos: int, width: int = 1) -> str:
+        """`file:line:col (spec path)` of a character of this expression, for messages that point at two places."""
+        path = self.cell.base + self.path
+        return f"{self.cell.smap.value_loc(path, pos, width)} ({dotted(path)})"
+
+    def expand(self, fn: F.FunctionDef, node: E.Call) -> int:
+        """A call of a spec function: its arguments lowered here, then its body with the parameters bound."""
+        defined = f"`{fn.signature}` is defined at {self.cell.smap.value_loc(fn.path)}"
+        bound = dict(zip(fn.params, node.args))
+        if len(node.args) > len(fn.params):
+            self.fail(f"{fn.name} takes {len(fn.params)} argument{'s' if len(fn.params) != 1 else ''} "
+                      f"({', '.join(fn.params)}), got {len(node.args) + len(node.kwargs)}", node.pos, len(node.func),
+                      defined)
+        for key, value in node.kwargs:
+            if key not in fn.params:
+                self.fail(f"{fn.name} has no parameter `{key}`", node.pos, len(node.func),
+                          f"{defined}; " + did_you_mean(key, fn.params, "parameter"))
+            if key in bound:
+                self.fail(f"{fn.name} is given `{key}` twice", node.pos, len(node.func), defined)
+            bound[key] = value
+        missing = [p for p in fn.params if p not in bound]
+        if missing:
+            self.fail(f"{fn.name} takes {len(fn.params)} argument{'s' if len(fn.params) != 1 else ''} "
+                      f"({', '.join(fn.params)}), got {len(node.args) + len(node.kwargs)}: "
+                      f"`{'`, `'.join(missing)}` missing", node.pos, len(node.func), defined)
+        if fn.name in self.active_functions():
+            self.fail(f"function `{fn.name}` calls itself", node.pos, len(node.func),
+                      "functions are expanded where they are called, so a recursive one never ends")
+        args = {p: self.lower(bound[p]) for p in fn.params}
+        start = self.g._next_id
+        result = _FunctionBody(self, fn, args, node).lower(fn.body)
+        made = frozenset(range(start, self.g._next_id))
+        self.cell.expanded_nodes += len(made)
+        if self.cell.expanded_nodes > F.MAX_CELL_EXPANSION:
+            self.fail(f"the calls of spec functions in cell `{self.cell.name}` expand to more than "
+                      f"{F.MAX_CELL_EXPANSION:,} nodes", node.pos, len(node.func),
+                      "name a value that is used again under `let:` and call the function once")
+        if result in made:
+            self.g.calls.append(F.Expansion(fn.name, result, made, tuple(args.values()), fn.params))
+        return result
+
+    def active_functions(self) -> set[str]:
+        return set()
 
     @staticmethod
     def _attr_kind(op, name):
@@ -671,3 +840,46 @@ class _ExprLowering:
         if math.prod(shape) > MAX_ELEMENTS:
             self.fail(f"`{E.to_text(ast)}` would have {_count(math.prod(shape))} elements", pos)
         return self.g.add(Node(opname, shape, make_attrs(attrs), "float", self.origin), args)
+
+
+class _FunctionBody(_ExprLowering):
+    """The body of a spec function, expanded at one call: names are its parameters (bound to the call's
+    argument nodes) or dims; an error points into the definition and names the call."""
+
+    def __init__(self, caller: _ExprLowering, fn: F.FunctionDef, args: dict[str, int], call: E.Call):
+        super().__init__(caller.cell, caller.path, fn.text, None)
+        self.origin = caller.origin  # generated code and tooltips point at the call's spec entry
+        self.caller, self.fn, self.args, self.call_node = caller, fn, args, call
+
+    def active_functions(self) -> set[str]:
+        return self.caller.active_functions() | {self.fn.name}
+
+    def where(self, pos: int, width: int = 1) -> str:
+        return f"{self.cell.smap.value_loc(self.fn.path, pos, width)} ({dotted(self.fn.path)})"
+
+    def fail(self, message, pos, width=1, hint=""):
+        shapes = ", ".join(f"{p}: {fmt_shape(self.g.node(n).shape)}" for p, n in self.args.items())
+        at = self.caller.where(self.call_node.pos, len(self.fn.name))
+        call = f"in the call `{E.to_text(self.call_node)}` at {at}" + (f" ({shapes})" if shapes else "")
+        self.cell.sink.error(f"{message} (in `{self.fn.name}`)", dotted(self.fn.path),
+                             self.cell.smap.value_loc(self.fn.path, pos, width), "; ".join(x for x in (call, hint) if x))
+        raise _Failed()
+
+    def lower_operand(self, node) -> int:
+        if isinstance(node, E.Name):
+            if node.id in self.args:
+                return self.args[node.id]
+            if node.id in self.cell.dims:
+                return self.cell.scalar(float(self.cell.dims[node.id]), self.origin)
+            self.fail(f"`{node.id}` is not a parameter of `{self.fn.signature}`", node.pos, len(node.id))
+        return super().lower_operand(node)
+
+    def static_value(self, node):
+        if isinstance(node, E.Name) and node.id in self.args:
+            return None
+        return super().static_value(node)
+
+
+def _dim_named(width: int, dims: dict) -> str:
+    """A dim whose value is `width` (the first declared), else the number itself."""
+    return next((name for name, v in dims.items() if v == width), str(width))

@@ -250,7 +250,7 @@ class PlanBuilder:
             if ldir != "bidirectional" and (layers is not None and layers[i].merge != "concat"):
                 self.sink.warn("`merge` only matters for a bidirectional layer", dotted(lpath + ("merge",)),
                                self.smap.key_loc(lpath + ("merge",)))
-            out_layers.append(Layer(uses, lmerge if ldir == "bidirectional" else "none", feed, outputs))
+            out_layers.append(Layer(uses, lmerge if ldir == "bidirectional" else "none", feed, outputs, lpath))
             below = outputs
             how = {"bidirectional": f", bidirectional, merge: {lmerge}", "reverse": ", reverse"}.get(ldir, "")
             cell_names = " and ".join(f"`{n}`" for n, _ in named)

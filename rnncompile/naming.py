@@ -98,7 +98,7 @@ def value_names(cell: CellGraph, namer: Namer, literal: Callable[[object], str |
             continue
         node = cell.node(nid)
         if node.op == "const":
-            names[nid] = literal(node.attr("value")) or namer.fresh(f"v{number[nid]}")
+            names[nid] = literal(node.attr("value")) or namer.fresh(node.label or f"v{number[nid]}", f"v{number[nid]}")
         elif node.op == "output":
             names[nid] = namer.fresh(node.attr("name"), f"{node.attr('name')}_out")
         elif node.label:

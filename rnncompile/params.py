@@ -71,8 +71,10 @@ def init_params(infos: dict[str, ParamInfo], seed: int = 0, dtype="float32") -> 
 
 
 def check_against(infos: dict[str, ParamInfo], given: dict[str, np.ndarray], source: str,
-                  partial: bool = False) -> None:
-    """One error listing every missing, unexpected or misshapen array."""
+                  partial: bool = False, consts: dict[str, str] | None = None) -> None:
+    """One error listing every missing, unexpected or misshapen array. `consts`: weight-file key -> where the
+    spec declares that constant (a constant is fixed by the spec, so a file may not give it)."""
+    consts = consts or {}
     problems = []
     for key, info in infos.items():
         if key not in given:
@@ -81,7 +83,11 @@ def check_against(infos: dict[str, ParamInfo], given: dict[str, np.ndarray], sou
         elif tuple(given[key].shape) != info.shape:
             problems.append(f"  `{key}` has shape {list(given[key].shape)}, the spec wants {fmt_shape(info.shape)}")
     for key in given:
-        if key not in infos:
+        if key in consts and key not in infos:
+            problems.append(f"  `{key}` is a constant, declared at {consts[key]}: its value is fixed by the spec, "
+                            f"not read from weights\n    hint: remove `{key}` from {source}, or to load or train it, "
+                            f"declare it under the cell's `params:` instead of `consts:`")
+        elif key not in infos:
             problems.append(f"  unexpected `{key}` {list(np.shape(given[key]))} (the spec has no such param)")
     if problems:
         torch_like = any(re.search(r"(^|\.)(weight|bias)_(ih|hh)_l\d+", k) for k in given if k not in infos)
@@ -91,12 +97,13 @@ def check_against(infos: dict[str, ParamInfo], given: dict[str, np.ndarray], sou
                            f"`rnncompile weights SPEC --from-torch {source} -o W.npz`" if torch_like else ""))
 
 
-def load_npz(path, infos: dict[str, ParamInfo], dtype="float32", partial: bool = False) -> dict[str, np.ndarray]:
+def load_npz(path, infos: dict[str, ParamInfo], dtype="float32", partial: bool = False,
+             consts: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Param values from an .npz keyed by param name: numbers only, checked against the spec; one warning
     when any are NaN or infinite (or too large for `dtype`)."""
     p = Path(path)
     given = read_npz(p, "weights")
-    check_against(infos, given, str(p), partial)
+    check_against(infos, given, str(p), partial, consts)
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: inf, reported just below
         values = {k: np.asarray(v, dtype=dtype) for k, v in given.items()}
     warn_non_finite(p, values, "weights", f" (or values too large for {dtype})" if dtype != "float64" else "")
@@ -114,10 +121,25 @@ def make_params(program, seed: int = 0, weights=None, dtype="float32") -> dict[s
     values = init_params(infos, seed, dtype)
     if weights is None:
         return values
+    consts = const_keys(program)
     if isinstance(weights, dict):
-        check_against(infos, weights, "weights")
+        check_against(infos, weights, "weights", consts=consts)
         given = {k: np.asarray(v, dtype) for k, v in weights.items()}
     else:
-        given = load_npz(weights, infos, dtype)
+        given = load_npz(weights, infos, dtype, consts=consts)
     values.update(given)
     return values
+
+
+def const_keys(program) -> dict[str, str]:
+    """The weight-file keys that name a spec constant (`consts:`), each with where it is declared
+    (`file:line:col (cells.<cell>.consts.<name>)`): a weights file giving one is refused, located."""
+    out = {}
+    smap = program.checked.smap
+    for use in program.plan.uses():
+        for nid in use.cell.nodes_of("const"):
+            node = use.cell.node(nid)
+            parts = tuple(node.origin.split("."))
+            if node.label and len(parts) >= 2 and parts[-2] == "consts":
+                out[use.key(node.label)] = f"{smap.key_loc(parts)} ({node.origin})"
+    return out

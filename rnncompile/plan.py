@@ -39,6 +39,7 @@ class Layer:
     merge: str  # concat | sum | mean | separate (bidirectional only)
     feed: dict[str, str]  # cell input -> the name it reads below (a model input or the previous layer's output)
     outputs: dict[str, tuple]  # what the layer hands up, after merging
+    path: tuple = ("model",)  # where the spec writes it: model, model.layers.1, model.encoder.layers.0
 
 
 @dataclass

@@ -209,6 +209,11 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
             hint = f"{e.context} that starts at line {e.context_mark.line + 1}, column {e.context_mark.column + 1}"
         return_line = mark.line if mark else 0
         return_col = mark.column if mark else 0
+        lines = text.splitlines()
+        line = lines[return_line] if 0 <= return_line < len(lines) else ""
+        if re.search(r":\s*\[[^\]]*\]\s*\S", line) and not hint:  # `z: [1, 0] * x`: a list, then more
+            hint = ("a value that starts with `[` is a YAML list; an expression with a literal vector must be "
+                    "quoted, e.g. z: \"[1, 0] * x\"")
         if msg == _TOO_DEEP:
             lines = text.splitlines()
             flow = 0 <= return_line < len(lines) and lines[return_line][return_col:return_col + 1] in ("[", "{")

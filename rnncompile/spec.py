@@ -83,14 +83,52 @@ class ParamSpec(Strict):
         return v
 
 
+class ConstSpec(Strict):
+    """A named constant tensor: read like a param, but fixed by the spec (never in a weights file)."""
+
+    values: Union[float, list, str] = Field(description="a number, nested lists of numbers (one level per axis), "
+                                                        "or a literal expression such as \"[1, 0, -1]\"")
+    shape: ShapeSpec | None = Field(None, description="its shape; defaults to the values' shape (one number with "
+                                                      "a shape fills it)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        if isinstance(v, (int, float, str, list)) and not isinstance(v, bool):
+            return {"values": v}
+        if isinstance(v, dict) and "shape" in v:
+            v = {**v, "shape": _as_list(v["shape"])}
+        return v
+
+
+class FunctionSpec(Strict):
+    """A named expression with parameters, expanded where it is called (the long form of `f(x, y): expr`)."""
+
+    args: list[str] = Field(description="parameter names, in call order")
+    body: Expr = Field(description="the expression; it reads its parameters, numbers and dims (and calls ops and "
+                                   "other functions)")
+
+
+# `name(a, b): expr`, or `name: {args: [a, b], body: expr}`; None is let through for functions.check_functions to
+# explain: `{f(a, b): ...}` in a YAML flow mapping splits into `f(a` (no value) and `b)`
+Functions = dict[str, Union[FunctionSpec, Expr, None]]
+
+
 class GateSpec(Strict):
-    """Sugar for `act(W_g @ concat(from) + b_g + add...)`, creating W_g and b_g."""
+    """Sugar for `act(W_g @ concat(from) + b_g + add...)`, creating W_g and b_g (and with `norm: layer`,
+    act(LN(W_g @ concat(from) + add...) * gain_g + b_g), creating gain_g too)."""
 
     act: str = Field(description="activation: sigmoid, tanh, relu, ..., or linear (none: the affine map itself)")
     from_: list[str] = Field(alias="from", description="names concatenated as the gate's input")
     add: list[str | float] = Field(default_factory=list,
                                    description="extra terms added before the activation, e.g. [P_i * c] (a peephole)")
-    size: DimExpr | None = Field(None, description="gate width; defaults to the width of the cell's state")
+    size: DimExpr | None = Field(None, description="gate width; inferred when the gate is multiplied elementwise "
+                                                   "with a sized value (a state, another gate), else the width "
+                                                   "the cell's vector states share")
+    norm: Literal["none", "layer"] = Field("none", description="layer: a layer norm (Ba et al. 2016) of the "
+                                                               "pre-activation, with its own gain gain_<gate> "
+                                                               "(ones) and the bias b_<gate> as its shift")
+    norm_eps: float = Field(1e-5, gt=0, description="the layer norm's epsilon: (z - mean) / sqrt(var + eps)")
     bias: bool = True
     bias_init: float = 0.0
     init: InitName = "glorot"
@@ -148,6 +186,10 @@ class CellSpec(Strict):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     state: dict[str, StateSpec] = Field(default_factory=dict)
     params: dict[str, ParamSpec] = Field(default_factory=dict)
+    consts: dict[str, ConstSpec] = Field(default_factory=dict, description="named constant tensors, e.g. "
+                                                                           "{P: [1, 0, -1]}; never in weight files")
+    functions: Functions = Field(default_factory=dict, description="this cell's own functions (as the "
+                                                                   "top-level `functions:`)")
     gates: dict[str, GateSpec] = Field(default_factory=dict)
     let: dict[str, Expr] = Field(default_factory=dict, description="intermediates; may use each other in any order")
     update: dict[str, Expr] = Field(default_factory=dict, description="next value of every state")
@@ -305,6 +347,9 @@ class Spec(Strict):
     name: str
     description: str = ""
     dims: dict[str, int] = Field(default_factory=dict, description="named sizes, overridable with --dim")
+    functions: Functions = Field(default_factory=dict, description="named expressions with parameters, e.g. "
+                                 "`layer_norm(x, g, b): g * (x - mean(x)) / sqrt(mean((x - mean(x)) ** 2) + 1e-5) "
+                                 "+ b`, expanded where called")
     vocab: VocabSpec | None = None
     cells: dict[str, CellSpec]
     model: ModelSpec

@@ -264,6 +264,65 @@ def test_decoders_that_feed_back_their_own_tokens_are_refused():
         GradProgram(rnncompile.compile(SPECS / "seq2seq.yaml"), "xent")
 
 
+def test_state_gradients_through_time():
+    """d loss / d h_t (wrt_state) for the Elman network: the path through this step's output y_t = W_hy h_t + b_y
+    (mse: W_hy^T 2 (y_t - target_t) / (O B)) plus the path through every later step, measured by restarting the
+    interpreter from a perturbed h_t."""
+    program = _small("elman")
+    gp = GradProgram(program, "mse", wrt_state=True)
+    rng = np.random.default_rng(6)
+    inputs, target = _batch(program, gp, rng)
+    params = _perturbed_params(program, rng)
+    got = gp(inputs, target, params)
+    exe = Executable(program, "numpy", "float64")
+    x, (batch, steps) = inputs["x"], inputs["x"].shape[:2]
+    t = 2
+    head = exe.run({"x": x[:, :t + 1]}, params)
+    h_t = head.final_state["h"]
+
+    def future(h):
+        out = exe.run({"x": x[:, t + 1:]}, params, init_state={"h": h}).outputs["y"]
+        return reference_loss(out, target[:, t + 1:], "mse")
+    num = np.zeros_like(h_t)
+    for idx in np.ndindex(h_t.shape):
+        hi, lo = h_t.copy(), h_t.copy()
+        hi[idx] += 1e-6
+        lo[idx] -= 1e-6
+        num[idx] = (future(hi) - future(lo)) / 2e-6
+    y_t = head.outputs["y"][:, t]
+    through_output = 2 * (y_t - target[:, t]) / (y_t.shape[-1] * batch) @ params["W_hy"]
+    np.testing.assert_allclose(got.states["h"][:, t], num + through_output, rtol=1e-6, atol=1e-10)
+    assert got.states["h"].shape == (batch, steps, 5)
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "separate"])
+def test_every_merge_of_two_directions(how):
+    """bigru's top layer merged by sum, mean or kept apart (the loss reads h_forward then) instead of concat."""
+    text = (SPECS / "bigru.yaml").read_text()
+    top = "- {scan: gru, direction: bidirectional, merge: concat}   # I follows: 2H"
+    assert top in text
+    program = rnncompile.compile_text(text.replace(top, top.replace("concat", how)), "bigru.yaml", {"H": 3, "I": 2})
+    gp = GradProgram(program, "mse", output="h_forward" if how == "separate" else None)
+    rng = np.random.default_rng(8)
+    inputs, target = _batch(program, gp, rng, steps=4)
+    lengths = np.array([4, 1, 3])
+    params = _perturbed_params(program, rng)
+    got = gp(inputs, target, params, lengths)
+    exe = Executable(program, "numpy", "float64")
+
+    def loss(p):
+        return reference_loss(exe.run(inputs, p, lengths=lengths).outputs[gp.output], target, "mse", lengths)
+    for key, value in params.items():
+        num = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            hi, lo = dict(params), dict(params)
+            hi[key], lo[key] = np.array(value), np.array(value)
+            hi[key][idx] += 1e-5
+            lo[key][idx] -= 1e-5
+            num[idx] = (loss(hi) - loss(lo)) / 2e-5
+        assert _rel(got.grads[key], num) < 1e-6, key
+
+
 def test_padded_steps_change_nothing():
     """Padding after a sequence's end (any values) leaves the loss and every gradient as they were."""
     program = _small("bigru")
@@ -311,10 +370,75 @@ def test_the_loss_is_the_lectures_sum_over_time_mean_over_batch():
     assert s.loss * 3 == pytest.approx(m.loss * 11, rel=1e-12)
 
 
-def test_models_without_a_backward_pass_are_refused_by_name():
+def test_the_sequence_walk_sends_tree_models_to_backpropagation_through_structure():
     program = rnncompile.compile(SPECS / "rvnn.yaml")
-    with pytest.raises(UsageError, match=r"cannot differentiate `model\.fold`: tree models .* no backward pass"):
+    with pytest.raises(UsageError, match=r"cannot differentiate `model\.fold`: .*autodiff\.bpts\.TreeGradProgram"):
         GradProgram(program, "xent")
+
+
+# -- trees: backpropagation through structure -------------------------------------------------------------
+def _tree_case(name, batch=3, seed=0):
+    from rnncompile.trees.api import default_trees
+    from rnncompile.trees.forest import Forest
+
+    known = check_file(SPECS / f"{name}.yaml").dims
+    program = rnncompile.compile(SPECS / f"{name}.yaml", dims={k: v for k, v in {"H": 4, "E": 3, "C": 3}.items()
+                                                               if k in known})
+    return program, Forest.of(default_trees(program, batch, seed))
+
+
+def _tree_loss(program, forest, target, params):
+    (y,) = rnncompile.run(program, trees=forest, params=params, dtype="float64").outputs.values()
+    return reference_loss(y, target, "xent", None, "sum", per_step=False) * len(y) / len(forest.roots)
+
+
+@pytest.mark.parametrize("name", ["rvnn", "treelstm_childsum", "treelstm_nary"])
+def test_tree_gradients_match_finite_differences(name):
+    """The head at every node (rvnn) or at the root (Tree-LSTMs), child-sum over a children axis or N-ary with a
+    forget gate per child, leaf and node rules sharing weights."""
+    from rnncompile.autodiff.bpts import TreeGradProgram
+
+    program, forest = _tree_case(name)
+    gp = TreeGradProgram(program, "xent")
+    rng = np.random.default_rng(0)
+    params = _perturbed_params(program, rng)
+    target = rng.integers(0, gp.classes, forest.size if gp.per_node else len(forest.roots))
+    got = gp(forest, target, params)
+    assert got.loss == pytest.approx(_tree_loss(program, forest, target, params), rel=1e-12)
+    eps = 1e-5
+    for key, value in params.items():
+        num = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            hi, lo = dict(params), dict(params)
+            hi[key], lo[key] = np.array(value), np.array(value)
+            hi[key][idx] += eps
+            lo[key][idx] -= eps
+            num[idx] = (_tree_loss(program, forest, target, hi) - _tree_loss(program, forest, target, lo)) / (2 * eps)
+        assert _rel(got.grads[key], num) < 1e-6, key
+
+
+def test_a_chain_ten_thousand_deep_is_differentiated_without_recursion():
+    from rnncompile.autodiff.bpts import TreeGradProgram
+    from rnncompile.trees.forest import Forest
+    from rnncompile.trees.parse import as_trees
+
+    program = rnncompile.compile(SPECS / "treelstm_childsum.yaml", dims={"H": 4})
+    word = program.vocab.tokens[5]
+    text = word
+    for _ in range(10_000):
+        text = f"({word} {text})"
+    forest = Forest.of(as_trees([text]))
+    assert forest.size >= 10_000  # a preterminal (w w) is one node
+    params = _perturbed_params(program, np.random.default_rng(1))
+    got = TreeGradProgram(program, "xent")(forest, np.array([2]), params)
+    assert np.isfinite(got.loss) and all(np.isfinite(v).all() for v in got.grads.values())
+    eps, key = 1e-5, "head.b_s"  # the head's bias: its gradient is softmax - onehot at the root
+    hi, lo = dict(params), dict(params)
+    hi[key], lo[key] = params[key].copy(), params[key].copy()
+    hi[key][0] += eps
+    lo[key][0] -= eps
+    num = (_tree_loss(program, forest, [2], hi) - _tree_loss(program, forest, [2], lo)) / (2 * eps)
+    assert got.grads[key][0] == pytest.approx(num, rel=1e-6)
 
 
 def test_shapes_without_a_rule_are_refused_by_name():

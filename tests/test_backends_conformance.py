@@ -2,7 +2,7 @@
 
 The interpreter is the reference (it is itself checked against the op table,
 PyTorch and ONNX elsewhere). Each backend in `rnncompile.registry.available()`
-runs each spec in specs/ and examples/ with the same params and inputs: a
+runs each spec in specs/, specs/cells/ and examples/ with the same params and inputs: a
 batch of 3, and for models that read sequences, lengths 1..T so padded steps
 are exercised. float32 runs agree to float32 tolerance, float64 runs to 1e-10.
 A backend added to pyproject.toml's `rnncompile.backends` joins this suite.
@@ -28,7 +28,8 @@ def _is_spec(path) -> bool:
     return path.read_text().lstrip().startswith("rnncompile:")
 
 
-SHIPPED = sorted(SPECS.glob("*.yaml")) + sorted(p for p in ROOT.glob("examples/*/*.yaml") if _is_spec(p))
+SHIPPED = (sorted(SPECS.glob("*.yaml")) + sorted(SPECS.glob("cells/*.yaml"))
+           + sorted(p for p in ROOT.glob("examples/*/*.yaml") if _is_spec(p)))
 IDS = [str(p.relative_to(ROOT)) for p in SHIPPED]
 _PROGRAMS: dict = {}
 

@@ -266,6 +266,16 @@ def test_sweep_parquet_and_run_settings(cli, client, tmp_path):
         assert {k: r[k] for k in want} == want
 
 
+def test_a_failed_point_is_reported_by_its_settings_and_the_others_are_kept(cli, client, tmp_path):
+    out = tmp_path / "results.csv"
+    code, _, err = cli("sweep", SPECS / "lstm.yaml", "--grid", "batch=2,100000000", "-o", out,
+                       "--scheduler", client.scheduler.address)
+    assert code == 1
+    assert "error: 1 of 2 grid points failed (their rows are not in" in err
+    assert "  batch=100000000: the run (" in err and "the limit is 1.07e+09" in err and "Traceback" not in err
+    assert [r["batch"] for r in _rows(out)] == ["2"]
+
+
 def test_sweep_resumes_and_skips_finished_points(cli, client, tmp_path):
     out = tmp_path / "results.csv"
     common = ["--grid", "cell=lstm,gru", "-o", out, "--scheduler", client.scheduler.address]

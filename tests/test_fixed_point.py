@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rnncompile
-from conftest import SPECS
+from conftest import ROOT, SPECS
 from rnncompile import quant, registry
 from rnncompile.errors import SpecError, UsageError
 from rnncompile.quant.formats import FormatError, QFormat, parse, requantize, shift
@@ -20,10 +20,9 @@ from rnncompile.quant.tables import STATED_ERROR, TABLES, interpolation_bound
 
 HAVE_CC = shutil.which("cc") is not None
 needs_cc = pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-# every shipped sequence spec whose ops the fixed-point backends run (not clockwork: the step index; not the
-# NTM: its addressing ops)
+# every shipped sequence spec but the NTM's (its addressing ops: cosine, softplus, shift, sharpen)
 SEQUENCE_SPECS = ["elman", "gru", "lstm", "deep_lstm", "bigru", "bilstm_gru", "char_predictor", "word_predictor",
-                  "memn2n", "attention_luong", "attention_bahdanau", "sentiment", "captioner", "seq2seq"]
+                  "memn2n", "attention_luong", "attention_bahdanau", "sentiment", "captioner", "seq2seq", "clockwork"]
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +81,7 @@ def test_activation_tables_hold_their_stated_error(name):
 def _elman_by_hand(params, x, cfg):
     """h = tanh(W_xh x + W_hh h + b_h), y = W_hy h + b_y in integers, from the classes in quant/assign.py."""
     fw, fb, fx, fs = (cfg.formats[c] for c in ("weights", "biases", "inputs", "state"))
-    facc, fact = cfg.formats["accumulators"], cfg.formats["activations"]
+    facc = cfg.formats["accumulators"]
     W = {k: (fw if params[k].ndim == 2 else fb).quantize(v) for k, v in params.items()}
     xs = fx.quantize(x)
     h = np.zeros((x.shape[0], params["W_hh"].shape[0]), np.int64)
@@ -152,10 +151,19 @@ def _case(program):
     return kw
 
 
+EXAMPLES = ["examples/hello/spec.yaml", "examples/seq2seq/teacher_forcing.yaml", "examples/sweep/cells.yaml"]
+# the cell gallery but layer norm (mean, sqrt, division), the NTM and the tree GRU (division)
+CELLS = [f"specs/cells/{n}.yaml" for n in ("cifg_lstm", "gru_onnx_lbr", "indrnn", "jordan", "mgu", "mlstm",
+                                          "peephole_lstm")]
+
+
 @needs_cc
-@pytest.mark.parametrize("spec", SEQUENCE_SPECS)
+@pytest.mark.parametrize("spec", SEQUENCE_SPECS + EXAMPLES + CELLS)
 def test_c_equals_the_interpreter_exactly(spec):
-    program = rnncompile.compile(SPECS / f"{spec}.yaml")
+    path = ROOT / spec if "/" in spec else SPECS / f"{spec}.yaml"
+    if not path.exists():
+        pytest.skip(f"{spec} is not shipped in this checkout")
+    program = rnncompile.compile(path)
     with quant.using(quant.uniform("q3.12"), program):
         a = rnncompile.run(program, backend="fixed", **_case(program))
         b = rnncompile.run(program, backend="fixed_c", **_case(program))
@@ -197,6 +205,28 @@ def test_c_is_strict_c99_without_float(spec, tmp_path):
         done = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-c", str(path), "-o",
                                str(tmp_path / f"cell{i}.o")], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+@needs_cc
+@pytest.mark.slow
+def test_every_generated_file_is_strict_c99(tmp_path):
+    """Each cell of every spec the C runs, in one strict compiler run."""
+    from rnncompile.backends.fixed import FixedPlan
+    from rnncompile.backends.fixed.csource import source
+
+    files = []
+    for spec in SEQUENCE_SPECS + EXAMPLES + CELLS:
+        path = ROOT / spec if "/" in spec else SPECS / f"{spec}.yaml"
+        if not path.exists():
+            continue
+        program = rnncompile.compile(path)
+        for i, use in enumerate(program.plan.uses()):
+            files.append(tmp_path / f"{path.stem}_{i}.c")
+            files[-1].write_text(source(FixedPlan(program.cell(use), quant.uniform("q3.12")), "scan"))
+    strict = ["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-c"]
+    done = subprocess.run(strict + [str(f) for f in files], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[:3000]
+    assert len(files) > 30
 
 
 @needs_cc
@@ -268,17 +298,34 @@ def test_run_needs_formats(cli):
     assert code == 2 and "--quant is for the fixed-point backends (fixed, fixed_c)" in err
     code, _, err = cli("run", SPECS / "elman.yaml", "--backend", "fixed", "--quant", "q99")
     assert code == 2 and "--quant q99: `q99` needs 100 bits" in err
+    code, _, err = cli("run", SPECS / "elman.yaml", "--backend", "fixed", "--quant", "q15", "--engine", "dask")
+    assert code == 2 and "--quant runs on this machine only" in err
 
 
-@pytest.mark.slow
+def test_distributions_are_told_by_their_rows():
+    from rnncompile.quant.calibrate import distribution_rows
+
+    p = np.array([[[0.2, 0.8], [0.5, 0.5]], [[1.0, 0.0], [0.0, 0.0]]])  # the last row: after an end token
+    assert distribution_rows(p).tolist() == [[True, True], [True, False]]
+    assert distribution_rows(p * 2) is None and distribution_rows(p - 0.1) is None
+    assert distribution_rows(np.zeros((2, 3, 4))) is None
+
+
 def test_quantize_then_run(cli, tmp_path):
+    """quantize writes the formats and reports per output (max, mean, top-1) on both sets; run reads them."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "cal.npz", ch=rng.integers(0, 32, size=(40, 20)))
     code, _, err = cli("run", SPECS / "char_predictor.yaml", "--save-weights", tmp_path / "w.npz")
     assert code == 0, err
     code, out, err = cli("quantize", SPECS / "char_predictor.yaml", "--weights", tmp_path / "w.npz",
-                         "--calibrate", tmp_path / "cal.npz", "-o", tmp_path / "quant.yaml")
+                         "--calibrate", tmp_path / "cal.npz", "-o", tmp_path / "quant.yaml", "--c", tmp_path / "cp.c")
     assert code == 0, err
+    if HAVE_CC:  # the standalone C of both cells (the LSTM and the head), in the chosen formats
+        built = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-c",
+                                str(tmp_path / "cp.c"), "-o", str(tmp_path / "cp.o")], capture_output=True, text=True)
+        assert built.returncode == 0, built.stderr
+        assert "void char_predictor_scan(" in (tmp_path / "cp.c").read_text()
+        assert "void char_predictor_head_scan(" in (tmp_path / "cp.c").read_text()
     assert "formats from" in out and "held-out set (the last 25% of the sequences)" in out
     rows = re.findall(r"^  p +([0-9.e+-]+) +([0-9.e+-]+) +([0-9.]+)%$", out, re.M)
     assert len(rows) == 2  # calibration and held-out
@@ -353,3 +400,127 @@ def test_the_c_refuses_a_children_axis():
     with quant.using(quant.uniform("q3.12"), program):
         with pytest.raises(UsageError, match="children axis varies from node to node; run it with --backend fixed"):
             rnncompile.run(program, trees=["(S a b)"], backend="fixed_c")
+
+
+def _c_array(name: str, ctype: str, values) -> str:
+    return f"static const {ctype} {name}[] = {{{', '.join(str(int(v)) for v in np.ravel(values))}}};"
+
+
+@needs_cc
+@pytest.mark.parametrize("spec", ["elman", "gru", "lstm"])
+def test_the_standalone_file_is_a_program_of_its_own(spec, tmp_path):
+    """The exported file, weights as static tables, built with -Werror into a program with a main() that
+    feeds it quantised inputs: what it prints is the interpreter's integers."""
+    from rnncompile.backends.fixed import FixedPlan
+    from rnncompile.backends.fixed.standalone import standalone_source
+
+    program = rnncompile.compile(SPECS / f"{spec}.yaml")
+    cfg = quant.uniform("q3.12")
+    params = rnncompile.make_params(program, seed=3)
+    x = np.random.default_rng(5).normal(size=(2, 10, 8))
+    lengths = np.array([10, 4])
+    with quant.using(cfg, program):
+        want = rnncompile.run(program, inputs={"x": x}, params=params, lengths=lengths, backend="fixed")
+    plan = FixedPlan(program.scan_cell, cfg)
+    (tmp_path / f"{spec}.c").write_text(standalone_source(program, cfg, params))
+    xq = plan.quantize_input(plan.inputs["x"], np.swapaxes(x, 0, 1))  # time-major
+    states = list(plan.states.items())
+    outputs = list(plan.outputs.items())
+    ctype = {n: plan.fmt[nid].ctype for n, nid in states + outputs}
+    main = [f'#include "{spec}.c"', "#include <stdio.h>", _c_array("x", plan.fmt[plan.inputs["x"]].ctype, xq),
+            "static const int32_t lengths[] = {10, 4};"]
+    main += [f"static {ctype[n]} state_{n}[2 * {plan.cell.node(sid).size}];" for n, sid in states]
+    main += [f"static {ctype[n]} out_{n}[10 * 2 * {plan.cell.node(nid).size}];" for n, nid in outputs]
+    main += ["int main(void)", "{", "    const void *inputs[] = {x};",
+             f"    void *states[] = {{{', '.join(f'state_{n}' for n, _ in states)}}};",
+             f"    void *outputs[] = {{{', '.join(f'out_{n}' for n, _ in outputs)}}};", "    size_t i;",
+             f"    {program.name}_scan(2, 10, 0, lengths, inputs, states, outputs);"]
+    for n, _ in outputs + states:
+        arr = f"out_{n}" if any(n == o for o, _ in outputs) else f"state_{n}"
+        main += [f"    for (i = 0; i < sizeof {arr} / sizeof {arr}[0]; i++) {{",
+                 f'        printf("%ld ", (long){arr}[i]);',
+                 "    }", '    printf("\\n");']
+    main += ["    return 0;", "}"]
+    (tmp_path / "main.c").write_text("\n".join(main) + "\n")
+    built = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-o", str(tmp_path / "prog"),
+                            str(tmp_path / "main.c")], capture_output=True, text=True, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    printed = subprocess.run([str(tmp_path / "prog")], capture_output=True, text=True, check=True).stdout.splitlines()
+    for line, (name, nid) in zip(printed, outputs + states):
+        got = np.array(line.split(), np.int64)
+        value = want.outputs[name] if (name, nid) in outputs else want.final_state[name]
+        fmt = plan.fmt[nid]
+        if (name, nid) in outputs:
+            value = np.swapaxes(value, 0, 1)  # the program's arrays are time-major
+        np.testing.assert_array_equal(got, fmt.quantize(value).reshape(-1), err_msg=name)
+
+
+def test_a_concat_of_two_formats_keeps_the_wider_range():
+    from rnncompile.quant.assign import _joined
+
+    real = ["state", "inputs"]
+    assert str(_joined([parse("q1.14"), parse("q3.12")], real, [None, None])) == "q3.12"
+    assert str(_joined([parse("q0.7"), parse("q2.13")], real, [None, None])) == "q2.13"
+    assert str(_joined([parse("q4.3"), parse("q1.14")], real, [None, None])) == "q4.11"
+    # where(c, x, 0) and concat(h, t % 5): a literal counts by its value, a whole number not at all
+    assert str(_joined([parse("q1.14"), parse("q31.0")], ["inputs", "const"], [None, 0.0])) == "q1.14"
+    assert str(_joined([parse("q1.14"), parse("q31.0")], ["inputs", "const"], [None, 5.0])) == "q3.12"
+    assert str(_joined([parse("q1.14"), parse("q31.0")], ["inputs", "exact"], [None, None])) == "q1.14"
+    assert str(_joined([parse("q30.1"), parse("q31.0")], ["exact", "const"], [None, 2.0])) == "q30.1"
+
+
+def test_a_long_scan_in_chunks_carries_the_integers_exactly():
+    """Past SCAN_CHUNK steps the drivers scan in chunks, carrying the state as floats between them: the
+    dequantised state re-enters as the same integers, so chunked and whole runs agree exactly."""
+    from rnncompile.program import SCAN_CHUNK
+
+    program = rnncompile.compile(SPECS / "gru.yaml")
+    x = np.random.default_rng(2).normal(size=(2, SCAN_CHUNK + 88, 8))
+    with quant.using(quant.uniform("q3.12"), program):
+        chunked = rnncompile.run(program, inputs={"x": x}, backend="fixed")
+        whole = rnncompile.run(program, inputs={"x": x}, lengths=np.array([x.shape[1]] * 2), backend="fixed")
+    np.testing.assert_array_equal(chunked.outputs["y"], whole.outputs["y"])
+
+
+COUNTER = """\
+rnncompile: 1
+name: counter
+dims: {I: 2, T: 600}
+cells:
+  count:
+    inputs: {x: I}
+    state: {a: I}
+    update:
+      a: a * 0.5 + where(t % 7 == 3, x, 0) + where(t >= seq_len - 2, 1.0, 0.0)
+    outputs:
+      y: concat(a, where(x < 0, t % 5, -1.0))
+model:
+  scan: count
+  input: {x: [T, I]}
+"""
+
+
+@needs_cc
+def test_the_step_index_and_length_in_chunks_and_with_lengths(tmp_path):
+    """`t`, `seq_len`, `%`, comparisons and `where` over 600 steps (two chunks: each is told where it
+    starts and the whole length) and with lengths: the C equals the interpreter, both near float."""
+    path = tmp_path / "counter.yaml"
+    path.write_text(COUNTER)
+    program = rnncompile.compile(path)
+    x = np.random.default_rng(3).normal(size=(3, 600, 2))
+    x += np.sign(x) * 0.01  # no input within a rounding of 0, where `x < 0` could read the other way
+    for lengths in (None, np.array([600, 301, 5])):
+        want = rnncompile.run(program, inputs={"x": x}, lengths=lengths, dtype="float64")
+        with quant.using(quant.uniform("q4.11"), program):
+            a = rnncompile.run(program, inputs={"x": x}, lengths=lengths, backend="fixed")
+            b = rnncompile.run(program, inputs={"x": x}, lengths=lengths, backend="fixed_c")
+        np.testing.assert_array_equal(a.outputs["y"], b.outputs["y"])
+        np.testing.assert_array_equal(a.final_state["a"], b.final_state["a"])
+        assert np.abs(a.outputs["y"] - want.outputs["y"]).max() < 2e-3
+
+
+def test_spec_text_cannot_end_a_c_comment():
+    from rnncompile.backends.fixed.csource import note
+
+    assert note('x */ system("touch PWNED"); /* ??/\n') == "x __ system__touch PWNED___ __ ___"
+    assert note("cells.lstm.let.c_next") == "cells.lstm.let.c_next"

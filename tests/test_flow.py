@@ -13,7 +13,7 @@ from rnncompile import flow
 from rnncompile.drivers import INTERPRETER
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "specs").glob("cells/*.yaml"))
 GOLDEN = Path(__file__).parent / "golden" / "flow"
 
 

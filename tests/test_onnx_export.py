@@ -383,3 +383,17 @@ def test_cli_native_by_default_and_scans_on_request(cli, tmp_path):
         assert code == 0, err
         assert f"cells as: {', '.join(sorted(ops))}" in text
         assert {n.op_type for n in onnx.load(str(out)).graph.node} & {"LSTM", "Scan"} == ops
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "scan"])
+def test_a_state_starting_from_a_param_or_a_constant_feeds_the_start_value(native):
+    """initial_h from a param, initial_c from a constant: the native node takes them as its initial state."""
+    text = (ROOT / "specs" / "lstm.yaml").read_text().replace(
+        "state: {h: H, c: H}", "state: {h: {shape: H, init: h_init}, c: {shape: H, init: 0.5}}").replace(
+        "    gates:", "    params: {h_init: {shape: [H], init: normal}}\n    gates:", 1)
+    program = rnncompile.compile_text(text, "lstm_start.yaml")
+    for lengths in (False, True):
+        err, model = compare(program, lengths, native=native)
+        assert err <= 1e-5
+        assert ("LSTM" in {n.op_type for n in model.graph.node}) == native
+        assert "h_init" in {t.name for t in model.graph.initializer}

@@ -28,3 +28,19 @@ def test_entry_points_name_the_namespaced_backends():
 def test_the_distribution_declares_one_top_level_name():
     top = distribution("rnncompile").read_text("top_level.txt")
     assert top is None or top.split() == ["rnncompile"]
+
+
+def test_every_package_folder_is_listed_for_installation():
+    """pyproject lists the packages (the backends/ folder maps to rnncompile.backends), so a new subpackage
+    must be added there or a wheel would install without it."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for base, name in ((root / "rnncompile", "rnncompile"), (root / "backends", "rnncompile.backends")):
+        for init in base.rglob("__init__.py"):
+            parts = init.parent.relative_to(base).parts
+            found.add(".".join((name,) + parts))
+    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"

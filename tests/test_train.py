@@ -115,6 +115,15 @@ def test_grad_writes_the_loss_and_every_params_gradient(cli, tmp_path):
     np.testing.assert_allclose(saved["grad.head.W_y"], got.grads["head.W_y"])
 
 
+def test_grad_writes_each_states_gradient_at_every_step(cli, tmp_path):
+    out = tmp_path / "g.npz"
+    code, _, err = cli("grad", SPECS / "lstm.yaml", "--wrt-state", "-b", 3, "-t", 7, "-o", out)
+    assert code == 0, err
+    saved = dict(np.load(out))
+    assert saved["dstate.h"].shape == saved["dstate.c"].shape == (3, 7, 16)
+    assert "|d loss / d c| by step (batch mean):" in err
+
+
 def test_grad_reads_an_input_file_with_targets_and_lengths(cli, tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "d.npz"
@@ -131,9 +140,16 @@ def test_bad_training_data_is_refused_located(cli, tmp_path):
     assert code == 1 and f"{data}: holds no `target`" in err
     code, _, err = cli("train", SPECS / "char_predictor.yaml", "--save-weights", tmp_path / "w.npz")
     assert code == 2 and "give the training data: --text FILE" in err
-    code, _, err = cli("grad", SPECS / "rvnn.yaml", "-o", tmp_path / "g.npz")
-    assert code == 2 and "cannot differentiate `model.fold`" in err
+    code, _, err = cli("grad", SPECS / "rvnn.yaml", "--text", "a b", "-o", tmp_path / "g.npz")
+    assert code == 2 and "a tree model's gradient is taken on seeded random trees here" in err
     assert not (tmp_path / "g.npz").exists()
+
+
+def test_grad_of_a_tree_model(cli, tmp_path):
+    code, _, err = cli("grad", SPECS / "treelstm_childsum.yaml", "-b", 3, "-o", tmp_path / "g.npz")
+    assert code == 0, err
+    assert "xent loss" in err and "over 3 trees of 3 random trees" in err
+    assert "grad.head.W_s" in dict(np.load(tmp_path / "g.npz"))
 
 
 def test_train_then_complete(cli, tmp_path):

@@ -13,8 +13,12 @@ as the encoder's top outputs for attention) is one more per-sequence input of th
 decoder cell's step: the source's `steps` rows copied into a buffer of the cell's
 S rows, zeros after them; `Decode.memory_mask` is 1 at the source's steps, 0 at the
 rest. A run refuses a source longer than S.
-Not written in C: sampling (a spec with `sample: sample` still gets the greedy run)
-and teacher forcing (`feed: target`).
+A decoder whose spec samples (`sample: sample`) has one more argument, `<m>_rng *rng`
+(sampling.py's PCG32): each token is drawn by <m>_sample with the spec's temperature
+and top_k, one uniform number a step, as the interpreter draws one a step for a
+sequence; rng NULL decodes greedily. Not written in C: teacher forcing (`feed:
+target`): the target's own length would be a second sequence in the run's
+arguments; a spec that asks for it gets the run that feeds back its own tokens.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from .bundle import Bundle
 from .cell import IND
 from .names import comment
 
-DECODE_NAMES = {"n", "token", "best", "dist"}  # the loop's own names: no argument takes them
+DECODE_NAMES = {"n", "token", "best", "dist", "rng"}  # the loop's own names: no argument takes them
 
 
 class DecodeWriter:
@@ -50,8 +54,11 @@ class DecodeWriter:
         (pname,) = dec.head.use.cell.outputs()
         tokens, count, probs = w.args.fresh("tokens"), w.args.fresh("count"), w.args.fresh(pname)
         V = w.size(dec.head.use, pname)
-        w.decoding = {"params": [f"int32_t *{tokens}", f"int *{count}", f"{T} *{probs}"],
-                      "face": {"steps": dec.steps, "vocab": V, "output": pname, "args": [tokens, count, probs]}}
+        samples = dec.sample == "sample"
+        w.decoding = {"params": [f"int32_t *{tokens}", f"int *{count}", f"{T} *{probs}"]
+                      + ([f"{w.N}_rng *rng"] if samples else []),
+                      "face": {"steps": dec.steps, "vocab": V, "output": pname, "args": [tokens, count, probs],
+                               "samples": samples}}
         state, start = w.state_of(dec.use), w.env[op.state].members
         for s, (p, size) in state.items():  # the loop moves the decoder's state on in place
             if start[s][0] != p:
@@ -110,11 +117,15 @@ class DecodeWriter:
                  + ["dist"] + [f"&scratch->values_{hcode.fn}", "NULL"])
         fill = end if end is not None else 0
         what = f"; done after the end token ({end})" if stop else ""
+        if dec.sample == "sample":  # the spec's temperature and top_k; rng NULL: greedy
+            choose = [f"best = rng == NULL ? {w.N}_greedy(dist) : {w.N}_sample(dist, {float(dec.temperature)!r}, "
+                      f"{dec.top_k or 0}, rng);"]
+        else:
+            choose = [f"for (int i = 1; i < {V}; ++i)  /* greedy: the first most likely token */",
+                      f"{IND}if (dist[i] > dist[best]) best = i;"]
         body = ([f"{T} *dist = {probs} + (long)n * {V};", "int32_t best = 0;"]
-                + w._call(f"{code.fn}_scan", call) + w._call(f"{hcode.fn}_scan", hcall)
-                + [f"for (int i = 1; i < {V}; ++i)  /* greedy: the first most likely token */",
-                   f"{IND}if (dist[i] > dist[best]) best = i;",
-                   f"{tokens}[n] = best;", f"{count}[0] = n + 1;", "token = best;"]
+                + w._call(f"{code.fn}_scan", call) + w._call(f"{hcode.fn}_scan", hcall) + choose
+                + [f"{tokens}[n] = best;", f"{count}[0] = n + 1;", "token = best;"]
                 + ([f"if (best == {end}) break;"] if stop else []))
         return ([comment(f"feed back each step's token, from the start token ({start}){what}"),
                  f"int32_t token = {start};",
@@ -147,7 +158,8 @@ class DecodeWriter:
                  f"    {N}_state state;       every layer's state: " + ", ".join(f"{k} [{s}]" for k, s in face["state"]),
                  f"    {N}_scratch scratch;   working memory for one call (no malloc)",
                  f"    {N}_init(&state{init});   the start state" + (" of the encoder" if steps else ""),
-                 f"    {N}_run(&state, {steps}{', '.join(ins + [tokens, '&' + count, probs])}, &scratch);", ""]
+                 f"    {N}_run(&state, {steps}{', '.join(ins + [tokens, '&' + count, probs])}"
+                 + (", &rng" if dec.sample == "sample" else "") + ", &scratch);", ""]
         shapes = [f"{n} [steps]" + (" token ids" if tok else f"[{s}]") for n, s, tok in face["inputs"]]
         shapes += [f"{n} [{s}] (one per sequence)" for n, s in face["context"]]
         V = face["decode"]["vocab"]
@@ -165,15 +177,25 @@ class DecodeWriter:
                      + "; a source longer than those inputs hold is refused (-1).")
         start, end = start_and_end_ids(w.program.vocab)
         stop = f", until it writes the end token ({end})," if end is not None and dec.stop_at_end else ","
-        text += (f" The decoder feeds back its own previous token (the first is {start}), greedy: the first most"
-                 f" likely token at each step (np.argmax's choice on ties){stop} at most {M}_DECODE_STEPS tokens"
+        how = ("greedy: the first most likely token at each step (np.argmax's choice on ties)"
+               if dec.sample != "sample" else
+               f"drawn by {N}_sample from p ** (1 / {dec.temperature:g})"
+               + (f" over the {dec.top_k} most likely" if dec.top_k else "")
+               + f" (the spec's sampling), one {N}_uniform of rng a step (seed it with {N}_seed; rng NULL: greedy,"
+               " the first most likely)")
+        text += (f" The decoder feeds back its own previous token (the first is {start}), {how}{stop} at most"
+                 f" {M}_DECODE_STEPS tokens"
                  f" (the spec's steps: {dec.steps}; -D{M}_DECODE_STEPS=N for another). {count} is how many it wrote"
                  " (the end token counted); the steps after them hold the end token and a zero distribution, as"
                  " the interpreter's batch does. The state ends as every cell's final state. Returns 0"
                  + ("; -1 when steps is out of range" if steps else "") + "; 1 when a token id is beyond its table.")
         lines += textwrap.wrap(text, 100, initial_indent="    ", subsequent_indent="    ")
-        sampled = "the spec samples, but " if dec.sample == "sample" else ""
+        forced = "the spec asks for it, but " if dec.feed == "target" else ""
+        sampled = "" if dec.sample == "sample" else (
+            "sampling (the spec decodes greedily; a spec with `sample: sample` gets a run that samples) and ")
         lines += [""] + textwrap.wrap(
-            f"Not written in C: sampling ({sampled}{N}_run is greedy) and teacher forcing (feed: target): "
-            "rnncompile.run or the python backend's export does both.", 100)
+            f"Not written in C: {sampled}teacher forcing ({forced}{N}_run feeds back its own tokens; the target would"
+            " be a second sequence with its own length): rnncompile.run or the python backend's export does it. No"
+            f" {N}_step: a decoder's run is the encoder's sequence and then the decoder's; {N}_reset starts the next"
+            " one.", 100)
         return lines

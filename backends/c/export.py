@@ -10,9 +10,19 @@ data, and the model's API:
                    `program.flow`, one renderer per flow op: run.RENDERERS, and run.UNSUPPORTED for
                    the ops C does not render, with the reason)
     <m>_step       one step (no reverse scan, no decoder, no cell reading `t`): a run of one step
+    <m>_reset      a new stream: the start state again (what <m>_init sets; init once, reset per stream)
+    <M>_STATE_BYTES, <M>_SCRATCH_BYTES, <M>_WEIGHTS_BYTES
+                   the memory it needs (memory.py), computed here and checked by the compiler against sizeof
+                   (a typedef that fails to compile when they differ)
 
-A decoder's `<m>_run` (decode.py) decodes one sequence greedily; sampling and
-teacher forcing are not written in C (the file and the `export` note say so).
+A model with a vocabulary carries it (vocab_table.py: the token strings, ids to text,
+and text to ids for char level); a predictor (what `rnncompile complete` runs) also
+gets a seeded generator and the ways to choose a token (sampling.py) and its
+completion loop, <m>_complete (complete.py).
+
+A decoder's `<m>_run` (decode.py) decodes one sequence greedily, or, when its spec
+samples, draws each token with the file's generator (an `rng` argument); teacher
+forcing is not written in C (the file and the `export` note say so).
 Nothing is allocated; the caller owns the state and the scratch. The text
 depends only on the spec, the dims and the weights: exporting twice gives the
 same bytes. A flow with an op C does not render (a tree fold) gets its cells,
@@ -31,17 +41,23 @@ from rnncompile.errors import UsageError
 from rnncompile.plan import CellUse
 
 from . import INCLUDES
+from . import memory, sampling
 from .cell import IND, CellCode, CellWriter, call_lines
+from .complete import Completer, why_not
 from .consts import const_values, pack
 from .decode import DecodeWriter
 from .emitters import CTYPES, prelude
 from .names import Namer, comment, comment_text, identifier
 from .run import RENDERERS, UNSUPPORTED, FlowRenderer  # the flow's renderers (run.py)
+from .vocab_table import VocabTable
 
 __all__ = ["RENDERERS", "UNSUPPORTED", "Export", "ModelWriter", "export"]
 
-DECODE_NOTE = ("note: {N}_run decodes greedily (the first most likely token at each step); sampling and "
-               "teacher forcing are not written in C (use --backend python)")
+DECODE_NOTE = ("note: {N}_run decodes greedily (the first most likely token at each step), as the spec says; "
+               "sampling and teacher forcing are not written in C for it (a spec with `sample: sample` gets a run "
+               "that samples; for teacher forcing use --backend python)")
+SAMPLING_NOTE = ("note: {N}_run samples as the spec says, with the generator in the file ({N}_seed; rng NULL: greedy); "
+                 "teacher forcing is not written in C (use --backend python)")
 WIDTH = 110
 
 
@@ -105,7 +121,12 @@ class ModelWriter(FlowRenderer):
         self.fns: set[str] = set()
         for use in self.plan.uses():
             self.code(use)
-        self.buffers: list[tuple[str, str, str]] = []  # scratch members besides the cells' values: name, size, note
+        self.buffers: list[tuple[str, str, str, int, bool]] = []  # scratch members besides the cells' values:
+        # name, size (C text), note, numbers (per step when the last is True)
+        self.vocab = VocabTable(self.N, program.vocab) if program.vocab is not None else None
+        self.completer: Completer | None = None
+        self.no_completion = ""  # why a model with a vocabulary has no <m>_complete
+        self.face: dict = {}  # the run's interface, once it is rendered
         self.scratch_names = Namer({f"values_{c.fn}" for c in self.codes.values()})
         self.state = self._state_members() if self.runs else {}
 
@@ -166,7 +187,7 @@ class ModelWriter(FlowRenderer):
 
     def buffer(self, want: str, size: int, per_step: bool, note: str) -> str:
         name = self.scratch_names.fresh(want)
-        self.buffers.append((name, f"{self.M}_MAX_STEPS * {size}" if per_step else str(size), note))
+        self.buffers.append((name, f"{self.M}_MAX_STEPS * {size}" if per_step else str(size), note, size, per_step))
         return f"scratch->{name}"
 
     def state_of(self, use: CellUse) -> dict[str, tuple[str, int]]:
@@ -205,7 +226,7 @@ class ModelWriter(FlowRenderer):
             data += start
         params = [f"{self.N}_state *state"] + [f"const {T} *{p}" for p in ctx.values()]
         if not body:
-            body = ["(void)state;"]
+            body = ["state->none = 0;  /* the model has no state: its one byte, set */"]
         return self._function(f"void {self.N}_init", params, body), data
 
     def start(self, key: str, ctx: dict[str, str]) -> tuple[str, list[str]]:
@@ -243,6 +264,16 @@ class ModelWriter(FlowRenderer):
         call = call_lines(f"return {self.N}_run(", ["state", "1"] + params + ["scratch"], ");", WIDTH)
         return self._function(f"int {self.N}_step", decl, call)
 
+    def reset(self) -> list[str]:
+        """<m>_reset: a new stream starts from the start state (<m>_init's, with the same arguments)."""
+        T, ctx = self.c.name, list(self.init_context().values())
+        params = [f"{self.N}_state *state"] + [f"const {T} *{p}" for p in ctx]
+        return self._function(f"void {self.N}_reset", params, [f"{self.N}_init({', '.join(['state'] + ctx)});"])
+
+    # -- the memory it needs (memory.py) -------------------------------------------------------------
+    def memory(self) -> dict[str, int]:
+        return memory.footprint(self)
+
     # -- the file ------------------------------------------------------------------------------
     def structs(self) -> list[str]:
         T = self.c.name
@@ -250,7 +281,7 @@ class ModelWriter(FlowRenderer):
                  + comment(f"{key} {list(u.cell.states[s].shape)}  {u.cell.states[s].origin}") for key, (m, u, s) in self.state.items()]
         scratch = [f"{IND}{c.fn}_values values_{c.fn};  /* the values of one step of cell `{c.fn}` */"
                    for c in self.codes.values()]
-        scratch += [f"{IND}{T} {name}[{size}];  {comment(note)}" for name, size, note in self.buffers]
+        scratch += [f"{IND}{T} {name}[{size}];  {comment(note)}" for name, size, note, _, _ in self.buffers]
         return (["/* The state of every layer, keyed as weight files key it. */", "typedef struct {"]
                 + (state or [f"{IND}char none;  /* the model has no state */"]) + [f"}} {self.N}_state;", "",
                 f"/* Working memory for one call of {self.N}_run (its contents do not outlive the call). */",
@@ -272,7 +303,7 @@ class ModelWriter(FlowRenderer):
                                       f"{cells}", "(each documented where it is defined), with each use's weights "
                                       f"as {self.N}_<use>weights."])
         if self.decode_op is not None:
-            return "\n".join(lines + DecodeWriter(self, self.decode_op).header(face))
+            return "\n".join(lines + DecodeWriter(self, self.decode_op).header(face) + self.header_tail(face))
         sig = lambda xs: ", ".join(xs)  # noqa: E731
         ins = [n for n, _, _ in face["inputs"]] + [n for n, _ in face["context"]]
         outs = [n for n, _, _ in face["outputs"]]
@@ -293,19 +324,67 @@ class ModelWriter(FlowRenderer):
                   f"    {self.N}_run(&state, steps, {sig(ins + outs)}, &scratch);"]
         if self.streams():
             lines.append(f"    {self.N}_step(&state, {sig(ins + outs)}, &scratch);   one step: a run of one")
+        lines.append(f"    {self.N}_reset(&state{''.join(', ' + a for a in self.init_context().values())});"
+                     "        a new stream: the start state again")
         lines += ["", "    " + "; ".join(shapes) + ".",
                   f"    A run reads one sequence of 1..{self.M}_MAX_STEPS steps (the spec's T; compile with",
                   f"    -D{self.M}_MAX_STEPS=N for longer ones); the state moves on to the end of it.",
                   "    Returns 0; -1 when steps is out of range; 1 when a token id is beyond its table."]
-        return "\n".join(lines)
+        lines += self.stream_text()
+        return "\n".join(lines + self.header_tail(face))
+
+    def stream_text(self) -> list[str]:
+        """How to stream: what <m>_step is, or why there is none."""
+        N = self.N
+        if self.streams():
+            text = (f"Streaming: {N}_init once, then {N}_step as each step's input arrives (its outputs are that"
+                    f" step's); runs and steps continue the same state, so {N}_run over a sequence and {N}_step over"
+                    f" its steps give the same numbers, bit for bit. {N}_reset before a new stream.")
+            mem = self.memory()
+            if mem["scratch_per_step"]:
+                text += (f" A program that only steps can compile with -D{self.M}_MAX_STEPS=1: the scratch is then"
+                         f" {mem['scratch'] + mem['scratch_per_step']:,} bytes.")
+        else:
+            why = ("a scan runs in reverse (it needs the whole sequence)" if any(op.reverse for op in self.flow.of("scan"))
+                   else "a cell reads the step index or the length (a step of a run is not a run of one)")
+            text = f"No {N}_step: {why}; {N}_run over whole sequences, {N}_reset before each."
+        return [""] + textwrap.wrap(text, 100)
+
+    def header_tail(self, face: dict) -> list[str]:
+        """The vocabulary, the completion loop and the memory: the parts of the head comment after the run's."""
+        N, M, lines = self.N, self.M, []
+        if self.vocab is not None:
+            v = self.program.vocab
+            lines += [""] + textwrap.wrap(f"The vocabulary ({v.level} level, {M}_VOCAB = {len(v.tokens)} tokens" + "".join(
+                f", {what} {name!r} = {M}_{what.upper()}_TOKEN" for what, name in
+                (("end", v.end), ("start", v.start), ("unknown", v.unknown)) if name is not None) + "):", 100) + [
+                f"    {N}_tokens[id], {N}_token_bytes[id]   each token as UTF-8, and its bytes",
+                f"    {N}_token(id)                       the same, NULL beyond the table",
+                f"    {N}_tokens_to_text(ids, count, text, size)   ids to text, joined as the spec's vocabulary joins"
+                " them"]
+            if self.vocab.encodes:
+                lines.append(f"    {N}_text_to_tokens(text, bytes, ids, size)   UTF-8 text to ids, as `rnncompile"
+                             " complete` reads a prompt")
+            else:
+                lines.append("    (word level: text to ids is not written in C; the splitting is a Unicode regex)")
+        if self.completer is not None:
+            lines += self.completer.header()
+        return lines + memory.text(self, self.memory())
 
     def source(self) -> Export:
         cells = list(self.codes.values())
-        face, run, init, data, step = None, [], [], [], []
+        face, run, init, data, step, reset, completion = None, [], [], [], [], [], []
         if self.runs:
             run, face = self.run()  # first: it decides what the scratch holds
+            self.face = face
             init, data = self.init()
             step = self.step(face) if self.streams() else []
+            reset = self.reset()
+            if self.vocab is not None:
+                self.no_completion = why_not(self, face) or ""
+                if not self.no_completion:
+                    self.completer = Completer(self, face)  # (its distribution is a scratch buffer)
+                    completion = self.completer.function()
         decl = [f"#ifndef {self.M}_C_DECLARATIONS", f"#define {self.M}_C_DECLARATIONS", "", INCLUDES, ""]
         if self.runs and face["inputs"]:
             steps = self.max_steps(face["inputs"][0][0])
@@ -315,27 +394,47 @@ class ModelWriter(FlowRenderer):
             decl += [f"#ifndef {self.M}_DECODE_STEPS",
                      f"#define {self.M}_DECODE_STEPS {self.decode_op.decoder.steps}  /* the most tokens {self.N}_run writes */",
                      "#endif", ""]
+        if self.runs:
+            decl += [*memory.defines(self, self.memory()), ""]
         decl += ["\n\n".join(c.structs for c in cells)]
         protos = []
         if self.runs:
-            decl += ["", *self.structs()]
-            protos = [_signature(init), _signature(run)] + ([_signature(step)] if step else [])
+            decl += ["", *self.structs(), "", *memory.checks(self)]
+            protos = [_signature(init), _signature(run)] + ([_signature(step)] if step else []) + [_signature(reset)]
         elif cells:  # no run: the scans, and the weights to call them with, are the file's interface
             protos = [c.scan_signature + ";" for c in cells]
             protos += [f"extern const {self.code(u).fn}_consts {self.weights_name(u)};" for u in self._uses()]
+        if self.vocab is not None:
+            decl += ["", *self.vocab.declarations()]
+        if self.chooses():
+            decl += ["", *sampling.declarations(self.N)]
+            protos += [*sampling.prototypes(self.N, self.c.name)] + ([_signature(completion)] if completion else [])
         decl += ["", *protos, "", f"#endif  /* {self.M}_C_DECLARATIONS */"]
         helpers = prelude(set().union(*(c.helpers for c in cells)), self.c)
         impl = [f"#ifndef {self.M}_DECLARATIONS_ONLY", helpers, *(c.functions for c in cells),
-                *(self.weights(u) for u in self._uses()), "\n".join(data), "\n".join(init), "\n".join(run),
-                "\n".join(step), f"#endif  /* {self.M}_DECLARATIONS_ONLY */"]
+                *(self.weights(u) for u in self._uses()), "\n".join(data), memory.weights_check(self) if self.runs else "",
+                "\n".join(init), "\n".join(run), "\n".join(step), "\n".join(reset),
+                "\n".join(self.vocab.functions()) if self.vocab is not None else "",
+                "\n".join(sampling.functions(self.N, self.c.name, self.chooses())) if self.chooses() else "",
+                "\n".join(completion), f"#endif  /* {self.M}_DECLARATIONS_ONLY */"]
         text = "/*\n" + "\n".join((" * " + x).rstrip() for x in comment_text(self.header(face)).split("\n")) + "\n */"
         source = "\n\n".join(x for x in [text, "\n".join(decl)] + impl if x.strip()) + "\n"
         if self.missing:
             note = (f"note: there is no {self.N}_run ({self.program.name} is {self.missing[0][1]}); "
                     "the file holds its cells' scans and weights")
         else:
-            note = DECODE_NOTE.format(N=self.N) if self.decode_op is not None else ""
+            note = "" if self.decode_op is None else (
+                SAMPLING_NOTE if self.decode_op.decoder.sample == "sample" else DECODE_NOTE).format(N=self.N)
         return Export(source, note, face or {})
+
+    def chooses(self) -> int:
+        """The number of tokens the file's generator and samplers choose among (0: it has none): a predictor's
+        vocabulary, or the distribution of a decoder whose spec samples."""
+        if self.completer is not None:
+            return self.completer.V
+        if self.runs and self.decode_op is not None and self.decode_op.decoder.sample == "sample":
+            return self.decoding["face"]["vocab"]
+        return 0
 
     def _uses(self) -> list[CellUse]:
         seen, out = set(), []

@@ -16,7 +16,7 @@ import numpy as np
 
 from rnncompile.errors import DataError, UsageError
 from rnncompile.graph import CellGraph, stages
-from rnncompile.ops import OPS
+from rnncompile.ops import OPS, STEP_SOURCES
 from rnncompile.quant.assign import assign, unsupported
 from rnncompile.registry import ScanResult
 
@@ -39,8 +39,6 @@ class FixedPlan:
         for nid in cell.order():
             node = cell.node(nid)
             if OPS[node.op].kind == "source":
-                if node.op in ("step_index", "seq_length"):
-                    raise UsageError(unsupported(cell, nid))
                 continue
             if node.op not in KERNELS:
                 raise UsageError(unsupported(cell, nid))
@@ -52,6 +50,7 @@ class FixedPlan:
                       tuple(node.shape), self.fmt.get(nid), narrow)
             self.steps[self.stage[nid]].append((nid, KERNELS[node.op](ctx), tuple(args)))
         self.inputs = cell.by_name("input")
+        self.times = {nid: op for op in STEP_SOURCES for nid in cell.nodes_of(op)}  # t and seq_len
         self.states = cell.by_name("state")
         self.updates = cell.updates()
         self.outputs = cell.outputs()
@@ -128,6 +127,14 @@ class BoundCell:
         for name, nid in p.inputs.items():
             x = np.swapaxes(np.asarray(inputs[name]), 0, 1)
             seq[nid] = p.quantize_input(nid, x.reshape((steps * batch,) + x.shape[2:]))
+        for nid, op in p.times.items():  # t and seq_len, one row per (step, example) like an input's
+            if op == "step_index":
+                value = np.repeat(np.arange(start, start + steps), batch)
+            elif lengths is not None:
+                value = np.tile(np.asarray(lengths), steps)
+            else:
+                value = np.full(steps * batch, start + steps if total is None else total)
+            seq[nid] = p.fmt[nid].quantize(value)
         for nid, fn, args in p.steps["seq"]:  # what reads no state: every step at once, rows (t, b)
             seq[nid] = fn(*(seq[a] if a in seq else env[a] for a in args))
         seq = {n: v.reshape((steps, batch) + p.cell.node(n).shape) for n, v in seq.items()}
@@ -164,6 +171,13 @@ class BoundCell:
         first = next(iter(inputs_t.values())) if inputs_t else None
         batch = first.shape[0] if first is not None else next(iter(state.values())).shape[0]
         env = dict(self.const_env)
+        for nid, op in p.times.items():
+            value = t if op == "step_index" else seq_len
+            if value is None:
+                from rnncompile.backends.numpy import step_needs
+
+                raise DataError(step_needs(p.cell.name, op))
+            env[nid] = p.fmt[nid].quantize(np.broadcast_to(np.asarray(value), (batch,)))
         for name, nid in p.inputs.items():
             env[nid] = p.quantize_input(nid, inputs_t[name])
         env.update(self._start(state, batch))

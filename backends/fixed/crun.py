@@ -40,8 +40,8 @@ class CellRunner:
         lib = build.load(self.source)
         self.fn = getattr(lib, self.fn_name)
         self.fn.restype = None
-        self.fn.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self.fn.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32,
+                            ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
 
     def bind(self, params: dict) -> "BoundCell":
         return BoundCell(self, params)
@@ -78,16 +78,27 @@ class BoundCell(Interpreted):
             shape = p.cell.node(nid).shape
             outs[name] = np.zeros((steps, batch) + tuple(shape), _INT[p.fmt[nid].container])
         lens = None if lengths is None else np.ascontiguousarray(lengths, np.int32)
-        self.runner.fn(batch, steps, int(reverse), None if lens is None else lens.ctypes.data, self.const_ptrs,
-                       _pointers(xs), _pointers(states), _pointers(list(outs.values())))
+        self.runner.fn(batch, steps, int(reverse), None if lens is None else lens.ctypes.data, start,
+                       start + steps if total is None else total, self.const_ptrs, _pointers(xs), _pointers(states),
+                       _pointers(list(outs.values())))
         outputs = {name: np.swapaxes(p.dequantize(p.outputs[name], v), 0, 1) for name, v in outs.items()}
         final = {name: p.dequantize(sid, v) for (name, sid), v in zip(p.states.items(), states)}
         return ScanResult(outputs, final, {})
 
     def step(self, inputs_t: dict, state: dict, t: int | None = None, seq_len=None):
+        p = self.plan
+        for op in p.times.values():
+            if (t if op == "step_index" else seq_len) is None:
+                from rnncompile.backends.numpy import step_needs
+                from rnncompile.errors import DataError
+
+                raise DataError(step_needs(p.cell.name, op))
         first = next(iter(inputs_t.values())) if inputs_t else None
         batch = first.shape[0] if first is not None else next(iter(state.values())).shape[0]
-        res = self.scan({k: np.asarray(v)[:, None] for k, v in inputs_t.items()}, state, batch=batch, steps=1)
+        lengths = None if seq_len is None or np.ndim(seq_len) == 0 else np.asarray(seq_len)
+        total = None if seq_len is None or lengths is not None else int(seq_len)
+        res = self.scan({k: np.asarray(v)[:, None] for k, v in inputs_t.items()}, state, lengths, batch=batch,
+                        steps=1, start=t or 0, total=total)
         return {k: v[:, 0] for k, v in res.outputs.items()}, res.final_state
 
     def rows(self, inputs: dict, trace: bool = False):

@@ -70,6 +70,33 @@ def _extreme(pick):
     return factory
 
 
+def _mod(ctx: Ctx):
+    """Python's floor remainder (the sign of the divisor) of the aligned integers; a zero divisor gives 0."""
+    (fa, fb), f, fix = ctx.fmts, _common(ctx), _aligned(ctx)
+
+    def fn(a, b):
+        a, b = fix[0](a) << (f - fa.n), fix[1](b) << (f - fb.n)
+        a, b = np.broadcast_arrays(a, b)
+        return requantize(np.where(b == 0, 0, np.mod(a, np.where(b == 0, 1, b))), f, ctx.out)
+    return fn
+
+
+def _compare(test):
+    def factory(ctx: Ctx):
+        (fa, fb), f, fix = ctx.fmts, _common(ctx), _aligned(ctx)
+        return lambda a, b: test(fix[0](a) << (f - fa.n), fix[1](b) << (f - fb.n)).astype(np.int64)
+    return factory
+
+
+def _where(ctx: Ctx):
+    (_, fa, fb), fix = ctx.fmts, _aligned(ctx)
+
+    def fn(c, a, b):
+        c, a, b = fix[0](c), fix[1](a), fix[2](b)
+        return np.where(c != 0, requantize(a, fa.n, ctx.out), requantize(b, fb.n, ctx.out))
+    return fn
+
+
 def _neg(ctx: Ctx):
     return lambda a: requantize(-a, ctx.fmts[0].n, ctx.out)
 
@@ -217,6 +244,14 @@ KERNELS = {
     "maximum": _extreme(np.maximum),
     "minimum": _extreme(np.minimum),
     "neg": _neg,
+    "mod": _mod,
+    "lt": _compare(np.less),
+    "le": _compare(np.less_equal),
+    "gt": _compare(np.greater),
+    "ge": _compare(np.greater_equal),
+    "eq": _compare(np.equal),
+    "ne": _compare(np.not_equal),
+    "where": _where,
     "relu": _relu,
     "matmul": _matmul,
     "sum": _sum,

@@ -6,10 +6,13 @@ state before every step. The backward pass walks the flow ops in reverse
 with one method per flow-op name (`BACKWARD`, beside `drivers.INTERPRETER`),
 carrying each bundle's adjoint:
 
-    output      the loss: the output bundle (or the head that made it, with
-                the loss added to its graph) against the targets; its adjoint
-                seeds the walk
+    output      the loss: the output bundle (or the head that made it, the
+                decoder's head included, with the loss added to its graph)
+                against the targets; its adjoint seeds the walk
     apply       the stateless cell's backward step over the same steps
+    decode      (teacher forcing only) the decoder's backward scan: the adjoints
+                of its start state (to the bridge or the encoder's summary) and
+                of the memory attention read, summed over the target steps
     take_last   the adjoint put back at each sequence's last real step
     merge       split (concat), copied (sum), halved (mean), or by name
     scan        the cell's backward step scanned the other way in time from the
@@ -34,14 +37,15 @@ from ..errors import DataError, UsageError
 from ..graph import Node, make_attrs
 from ..passes import optimise
 from ..program import Program
-from .cellgrad import GRAD, IN, OUT, STATE, SUM, grad
+from .cellgrad import GRAD, IN, OUT, STATE, STATE_ADJ, SUM, grad
 from .losses import LOSS, TARGET, loss_cell, step_weights
 
 PREV = "prev."  # the forward scan's extra outputs: each state before each step
 DECODER_OUT = "decoder cell outputs"  # the bundle of a decoder cell's own outputs (its head reads them)
 
 NOT_DIFFERENTIATED = {
-    "tree_fold": "tree models (backpropagation through structure) have no backward pass yet",
+    "tree_fold": "a tree model's gradient is backpropagation through structure, autodiff.bpts.TreeGradProgram "
+                 "(level by level over its trees), not this walk over time",
 }
 
 
@@ -53,14 +57,17 @@ class Gradients:
     start_state: dict[str, np.ndarray] = field(default_factory=dict)  # weight-style state key -> d loss / d start
     final_state: dict[str, np.ndarray] = field(default_factory=dict)  # the forward's final state (for --bptt)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)  # float model input -> d loss / d input
+    states: dict[str, np.ndarray] = field(default_factory=dict)  # wrt_state: state key -> d loss / d state [B, T, ...]
 
 
 class GradProgram:
     """A program's loss and its gradient for one backend and dtype; call it with a batch."""
 
     def __init__(self, program: Program, loss: str = "xent", output: str | None = None, reduction: str = "sum",
-                 backend: str = "numpy", dtype: str = "float64"):
+                 backend: str = "numpy", dtype: str = "float64", wrt_state: bool = False):
+        """`wrt_state`: also the gradient of the loss with respect to every scanned state after every step."""
         self.program, self.kind, self.reduction, self.dtype = program, loss, reduction, np.dtype(dtype)
+        self.wrt_state = wrt_state
         self.flow = program.flow
         for op in self.flow:
             if op.op in NOT_DIFFERENTIATED:
@@ -87,10 +94,11 @@ class GradProgram:
                                      f"{dec.sample} tokens, which are not differentiable; train it with teacher "
                                      f"forcing (`feed: target` and `target: <an input>`)")
                 self.forward[dec.use.prefix] = be.cell_runner(_with_states(program.cell(dec.use)), dtype)
-                self.backward[dec.use.prefix] = runner(grad(program.cell(dec.use)), dec.use.prefix)
+                self.backward[dec.use.prefix] = runner(grad(program.cell(dec.use), state_adjoints=wrt_state), dec.use.prefix)
             elif isinstance(op, flow.Scan):
                 self.forward[op.use.prefix] = be.cell_runner(_with_states(program.cell(op.use)), dtype)
-                self.backward[op.use.prefix] = runner(grad(program.cell(op.use)), op.use.prefix)
+                self.backward[op.use.prefix] = runner(grad(program.cell(op.use), state_adjoints=wrt_state),
+                                                      op.use.prefix)
             elif isinstance(op, flow.Apply) and op is not self.head:
                 self.backward[op.use.prefix] = runner(grad(program.cell(op.use)), op.use.prefix)
         shapes = self._output_shapes()
@@ -154,7 +162,7 @@ class GradProgram:
                 BACKWARD[op.op](back, op)
         final = {use.key(n): v for use, bundle in self.flow.output.finals for n, v in run.env[bundle].items()}
         dinputs = {n: v for n, v in back.adj.get(flow.INPUT, {}).items()}
-        return Gradients(back.loss, back.grads, back.count, back.start_state, final, dinputs)
+        return Gradients(back.loss, back.grads, back.count, back.start_state, final, dinputs, back.states)
 
     def _scan(self, op: flow.Scan, run: _Run) -> dict:
         bound = self.forward[op.use.prefix].bind(_local(op.use, run.params))
@@ -169,24 +177,10 @@ class GradProgram:
     def _teacher_forced(self, op: flow.Decode, run: _Run) -> dict:
         """The decoder over the target's previous tokens (as drivers.Executable.decode runs it with a target),
         keeping what its backward step reads: its inputs, the state before each step, its outputs."""
-        from ..drivers import start_and_end_ids
+        from ..drivers import decoder_memory, start_and_end_ids
 
         dec = op.decoder
-        memory = {name: run.read(r) for name, r in op.memory}
-        steps = want = None
-        if op.memory or op.memory_mask:
-            cin = op.memory[0][0] if op.memory else op.memory_mask[0]
-            want = dec.use.cell.inputs[cin].shape[0]
-            steps = run.inputs[self.program.plan.stack.inputs[0]].shape[1]
-            if steps > want:
-                raise DataError(f"the source has {steps} steps, but the decoder's attention reads at most {want} "
-                                f"(its input `{cin}` is [{want}, ...]): raise that dim, or shorten the source")
-            memory = {k: _pad_steps(v, want) for k, v in memory.items()}
-        if op.memory_mask is not None:
-            name, sources = op.memory_mask
-            src_lengths = run.lengths_of(sources)
-            real = np.full(run.batch, steps) if src_lengths is None else np.asarray(src_lengths)
-            memory[name] = (np.arange(want)[None, :] < real[:, None]).astype(self.dtype)
+        memory = decoder_memory(self.program, op, run, self.dtype)
         target = run.inputs[dec.target]
         start, _ = start_and_end_ids(self.program.vocab)
         prev_tokens = np.concatenate([np.full((run.batch, 1), start, target.dtype), target[:, :-1]], axis=1)
@@ -199,13 +193,8 @@ class GradProgram:
         outs = {k: v for k, v in res.outputs.items() if not k.startswith(PREV)}
         run.env[op.final] = res.final_state
         return {"x": x, "prev": {k[len(PREV):]: v for k, v in res.outputs.items() if k.startswith(PREV)},
-                "outputs": outs, "lengths": lengths, "source_steps": steps}
-
-
-def _pad_steps(v: np.ndarray, steps: int) -> np.ndarray:
-    out = np.zeros((v.shape[0], steps) + v.shape[2:], v.dtype)
-    out[:, :v.shape[1]] = v
-    return out
+                "outputs": outs, "lengths": lengths,
+                "source_steps": run.inputs[self.program.plan.stack.inputs[0]].shape[1] if op.memory else None}
 
 
 class _BackwardRunner:
@@ -264,6 +253,12 @@ class _Back:
         self.adj: dict[str, dict[str, np.ndarray]] = {}
         self.grads = {k: np.zeros(np.shape(v), gp.dtype) for k, v in run.params.items()}
         self.start_state: dict[str, np.ndarray] = {}
+        self.states: dict[str, np.ndarray] = {}  # wrt_state: each scanned state's adjoint after every step
+
+    def keep_states(self, use, outputs: dict) -> None:
+        for s in use.cell.states:
+            if STATE_ADJ + s in outputs:
+                self.states[use.key(s)] = outputs[STATE_ADJ + s]
 
     def add(self, bundle: str, member: str, value: np.ndarray) -> None:
         got = self.adj.setdefault(bundle, {})
@@ -384,7 +379,7 @@ class _Back:
 
     def merge(self, op: flow.Merge) -> None:
         seeds = self.adj.get(op.out, {})
-        a, b = self.run.env[op.a], self.run.env[op.b]
+        a = self.run.env[op.a]
         for n, d in seeds.items():
             if op.how == "concat":
                 w = a[n].shape[-1]
@@ -410,6 +405,7 @@ class _Back:
         state = self._carried(op.use, op.final)
         res = bound.scan({**cin, **prev, **d}, state, run.lengths_of(op.lengths), not op.reverse)
         self.add_grads(op.use, gp.backward[op.use.prefix], res.outputs)
+        self.keep_states(op.use, res.outputs)
         for name, r in op.feed:
             dx = res.outputs.get(IN + name)
             if dx is not None:
@@ -427,6 +423,7 @@ class _Back:
         res = bound.scan({**saved["x"], **saved["prev"], **d}, self._carried(dec.use, op.final),
                          saved["lengths"], True)
         self.add_grads(dec.use, gp.backward[dec.use.prefix], res.outputs)
+        self.keep_states(dec.use, res.outputs)
         for cin, r in op.memory:
             dm = res.outputs[IN + cin].sum(axis=1)[:, :saved["source_steps"]]
             self.add(r.bundle, r.member, dm)

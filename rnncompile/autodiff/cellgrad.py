@@ -11,6 +11,7 @@ passes optimise it and every backend runs it as a scan, backwards in time:
     states   d.<s>        the adjoint of state s: it enters as the adjoint of s
                           after this step and leaves as the adjoint of s before it
     outputs  d.in.<x>     the adjoint of each float input at this step
+             d.state.<s>  the adjoint of each state after this step (`state_adjoints`)
              sum.<k>...   this step's part of the adjoint of each param-only value
                           k (a param, its slice, a stacked gate matrix): an outer
                           product as its two factors (.a, .b), the rest whole
@@ -36,7 +37,7 @@ from ..graph import CellGraph, InputInfo, Node, StateInfo, make_attrs, stages
 from .build import Builder, NoRule
 from .rules import NO_RULE, VJP, Piece
 
-OUT, IN, STATE, GRAD, SUM = "d.out.", "d.in.", "d.", "grad.", "sum."
+OUT, IN, STATE, GRAD, SUM, STATE_ADJ = "d.out.", "d.in.", "d.", "grad.", "sum.", "d.state."
 
 
 class GradError(RnnCompileError):
@@ -83,10 +84,12 @@ class Backward:
     param_graph: CellGraph | None = None  # inputs d.sum.<k> (each Sum's total), params -> outputs grad.<p>
 
 
-def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False, name: str | None = None) -> Backward:
+def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False, name: str | None = None,
+         state_adjoints: bool = False) -> Backward:
     """The backward step of `cell`. `outputs`: the forward outputs with an adjoint (default: every float one);
-    `states`: the states whose adjoints cross steps (default: all). The result is not yet optimised
-    (passes.optimise it as any cell)."""
+    `states`: the states whose adjoints cross steps (default: all); `state_adjoints`: also output d.state.<s>,
+    the adjoint of each state after the step (through this step's outputs and every later step). The result is
+    not yet optimised (passes.optimise it as any cell)."""
     fwd_outputs = cell.outputs()
     outputs = [n for n in fwd_outputs if cell.node(fwd_outputs[n]).dtype == "float"] if outputs is None else list(outputs)
     states = list(cell.states) if states is None else list(states)
@@ -124,7 +127,17 @@ def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False,
     # its slices, a stacked gate matrix) leaves the step as outputs, summed over steps and batch by the driver
     stage = stages(bw)
     order = [copy[n] for n in cell.order() if cell.node(n).op != "output"]
-    _sweep(b, bw, [n for n in order if stage[n] != "const"], adj, needs, cell.name)
+    updates = {sname: copy[cell.update_of(cell.by_name("state")[sname])] for sname in states}
+    totals = {}
+    _sweep(b, bw, [n for n in order if stage[n] != "const"], adj, needs, cell.name,
+           set(updates.values()) if state_adjoints else set(), totals)
+    if state_adjoints:
+        for sname, upd in updates.items():
+            d = totals.get(upd)
+            if d is None:  # an update the sweep passed over (a leaf, or a param-only value): its contributions
+                d = _total(b, upd, list(adj[upd])) if adj.get(upd) else b.zeros_like(upd)
+            bw.add(Node("output", bw.node(upd).shape, make_attrs({"name": f"{STATE_ADJ}{sname}"}), "float",
+                        cell.states[sname].origin), [d])
 
     b.origin = ""
     result = Backward(bw, outputs, states, [], [])
@@ -150,9 +163,10 @@ def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False,
     return result
 
 
-def _sweep(b: Builder, g: CellGraph, order: list[int], adj: dict, needs: set, name: str) -> None:
+def _sweep(b: Builder, g: CellGraph, order: list[int], adj: dict, needs: set, name: str, record=(),
+           totals=None) -> None:
     """The rules from the last node of `order` to the first: each node's adjoint (the sum of its contributions)
-    becomes contributions to its arguments'."""
+    becomes contributions to its arguments'; the adjoints of the nodes in `record` are kept in `totals`."""
     for nid in reversed(order):
         if nid not in adj or nid not in needs:
             continue
@@ -169,6 +183,8 @@ def _sweep(b: Builder, g: CellGraph, order: list[int], adj: dict, needs: set, na
                             + (f" ({NO_RULE[node.op]})" if node.op in NO_RULE else ""))
         b.origin = node.origin
         gradient = _total(b, nid, adj.pop(nid))
+        if nid in record:
+            totals[nid] = gradient
         try:
             parts = rule(b, node, args, nid, gradient, want)
         except NoRule as e:

@@ -81,14 +81,17 @@ def _text_ids(program, text: str):
 
 
 def grad_command(spec, dims, input_file, text, loss, output_name, reduction, weights, seed, batch, steps, dtype,
-                 backend, output, echo) -> None:
+                 backend, output, echo, wrt_state: bool = False) -> None:
     from ..api import make_params, seeded_context, seeded_inputs
     from ..data import save_outputs
     from ..program import compile as compile_program
 
     program = compile_program(spec, dims)
     kind = _default_loss(program, loss)
-    gp = GradProgram(program, kind, output_name, reduction, backend, dtype)
+    if program.plan.kind == "tree":
+        return _tree_grad(program, kind, output_name, reduction, weights, seed, batch, dtype, backend, output, echo,
+                          input_file or text or wrt_state)
+    gp = GradProgram(program, kind, output_name, reduction, backend, dtype, wrt_state)
     params = make_params(program, seed, weights, dtype)
     lengths, context = None, None
     if input_file and text:
@@ -115,11 +118,42 @@ def grad_command(spec, dims, input_file, text, loss, output_name, reduction, wei
         raise DataError(f"{input_file}: {e}" if input_file else str(e)) from None
     arrays = {"loss": np.asarray(got.loss)}
     arrays.update({f"grad.{k}": v for k, v in got.grads.items()})
+    arrays.update({f"dstate.{k}": v for k, v in got.states.items()})
     save_outputs(output, arrays)
     norm = math.sqrt(sum(float((g * g).sum()) for g in got.grads.values()))
     echo(f"{program.name}: {kind} loss {got.loss:.6g} ({reduction} over {got.tokens:g} "
          f"{'steps' if gp.per_step else 'sequences'}), gradient norm {norm:.4g} over {len(got.grads)} params "
          f"[{backend}, {dtype}]")
+    for key, v in got.states.items():  # the lecture's vanishing / exploding gradients, step by step
+        norms = np.sqrt((v.reshape(v.shape[0], v.shape[1], -1) ** 2).sum(axis=-1)).mean(axis=0)
+        echo(f"  |d loss / d {key}| by step (batch mean): " + " ".join(f"{n:.3g}" for n in norms))
+    echo(f"gradients written to {output}")
+
+
+def _tree_grad(program, kind, output_name, reduction, weights, seed, batch, dtype, backend, output, echo,
+               unsupported) -> None:
+    """A tree model's gradient on `batch` seeded random trees with seeded random targets."""
+    from ..api import make_params
+    from ..data import save_outputs
+    from ..trees.api import default_trees
+    from ..trees.forest import Forest
+    from .bpts import TreeGradProgram
+
+    if unsupported:
+        raise UsageError("a tree model's gradient is taken on seeded random trees here (--batch, --seed); "
+                         "--input, --text and --wrt-state are for sequence models")
+    gp = TreeGradProgram(program, kind, output_name, reduction, backend, dtype)
+    forest = Forest.of(default_trees(program, batch, seed))
+    rng = np.random.default_rng(seed + 11)
+    n = forest.size if gp.per_node else len(forest.roots)
+    shape = program.cell(program.plan.head.use).node(program.cell(program.plan.head.use).outputs()[gp.output]).shape
+    target = rng.integers(0, gp.classes, n) if kind == "xent" else rng.standard_normal((n,) + shape)
+    got = gp(forest, target, make_params(program, seed, weights, dtype))
+    save_outputs(output, {"loss": np.asarray(got.loss), **{f"grad.{k}": v for k, v in got.grads.items()}})
+    norm = math.sqrt(sum(float((g * g).sum()) for g in got.grads.values()))
+    echo(f"{program.name}: {kind} loss {got.loss:.6g} ({reduction} over {got.tokens:g} "
+         f"{'nodes' if gp.per_node else 'trees'} of {batch} random tree{'s' if batch != 1 else ''}), gradient norm "
+         f"{norm:.4g} over {len(got.grads)} params [{backend}, {dtype}]")
     echo(f"gradients written to {output}")
 
 

@@ -287,7 +287,7 @@ def _pair(cell: CellGraph, nid: int, op: str):
 
 def _is_one(cell: CellGraph, nid: int) -> bool:
     node = cell.node(nid)
-    return node.op == "const" and float(node.attr("value")) == 1.0
+    return node.op == "const" and node.shape == () and float(node.attr("value")) == 1.0
 
 
 def _lstm(r: _Reader, states: dict) -> list[Gate]:

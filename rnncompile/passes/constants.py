@@ -21,7 +21,7 @@ def fold_constants(cell: CellGraph) -> CellGraph:
         args = cell.args(nid)
         if op.kind in ("source", "sink") or not args or node.shape != ():
             continue
-        if not all(cell.node(a).op == "const" for a in args):
+        if not all(cell.node(a).op == "const" and cell.node(a).shape == () for a in args):  # scalars only
             continue
         values = [np.float64(cell.node(a).attr("value")) for a in args]
         attrs = {**{k: v for k, v in op.attrs.items()}, **node.attr_dict}

@@ -10,13 +10,17 @@ Every node's value is an integer of one format (token inputs excepted). The clas
     const            an exact 32-bit format for the literal (1.0 -> q31.0), see formats.exact
     matmul, sum      accumulators
     add, sub, mul,   accumulators when an argument is an accumulator (a pre-activation sum stays wide
-    outer, neg,      until its activation reads it), else elementwise
-    maximum, minimum
+    outer, neg,      until its activation reads it); exact (32 bits) when every argument is a whole number or
+    maximum, minimum a literal (t - 4); else elementwise
     relu             elementwise
     sigmoid, tanh,   activations
     softmax
     one_hot          q7.0 (0 and 1 exactly)
-    shape ops        their argument's format (concat of different formats: the first argument's class)
+    t, seq_len       q31.0 (whole numbers)
+    mod              exact: 32 bits with the larger N of its arguments (|x % y| < |y|)
+    comparisons      q7.0 (0 or 1)
+    where            its two choices' format (different formats: as for concat)
+    shape ops        their argument's format (concat of different formats: see _joined)
     output           its argument's format
 """
 from __future__ import annotations
@@ -35,6 +39,9 @@ SHAPE_OPS = {"slice", "chunk", "index", "transpose", "flatten", "embed"}
 WIDE_WHEN_ACC = {"add", "sub", "mul", "outer", "neg", "maximum", "minimum"}
 ACTIVATIONS = {"sigmoid", "tanh", "softmax", "masked_softmax"}
 ONE_HOT = QFormat(7, 0)
+WHOLE = QFormat(31, 0)
+COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
+STEP_SOURCES = {"step_index", "seq_length"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Assignment:
 
 
 def assign(cell: CellGraph, config: QuantConfig) -> Assignment:
-    fmts, classes = {}, {}
+    fmts, classes, literal = {}, {}, {}  # literal: a const's magnitude
     update_of = {nid: name for name, nid in cell.updates().items()}
     state_fmt = {}
     for name, sid in cell.by_name("state").items():
@@ -69,6 +76,7 @@ def assign(cell: CellGraph, config: QuantConfig) -> Assignment:
             fmt = exact(float(value)) if value.ndim == 0 else fitting(float(np.max(np.abs(value), initial=0)), 32)
             if fmt.n > 24:
                 fmt = QFormat(31 - 24, 24)
+            literal[nid] = float(np.max(np.abs(value), initial=0))
         elif op in SHAPE_OPS or op == "output":
             src = args[1] if op == "embed" else args[0]
             if src not in fmts:
@@ -76,10 +84,15 @@ def assign(cell: CellGraph, config: QuantConfig) -> Assignment:
                 continue
             cls, fmt = classes[src], fmts[src]
         elif op == "concat":
-            cls, fmt = classes[args[0]], fmts[args[0]]
+            fmt = _joined([fmts[a] for a in args], [classes[a] for a in args], [literal.get(a) for a in args])
+            cls = _joined_class([classes[a] for a in args])
         elif op in ("matmul", "sum"):
             cls = "accumulators"
             fmt = config.of_class(cls)
+        elif op in WIDE_WHEN_ACC and all(classes[a] in ("const", "exact") for a in args):
+            # arithmetic on whole numbers and literals (t - 4, seq_len - 1): exact in 32 bits
+            n = min(sum(fmts[a].n for a in args) if op in ("mul", "outer") else max(fmts[a].n for a in args), 24)
+            cls, fmt = "exact", QFormat(31 - n, n)
         elif op in WIDE_WHEN_ACC:
             cls = "accumulators" if any(classes.get(a) == "accumulators" for a in args) else "elementwise"
             fmt = config.of_class(cls)
@@ -87,16 +100,46 @@ def assign(cell: CellGraph, config: QuantConfig) -> Assignment:
             cls, fmt = "elementwise", config.of_class("elementwise")
         elif op in ACTIVATIONS:
             cls, fmt = "activations", config.of_class("activations")
-        elif op == "one_hot":
+        elif op == "one_hot" or op in COMPARISONS:
             cls, fmt = "exact", ONE_HOT
+        elif op in STEP_SOURCES:
+            cls, fmt = "exact", WHOLE
+        elif op == "mod":
+            n = max(fmts[a].n for a in args)
+            cls, fmt = "exact", QFormat(31 - n, n)
+        elif op == "where":
+            fmt = _joined([fmts[a] for a in args[1:]], [classes[a] for a in args[1:]],
+                          [literal.get(a) for a in args[1:]])
+            cls = _joined_class([classes[a] for a in args[1:]])
         else:
             raise UsageError(unsupported(cell, nid))
-        if op not in ("param", "input", "state", "const", "output") and node.label:
+        if op not in ("param", "input", "state", "const", "output") and op not in STEP_SOURCES and node.label:
             fmt = config.tensor(cell.name, node.label) or fmt
         if nid in update_of:
             cls, fmt = "state", state_fmt[update_of[nid]]
         fmts[nid], classes[nid] = fmt, cls
     return Assignment(fmts, classes)
+
+
+def _joined(formats: list, classes: list, literals: list) -> QFormat:
+    """One format for the parts of a concat (or a where's choices): the widest range among the real-valued
+    ones, in the widest of their widths, widened for a literal's value (its magnitude in `literals`): where(c,
+    x, 0) keeps x's format. Whole numbers (t, seq_len, their arithmetic) are brought into it, saturating.
+    When every part is a whole number or a literal: exact, 32 bits."""
+    real = [f for f, c in zip(formats, classes) if c not in ("const", "exact")]
+    if not real:
+        n = max(f.n for f in formats)
+        return QFormat(31 - n, n)
+    bits = max(f.bits for f in real)
+    m = max([f.m for f in real] + [fitting(lit, bits).m for lit in literals if lit is not None])
+    return QFormat(m, bits - 1 - m)
+
+
+def _joined_class(classes: list) -> str:
+    """The parts' class when they share one; whole numbers and literals alone stay exact; else elementwise."""
+    if len(set(classes)) == 1:
+        return classes[0]
+    return "exact" if set(classes) <= {"const", "exact"} else "elementwise"
 
 
 def tensor_names(cell: CellGraph) -> set[str]:
@@ -114,8 +157,8 @@ def check_tensors(config: QuantConfig, cells) -> None:
             raise unknown_tensor(config, name, known)
 
 
-FIXED_OPS = {"param", "input", "state", "const", "output", "concat", "matmul", "sum", "relu", "one_hot"} | SHAPE_OPS \
-    | WIDE_WHEN_ACC | ACTIVATIONS
+FIXED_OPS = {"param", "input", "state", "const", "output", "concat", "matmul", "sum", "relu", "one_hot", "mod",
+             "where"} | SHAPE_OPS | WIDE_WHEN_ACC | ACTIVATIONS | COMPARISONS | STEP_SOURCES
 
 
 def unsupported(cell: CellGraph, nid: int) -> str:

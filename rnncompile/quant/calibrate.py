@@ -2,9 +2,9 @@
 
 Calibration runs the float64 interpreter with a trace over the calibration set and takes, per tensor class
 (assign.py), the largest magnitude any of its nodes holds (params: their values); each class gets the
-format of its width with the most fraction bits whose range holds HEADROOM times that (formats.fitting), and each state
-its own format from its own range (a `tensors:` entry), since an LSTM's h and c differ. sigmoid, tanh and
-softmax outputs lie in [-1, 1]: the activations class is q0.N.
+format of its width with the most fraction bits whose range holds HEADROOM times that (formats.fitting),
+and each state its own format from its own range (a `tensors:` entry), since an LSTM's h and c differ.
+sigmoid, tanh and softmax outputs lie in [-1, 1]: the activations class is q0.N.
 
 The accuracy report runs float64 and the fixed interpreter on the same inputs and gives, per output, the
 largest and the mean absolute difference, and for an output that is a distribution (each row non-negative,
@@ -78,10 +78,17 @@ class Accuracy:
     size: int
 
 
-def is_distribution(x: np.ndarray) -> bool:
+def distribution_rows(x: np.ndarray) -> np.ndarray | None:
+    """For an output whose rows (last axis) are distributions — non-negative, summing to 1, or all zero at
+    padded steps and after a decoder's end token — the mask of its non-zero rows; else None."""
     x = np.asarray(x, np.float64)
-    return x.ndim >= 2 and x.shape[-1] > 1 and bool(np.all(x >= -1e-12)) and \
-        bool(np.allclose(x.sum(axis=-1), 1.0, atol=1e-6))
+    if x.ndim < 2 or x.shape[-1] < 2 or not np.all(x >= -1e-12):
+        return None
+    sums = x.sum(axis=-1)
+    real = sums > 0.5
+    if not real.any() or not np.allclose(sums[real], 1.0, atol=1e-6) or not np.all(sums[~real] == 0):
+        return None
+    return real
 
 
 def accuracy(program, config: QuantConfig, params: dict, inputs: dict, lengths=None, context=None) -> list[Accuracy]:
@@ -90,6 +97,7 @@ def accuracy(program, config: QuantConfig, params: dict, inputs: dict, lengths=N
 
     from . import using
 
+    steps = next((v.shape[1] for v in inputs.values()), None)
     float_run = rnncompile.run(program, inputs=inputs, params=params, lengths=lengths, context=context,
                                dtype="float64")
     with using(config, program):
@@ -99,19 +107,23 @@ def accuracy(program, config: QuantConfig, params: dict, inputs: dict, lengths=N
     for name, want in float_run.outputs.items():
         got = np.asarray(fixed_run.outputs[name], np.float64)
         want = np.asarray(want, np.float64)
-        keep = _real_rows(want, lengths)
+        keep = _real_rows(want, lengths, steps)
         diff = np.abs(got - want)[keep]
         top1 = None
-        if is_distribution(want[keep].reshape(-1, want.shape[-1]) if want[keep].size else want):
-            top1 = float(np.mean(np.argmax(got, axis=-1)[keep] == np.argmax(want, axis=-1)[keep]))
+        rows = distribution_rows(want)
+        if rows is not None:
+            rows = rows & keep.reshape(keep.shape + (1,) * (rows.ndim - keep.ndim))
+            agree = np.argmax(got, axis=-1) == np.argmax(want, axis=-1)
+            top1 = float(np.mean(agree[rows])) if rows.any() else None
         out.append(Accuracy(name, float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0, top1,
                             int(diff.size)))
     return out
 
 
-def _real_rows(x: np.ndarray, lengths) -> np.ndarray:
-    """A mask over x's leading axes [B, T] (or [B]) that leaves padded steps out."""
-    if lengths is None or isinstance(lengths, dict) or x.ndim < 3:
+def _real_rows(x: np.ndarray, lengths, steps) -> np.ndarray:
+    """A mask over x's leading axes [B, T] (or [B]) that leaves padded input steps out (an output over
+    other steps, a decoder's, is kept whole)."""
+    if lengths is None or isinstance(lengths, dict) or x.ndim < 3 or x.shape[1] != steps:
         return np.ones(x.shape[:min(2, x.ndim - 1) or 1], bool)
     lengths = np.asarray(lengths)
     return np.arange(x.shape[1])[None, :] < lengths[:, None]

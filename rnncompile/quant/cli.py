@@ -11,11 +11,14 @@ from .config import load
 HELD_OUT = 0.25  # without --holdout, this share of the calibration sequences (the last ones) is held out
 
 
-def configure_run(quant: str, backend: str, program) -> None:
+def configure_run(quant: str, backend: str, program, engine: str = "local") -> None:
     """`run --quant`: the fixed-point backends take these formats for the rest of this process."""
     if backend not in FIXED_BACKENDS:
         raise UsageError(f"--quant is for the fixed-point backends ({', '.join(FIXED_BACKENDS)}); "
                          f"add --backend fixed (or leave --quant out)")
+    if engine != "local":
+        raise UsageError("--quant runs on this machine only (the Dask workers are not given the formats); "
+                         "leave out --engine dask")
     from rnncompile import registry
 
     from .assign import check_tensors
@@ -42,8 +45,13 @@ def read_set(program, path: str) -> tuple[dict, np.ndarray | None, dict | None]:
     return {n: raw[n] for n in infos}, lengths, context
 
 
+def _batch(inputs, context) -> int:
+    first = next(iter(inputs.values()), None)
+    return first.shape[0] if first is not None else next(iter((context or {}).values())).shape[0]
+
+
 def _split(inputs, lengths, context, share: float):
-    b = next(iter(inputs.values())).shape[0]
+    b = _batch(inputs, context)
     if b < 2:
         raise DataError("the calibration set has one sequence: give --holdout DATA.npz, or more sequences")
     cut = max(1, min(b - 1, int(round(b * (1 - share)))))
@@ -55,7 +63,8 @@ def _split(inputs, lengths, context, share: float):
 
 
 def quantize(spec: str, dims: dict, weights: str | None, calibrate: str | None, holdout: str | None,
-             output: str, bits: int, seed: int, echo, weight_bits: int | None = None) -> None:
+             output: str, bits: int, seed: int, echo, weight_bits: int | None = None,
+             c_file: str | None = None) -> None:
     from rnncompile import api
     from rnncompile.files import atomic_write
     from rnncompile.program import compile as compile_program
@@ -83,14 +92,22 @@ def quantize(spec: str, dims: dict, weights: str | None, calibrate: str | None, 
     reports = [format_report("fixed point against float64, calibration set", accuracy(program, config, params, *calib))]
     held_name = holdout or f"held-out set (the last {int(HELD_OUT * 100)}% of the sequences)"
     reports.append(format_report(f"fixed point against float64, {held_name}", accuracy(program, config, params, *held)))
+    source = None
+    if c_file:
+        from rnncompile.backends.fixed.standalone import standalone_source
+
+        source = standalone_source(program, config, params)
     with atomic_write(output) as f:  # after every run worked: no file when one fails
         f.write(config.to_yaml())
-    echo(f"formats from {what} ({next(iter(calib[0].values())).shape[0]} sequences):")
+    if source is not None:
+        with atomic_write(c_file) as f:
+            f.write(source)
+    echo(f"formats from {what} ({_batch(calib[0], calib[2])} sequences):")
     for cls, fmt in config.formats.items():
         echo(f"  {cls:<13} {str(fmt):<7} ({fmt.ctype}; largest magnitude seen {by_class[cls]:.4g})")
     for name, fmt in config.tensors.items():
         echo(f"  {name:<13} {str(fmt):<7} ({fmt.ctype}; largest magnitude seen {by_state[name]:.4g})")
-    echo(f"written to {output}")
+    echo(f"written to {output}" + (f"; the cells as integer C in {c_file}" if c_file else ""))
     for report in reports:
         echo("")
         echo(report)

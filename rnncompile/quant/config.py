@@ -49,7 +49,8 @@ class QuantConfig:
 
     def key(self) -> tuple:
         """What decides the arithmetic (plans and builds are cached by it)."""
-        return (tuple(str(self.formats[c]) for c in CLASSES), tuple(sorted((k, str(v)) for k, v in self.tensors.items())))
+        tensors = tuple(sorted((k, str(v)) for k, v in self.tensors.items()))
+        return tuple(str(self.formats[c]) for c in CLASSES), tensors
 
     def to_yaml(self) -> str:
         lines = ["rnncompile-quant: 1"]
@@ -92,7 +93,8 @@ def load(text_or_path: str) -> QuantConfig:
         if key not in KEYS:
             sink.error(f"unknown key `{key}`", key, smap.key_loc((key,)), did_you_mean(key, KEYS, "top-level"))
     if data.get("rnncompile-quant") not in (None, 1):
-        sink.error("this version reads `rnncompile-quant: 1`", "rnncompile-quant", smap.value_loc(("rnncompile-quant",)))
+        sink.error("this version reads `rnncompile-quant: 1`", "rnncompile-quant",
+                   smap.value_loc(("rnncompile-quant",)))
     if "rounding" in data and data["rounding"] != ROUNDING:
         sink.error(f"rounding `{data['rounding']}` is not supported: the arithmetic rounds half away from zero",
                    "rounding", smap.value_loc(("rounding",)), f"write `rounding: {ROUNDING}` or leave it out")

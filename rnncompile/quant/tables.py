@@ -13,7 +13,6 @@ it), is stated in `STATED_ERROR`; the node's own format then adds at most half i
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 

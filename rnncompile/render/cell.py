@@ -107,7 +107,7 @@ def reading_order(folded: ShownCell) -> list[int]:
 
 
 def _caption(folded: ShownCell, title: str | None, colours) -> str:
-    kinds = [k for k in ("input", "state", "op", "affine", "expr", "param", "output") if folded.of_kind(k)]
+    kinds = [k for k in ("input", "state", "op", "affine", "expr", "function", "param", "output") if folded.of_kind(k)]
     params = ", ".join(folded.params[:8]) + (", …" if len(folded.params) > 8 else "")
     extra = f"params {params} appear inside the formulas" if folded.params else ""
     head = f'<tr><td align="left"><b>{style.esc(title or f"{folded.cell.name} cell, one step")}</b></td></tr>'

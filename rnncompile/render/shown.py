@@ -21,7 +21,11 @@ Rules, applied to the zero-delay graph:
   "affine" one when it is an affine map of the drawn nodes through params
   (GRU's ``W_hn @ h + b_hn`` before ``r *``, Elman's output
   ``y = W_hy @ h + b_y``), an "expr" one otherwise (MemN2N's ``p1 @ c1``,
-  an embedding lookup, a child's slice ``children.c[0]``).
+  an embedding lookup, a child's slice ``children.c[0]``);
+- a call of a spec function (``functions:``, or a gate's ``norm: layer``) is
+  one "function" box named after it, ``layer_norm(c_next, g_c, b_c)``: the
+  nodes its body expanded to are not drawn, and an unnamed argument
+  expression read only inside the call is written into the box's text.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class Shown:
     """One node of the diagram."""
 
     nid: int
-    kind: str  # input | state | output | activation | op | affine | expr | param
+    kind: str  # input | state | output | activation | op | affine | expr | param | function
     op: str
     name: str  # the spec's name for it ("" when it has none)
     formula: str  # the folded sub-expression it computes from its feeders ("" when none)
@@ -81,9 +85,17 @@ def shown_nodes(cell: CellGraph) -> ShownCell:
     order = cell.order()
     updates = {u for u, _, d in cell.g.edges(data=True) if d["delay"] == 1}
     is_expr = _expression_nodes(cell, order)
+    calls = _outer_calls(cell)
+    inner = {n: c for c in calls.values() for n in c.nodes if n != c.result}
+    member = {n: c for c in calls.values() for n in c.nodes}
     kinds: dict[int, str] = {}
     for nid in reversed(order):  # users first: a node folds into a user that is drawn or folded itself
-        kinds[nid] = _kind(cell, nid, updates, is_expr, kinds)
+        if nid in calls:
+            kinds[nid] = "function"
+        elif nid in inner:
+            kinds[nid] = "hidden"
+        else:
+            kinds[nid] = _kind(cell, nid, updates, is_expr, kinds, member)
     out = ShownCell(cell)
     names = {nid: _ref_name(cell, nid, kinds) for nid in order}
     for nid in order:
@@ -91,8 +103,13 @@ def shown_nodes(cell: CellGraph) -> ShownCell:
         if kind in ("inline", "hidden"):
             continue
         node = cell.node(nid)
-        feeders = tuple(dict.fromkeys(_feeders(cell, nid, kinds)))
-        formula = _formula_of(cell, nid, kind, kinds, names)
+        if kind == "function":
+            call = calls[nid]
+            feeders = tuple(dict.fromkeys(_feeders_of_args(cell, call.args, kinds)))
+            formula = f"{call.name}(" + ", ".join(_expr(cell, a, kinds, names) for a in call.args) + ")"
+        else:
+            feeders = tuple(dict.fromkeys(_feeders(cell, nid, kinds)))
+            formula = _formula_of(cell, nid, kind, kinds, names)
         name = node.label or (node.attr("name") or "" if kind in ("input", "state", "output", "param") else "")
         if kind == "affine" and not _is_affine(cell, nid, kinds):
             kind = "expr"  # a box all the same, but not called an affine map (`p @ c`, `embed(w, E)`, `c[0]`)
@@ -100,6 +117,27 @@ def shown_nodes(cell: CellGraph) -> ShownCell:
     for name, sid in sorted(cell.by_name("state").items(), key=lambda kv: kv[1]):
         out.loops[name] = (cell.update_of(sid), sid)
     out.params = sorted(cell.params)
+    return out
+
+
+def _outer_calls(cell: CellGraph) -> dict:
+    """result node -> the function call it ends, for the calls not inside another (those are drawn)."""
+    calls = [c for c in getattr(cell, "calls", ()) if c.result in cell.g and all(n in cell.g for n in c.nodes)]
+    inside = {n for c in calls for n in c.nodes if n != c.result}
+    out: dict = {}
+    for c in sorted(calls, key=lambda c: len(c.nodes)):  # of calls ending in one node, the outermost is drawn
+        if c.result not in inside:
+            out[c.result] = c
+    return out
+
+
+def _feeders_of_args(cell: CellGraph, args, kinds) -> list[int]:
+    out = []
+    for a in args:
+        if kinds[a] == "inline":
+            out.extend(_feeders(cell, a, kinds))
+        elif kinds[a] != "hidden":
+            out.append(a)
     return out
 
 
@@ -146,7 +184,7 @@ def _is_affine(cell: CellGraph, nid: int, kinds) -> bool:
     return weighted
 
 
-def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
+def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds, member=None) -> str:
     node = cell.node(nid)
     op = OPS[node.op]
     if node.op in ("param", "const"):
@@ -162,6 +200,9 @@ def _kind(cell: CellGraph, nid: int, updates, is_expr, kinds) -> str:
         foldable = not node.label and nid not in updates and len(users) == 1
         if foldable and kinds[users[0]] in ("activation", "inline", "affine"):
             return "inline"
+        in_calls = {id(member[u]) if u in member else None for u in users} if member else {None}
+        if not node.label and nid not in updates and users and None not in in_calls and len(in_calls) == 1:
+            return "inline"  # an argument expression read only inside one function call: part of its box
         return "affine"
     if node.op in ACTIVATIONS:
         return "activation"
@@ -187,8 +228,17 @@ def _ref_name(cell: CellGraph, nid: int, kinds) -> str:
     node = cell.node(nid)
     if node.op == "const":
         v = node.attr("value")
-        return f"{v:g}" if isinstance(v, float) else str(v)
+        if node.label:  # a named constant (`consts:`)
+            return node.label
+        return f"{v:g}" if isinstance(v, float) else _literal_text(v)
     return node.label or node.attr("name") or "·"
+
+
+def _literal_text(value) -> str:
+    """A literal vector or matrix as the spec writes it: [1, 0, -1]."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_literal_text(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _formula_of(cell: CellGraph, nid: int, kind: str, kinds, names) -> str:

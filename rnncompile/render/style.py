@@ -42,6 +42,8 @@ KIND_STYLE = {  # node kind -> dot attributes
                    margin="0.2,0.05"),
     "expr": dict(shape="box", style="filled", fillcolor="#ffffff", color="#868e96", fontsize="11",
                  margin="0.2,0.05"),
+    "function": dict(shape="box", style="rounded,filled", fillcolor="#e6fcf5", color="#087f5b", penwidth="1.6",
+                     fontsize="11", margin="0.2,0.05"),
     "param": dict(shape="box", style="filled", fillcolor="#e9ecef", color="#adb5bd", fontsize="9", fontcolor=MUTED),
     "activation": dict(shape="box", style="rounded,filled", margin="0.2,0.05"),
     "cell": dict(shape="box", style="rounded,filled", fillcolor="#f8f9fa", color=INK, penwidth="1.5"),
@@ -53,7 +55,7 @@ KIND_STYLE = {  # node kind -> dot attributes
 }
 KIND_WORDS = {"input": "input", "state": "state", "output": "output", "op": "pointwise op",
               "affine": "affine map (params folded in)", "expr": "expression (params folded in)",
-              "param": "param"}
+              "param": "param", "function": "function call (its body folded in)"}
 
 SYMBOLS = {"sigmoid": "σ", "hard_sigmoid": "hard σ", "relu": "ReLU", "matmul": "@", "neg": "−"}
 
@@ -176,7 +178,7 @@ def node_attrs(shown, colours: dict[str, tuple[str, str]], name: str | None = No
             if name:  # the name goes under the symbol, in a circle just big enough
                 attrs.update(fixedsize="false", width="0.3", fontsize="15",
                              label=label(esc(sym), name, sub_size=9))
-    elif kind in ("affine", "expr"):
+    elif kind in ("affine", "expr", "function"):
         text = esc(_short(shown.formula))
         attrs = dict(KIND_STYLE[kind], label=label(f"{bold}<br/>{text}" if bold else text))
     else:  # input | state | output | param

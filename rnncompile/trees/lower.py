@@ -199,6 +199,7 @@ class _RuleLowering(CellLowering):
         for sname, text in values.items():
             lets[sname] = text  # a state's expression is the named value `sname` (its new value)
         fields = dict(kind="step", description="", inputs=dict(cell.inputs), state={}, params=cell.params, gates={},
+                      consts=cell.consts, functions=cell.functions,
                       let=lets, update={}, outputs={**{s: s for s in states if s in values}, **cell.outputs})
         super().__init__(name, CellSpec.model_construct(**fields), dims, smap, sink, invalid_dims,
                          base=("cells", name))

@@ -147,14 +147,16 @@ class FlowExporter:
             return g.op("Expand", [t, self.batch], "seq_len")
         return self.once(("seq_len", masked), make)
 
+    def param(self, key: str) -> str:
+        """The initializer of weight `key` (written on first use, so a model holds only the weights it reads)."""
+        if key not in self._written:
+            self.g.initializer(key, np.asarray(self.params[key], self.dtype))
+            self._written.add(key)
+        return key
+
     def params_of(self, use: CellUse) -> dict[str, str]:
-        """The cell's params -> their initializers (each written once, named by its weight-file key)."""
-        for name in use.cell.params:
-            key = use.key(name)
-            if key not in self._written:
-                self.g.initializer(key, np.asarray(self.params[key], self.dtype))
-                self._written.add(key)
-        return {name: use.key(name) for name in use.cell.params}
+        """The cell's params -> their initializers, named by their weight-file keys."""
+        return {name: self.param(use.key(name)) for name in use.cell.params}
 
     def masked(self, op_lengths: tuple) -> bool:
         return bool(op_lengths) and self.lengths is not None and set(op_lengths) <= self.first_axis
@@ -172,7 +174,7 @@ class FlowExporter:
                                       f"{list(ctx.shape)}, but is {list(info.shape)}")
                 value = ctx.name
             else:
-                start = op.use.key(info.init) if isinstance(info.init, str) else g.const(
+                start = self.param(op.use.key(info.init)) if isinstance(info.init, str) else g.const(
                     np.broadcast_to(np.asarray(info.init, self.dtype), info.shape))
                 value = g.expand_to_batch(start, self.batch, info.shape)
             out[name] = Val(value, tuple(info.shape), False, "float")
