@@ -211,7 +211,7 @@ def load_text(text: str, file: str = "<spec>") -> tuple[dict, SourceMap]:
         return_col = mark.column if mark else 0
         lines = text.splitlines()
         line = lines[return_line] if 0 <= return_line < len(lines) else ""
-        if re.search(r":\s*\[[^\]]*\]\s*\S", line) and not hint:  # `z: [1, 0] * x`: a list, then more
+        if re.search(r":\s*\[[^\]]*\]\s*[^\s#,}\]]", line) and not hint:  # `z: [1, 0] * x`: a list, then more
             hint = ("a value that starts with `[` is a YAML list; an expression with a literal vector must be "
                     "quoted, e.g. z: \"[1, 0] * x\"")
         if msg == _TOO_DEEP:

@@ -522,5 +522,5 @@ def test_the_step_index_and_length_in_chunks_and_with_lengths(tmp_path):
 def test_spec_text_cannot_end_a_c_comment():
     from rnncompile.backends.fixed.csource import note
 
-    assert note('x */ system("touch PWNED"); /* ??/\n') == "x __ system__touch PWNED___ __ ___"
+    assert note('x */ system("touch PWNED"); /* ??/\n') == "x __ system__touch PWNED___ __ ____"
     assert note("cells.lstm.let.c_next") == "cells.lstm.let.c_next"

@@ -281,7 +281,8 @@ def test_a_label_parses_back_to_the_same_expression(name):
 
 
 def shipped_cells():
-    specs = sorted(SPECS.glob("*.yaml")) + sorted((SPECS.parent / "examples").glob("*/*.yaml"))
+    specs = sorted(SPECS.glob("*.yaml")) + sorted((SPECS / "cells").glob("*.yaml")) + \
+        sorted((SPECS.parent / "examples").glob("*/*.yaml"))
     for spec in specs:
         plan = rnncompile.compile(spec).checked.plan
         cells = list(plan.fold.cell.rules.values()) if plan.kind == "tree" else [u.cell for u in plan.uses()]
@@ -294,6 +295,13 @@ def test_every_shipped_formula_parses_back():
         for s in shown_nodes(cell).nodes.values():
             if s.formula:
                 expr.parse(label_to_spec(s.formula))  # raises ExprSyntaxError on a label the spec could not hold
+
+
+def test_attributes_are_drawn_as_the_spec_writes_them():
+    cell = rnncompile.compile(SPECS / "cells" / "ln_lstm.yaml").checked.main_cell
+    formulas = {s.formula for s in shown_nodes(cell).nodes.values() if s.formula}
+    assert any("chunk(z, 4, 1)" in f for f in formulas), formulas  # 4 parts, part 1: not swapped
+    assert not any("axis=None" in f for f in formulas)  # a default attribute is not drawn
 
 
 def test_products_of_matmuls_are_drawn_differently():

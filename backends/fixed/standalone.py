@@ -45,8 +45,9 @@ def cell_source(prefix: str, plan: FixedPlan, params: dict) -> tuple[str, set]:
     out.append(f"static const void *const {prefix}_consts[] = {{{names}}};\n")
     out.append(inner)
     doc = [f"/* {prefix}_scan: cell `{note(cell.name)}` over `steps` steps of `batch` sequences (reverse != 0: "
-           "from the last step;", "   lengths: real steps per sequence, or NULL for all; padded steps keep the state and "
-           "give 0).", "   Every array is time-major and holds integers of its format qM.N (value = integer / 2^N):"]
+           "from the last step;",
+           "   lengths: real steps per sequence, or NULL for all; padded steps keep the state and give 0).",
+           "   Every array is time-major and holds integers of its format qM.N (value = integer / 2^N):"]
     for i, (name, nid) in enumerate(plan.inputs.items()):
         fmt = plan.fmt.get(nid)
         doc.append(f"   inputs[{i}]  {note(name)}: {emitter.ctype(nid)} {_layout(cell, nid, True)}"

@@ -301,7 +301,15 @@ def _expr_text(cell: CellGraph, nid: int, parts: list[str], kinds) -> str:
     if node.op == "slice":
         start, stop = node.attr("start"), node.attr("stop")
         return f"{parts[0]}[{'' if start is None else start}:{'' if stop is None else stop}]"
-    extra = [f"{v}" for k, v in node.attrs if k in ("n", "i")] + [f"{k}={v}" for k, v in node.attrs if k == "axis"]
+    # attributes as the spec writes them: in the op table's order (chunk(z, 4, 1): 4 parts, part 1), the
+    # required ones by position, the others by name and only when they differ from their default
+    extra = []
+    for k, default in op.attrs.items():
+        v = node.attr(k, default)
+        if k in ("n", "i"):
+            extra.append(f"{v}")
+        elif k == "axis" and v != default:
+            extra.append(f"{k}={v}")
     return f"{node.op}({', '.join(parts + extra)})"
 
 
