@@ -112,6 +112,24 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
     return result
 
 
+def grad(program: Program, inputs: dict, target=None, params: dict | None = None, weights=None,
+         loss: str | None = None, lengths=None, context: dict | None = None, init_state: dict | None = None,
+         reduction: str = "sum", seed: int = 0, dtype: str = "float64", backend: str = "numpy",
+         wrt_state: bool = False):
+    """The loss of a batch and its gradient with respect to every param, by backpropagation through the
+    model's flow (rnncompile.autodiff). `target`: token ids (or values, for mse) per step [B, T, ...] or per
+    sequence; an encoder-decoder reads its teacher-forcing target from `inputs`. `loss`: xent (the default
+    with a vocabulary) or mse. Returns autodiff.bptt.Gradients: `.loss`, `.grads` keyed as weight files,
+    `.start_state`, `.inputs`, and with `wrt_state` `.states` (d loss / d state after every step)."""
+    from .autodiff.bptt import GradProgram
+    from .autodiff.commands import _default_loss
+
+    if params is None:
+        params = make_params(program, seed, weights, dtype)
+    gp = GradProgram(program, _default_loss(program, loss), None, reduction, backend, dtype, wrt_state)
+    return gp(inputs, target, params, lengths, init_state, context)
+
+
 def trace_names(cell) -> dict[str, int]:
     """Readable, unique names for every node of a traced cell: the spec's names where it has them (a state's
     value before the step is `<state>.prev`), else `%<id>` as `rnncompile inspect` lists it."""

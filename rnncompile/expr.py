@@ -366,14 +366,13 @@ def parse_noting(text: str):
     return parser.parse(), parser.mixed
 
 
-def names_in(node) -> list[Name]:
-    """Every Name read by an expression (function names excluded)."""
+def walk(node) -> list:
+    """Every node of an expression tree, the root first (iteratively: a deep expression cannot overflow)."""
     out, stack = [], [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Name):
-            out.append(n)
-        elif isinstance(n, Call):
+        out.append(n)
+        if isinstance(n, Call):
             stack.extend(n.args)
             stack.extend(v for _, v in n.kwargs)
         elif isinstance(n, BinOp):
@@ -389,6 +388,11 @@ def names_in(node) -> list[Name]:
         elif isinstance(n, Vector):
             stack.extend(n.items)
     return out
+
+
+def names_in(node) -> list[Name]:
+    """Every Name read by an expression (function names excluded)."""
+    return [n for n in walk(node) if isinstance(n, Name)]
 
 
 def to_text(node) -> str:

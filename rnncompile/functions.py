@@ -173,30 +173,7 @@ def _definition(key, value, base, smap, sink, builtins, outer, seen) -> Function
 
 
 def _calls(node):
-    return [n for n in _walk(node) if isinstance(n, E.Call)]
-
-
-def _walk(node):
-    stack, out = [node], []
-    while stack:
-        n = stack.pop()
-        out.append(n)
-        if isinstance(n, E.Call):
-            stack.extend(n.args)
-            stack.extend(v for _, v in n.kwargs)
-        elif isinstance(n, E.BinOp):
-            stack.extend((n.left, n.right))
-        elif isinstance(n, E.Neg):
-            stack.append(n.operand)
-        elif isinstance(n, E.Index):
-            stack.extend((n.value, n.index))
-        elif isinstance(n, E.Slice):
-            stack.extend(x for x in (n.start, n.stop) if x is not None)
-        elif isinstance(n, E.Attr):
-            stack.append(n.value)
-        elif isinstance(n, E.Vector):
-            stack.extend(n.items)
-    return out
+    return [n for n in E.walk(node) if isinstance(n, E.Call)]
 
 
 def _check_body(fn: FunctionDef, known: dict, smap, sink, builtins, dims) -> bool:
@@ -247,7 +224,7 @@ def _size(fn: FunctionDef, known: dict, sizes: dict, active: set) -> int:
         return sizes[fn.name]
     active = active | {fn.name}
     total = 0
-    for n in _walk(fn.body):
+    for n in E.walk(fn.body):
         total += 1
         if isinstance(n, E.Call) and known.get(n.func) is not None and n.func not in active:
             total += _size(known[n.func], known, sizes, active)

@@ -67,6 +67,7 @@ CASES = {  # spec -> (dims, the torch model computing it)
     "bigru": ({"I": 3, "H": 5}, lambda: Net(nn.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True))),
     "char_predictor": ({"E": 6, "H": 7}, lambda: Net(nn.LSTM(6, 7, batch_first=True), emb=nn.Embedding(32, 6),
                                                      fc=nn.Linear(7, 32), softmax=True)),
+    "lstm_proj": ({"I": 3, "H": 5, "P": 2}, lambda: Net(nn.LSTM(3, 5, proj_size=2, batch_first=True))),
 }
 
 
@@ -427,3 +428,36 @@ def test_without_torch_a_pt_file_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
     with pytest.raises(UsageError, match=r"\.pt files need PyTorch: pip install torch==2\.13\.0"):
         read_state_dict(tmp_path / "m.pt")
+
+
+def test_a_projected_lstm_stack_both_ways():
+    """nn.LSTM(proj_size) with two bidirectional layers: h' = W_hr (o tanh(c')) in every layer and direction."""
+    text = (SPECS / "lstm_proj.yaml").read_text().replace(
+        "  scan: lstm\n", "  layers:\n    - {scan: lstm, direction: bidirectional}\n"
+                          "    - {scan: lstm, direction: bidirectional}\n")
+    prog = rnncompile.compile_text(text, file=str(SPECS / "lstm_proj2.yaml"), dims={"I": 3, "H": 5, "P": 2})
+    net = Net(nn.LSTM(3, 5, proj_size=2, num_layers=2, bidirectional=True, batch_first=True))
+    for p in net.parameters():
+        nn.init.uniform_(p, -0.5, 0.5)
+    conv = from_torch(prog, net.weights())
+    assert any("weight_hr_l1_reverse" in m and "layers.1.reverse.W_hr" in m for m in conv.moves), conv.moves
+    diffs = _differences(prog, net, conv.arrays, 4)
+    assert max(diffs.values()) < 1e-12, diffs
+    back = to_torch(prog, conv.arrays).arrays
+    assert set(back) == set(net.weights())
+    weights = net.weights()
+    for k, v in weights.items():
+        if k.startswith("weight"):
+            np.testing.assert_array_equal(back[k], v, err_msg=k)
+        elif k.startswith("bias_ih"):  # torch's two biases come back as their sum, in bias_ih
+            np.testing.assert_allclose(back[k] + back[k.replace("_ih", "_hh")], v + weights[k.replace("_ih", "_hh")],
+                                       rtol=1e-15, atol=1e-15, err_msg=k)
+    assert "proj_size=2" in " ".join(to_torch(prog, conv.arrays).notes)
+
+
+def test_a_projection_the_spec_does_not_have_is_refused():
+    net = Net(nn.LSTM(3, 5, proj_size=2, batch_first=True))
+    with pytest.raises(DataError, match=r"proj_size=2 projects h after each step, which the spec's cell does not"):
+        from_torch(_program("lstm", {"I": 3, "H": 5}), net.weights())
+    with pytest.raises(DataError, match=r"the spec projects h to 2 .* no `weight_hr_l0`"):
+        from_torch(_program("lstm_proj"), Net(nn.LSTM(3, 5, batch_first=True)).weights())

@@ -9,6 +9,7 @@ biases, plus the nn.Embedding and nn.Linear around the recurrent stack.
 
     nn.RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)
     nn.LSTM  i, f, o = sigmoid(...), g = tanh(...), c' = f c + i g, h' = o tanh(c')   rows i f g o
+             (proj_size: h' = W_hr (o tanh(c')), h of the projection's size)
     nn.GRU   r, z = sigmoid(...), n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
              h' = (1 - z) n + z h                                                     rows r z n
 """
@@ -57,6 +58,7 @@ class Gate:
 class Direction:
     suffix: str  # "_l0", "_l1_reverse", ...
     gates: list[Gate]
+    proj: str | None = None  # nn.LSTM with proj_size: the spec param of weight_hr (h' = W_hr (o tanh(c')))
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Layout:
     embedding: tuple | None = None  # (param key, shape)
     linears: list[Linear] = field(default_factory=list)
     cell_name: str = ""
+    proj_size: int = 0  # nn.LSTM(proj_size=...): h has this size, c the hidden size
 
     @property
     def bias(self) -> bool:
@@ -90,6 +93,8 @@ class Layout:
         for d in self.directions:
             for g in d.gates:
                 out |= {g.w_ih.key, g.w_hh.key, *g.b_ih, *g.b_hh}
+            if d.proj:
+                out.add(d.proj)
         if self.embedding:
             out.add(self.embedding[0])
         for lin in self.linears:
@@ -101,6 +106,7 @@ class Layout:
         extra += f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
         extra += ", bidirectional=True" if self.bidirectional else ""
         extra += "" if self.bias else ", bias=False"
+        extra += f", proj_size={self.proj_size}" if self.proj_size else ""
         return f"nn.{self.kind}({self.input_size}, {self.hidden}{extra})"
 
 
@@ -133,12 +139,16 @@ def layout(program) -> Layout:
                 (a, b) = list(kinds)[:2]
                 raise Unmatched(f"layer {k} computes an nn.{b[0]} and layer 0 an nn.{a[0]}; one torch module "
                                 f"has one cell kind")
-            hidden0 = kinds[next(iter(kinds))].hidden
-            if m.hidden != hidden0:
-                raise Unmatched(f"layer {k} has hidden size {m.hidden}, layer 0 {hidden0}; a torch module has "
-                                f"one hidden_size")
+            first_match = kinds[next(iter(kinds))]
+            if m.hidden != first_match.hidden:
+                raise Unmatched(f"layer {k} has hidden size {m.hidden}, layer 0 {first_match.hidden}; a torch "
+                                f"module has one hidden_size")
+            if m.proj_size != first_match.proj_size:
+                raise Unmatched(f"layer {k} projects h to {m.proj_size or 'no projection'}, layer 0 to "
+                                f"{first_match.proj_size or 'no projection'}; a torch module has one proj_size")
             suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
-            directions.append(Direction(suffix, [_keyed(g, use) for g in m.gates]))
+            directions.append(Direction(suffix, [_keyed(g, use) for g in m.gates],
+                                        use.key(m.proj) if m.proj else None))
             if m.embedding:
                 embedding = (use.key(m.embedding), use.cell.params[m.embedding].shape)
             if k == 0 and d == 0:
@@ -149,7 +159,7 @@ def layout(program) -> Layout:
         linears += head_linears(plan.head.use)
     first = next(iter(kinds.values()))
     return Layout(first.kind, first.nonlinearity, first.hidden, input_size, directions, len(layers),
-                  bidirectional, embedding, linears, first.cell)
+                  bidirectional, embedding, linears, first.cell, first.proj_size)
 
 
 def _keyed(g: Gate, use) -> Gate:
@@ -218,6 +228,8 @@ class CellMatch:
     embedding: str | None
     linears: list[Linear]
     cell: str
+    proj: str | None = None  # the param W_hr of h' = W_hr (o tanh(c')) (nn.LSTM with proj_size)
+    proj_size: int = 0
 
 
 class _Reader:
@@ -226,6 +238,8 @@ class _Reader:
     def __init__(self, cell: CellGraph, kind: str):
         self.cell, self.kind = cell, kind
         self.x = None  # the layer input every gate reads (an input node, or embed(token, E))
+        self.proj = None  # nn.LSTM with proj_size: the param W_hr of h' = W_hr @ (o * tanh(c'))
+        self.cell_state = None  # nn.LSTM: the state node c
 
     def fail(self, message: str, nid: int | None = None, hint: str = ""):
         where = _where(self.cell, nid) if nid is not None else ""
@@ -293,14 +307,18 @@ def _is_one(cell: CellGraph, nid: int) -> bool:
 def _lstm(r: _Reader, states: dict) -> list[Gate]:
     cell = r.cell
     (n1, s1), (n2, s2) = states.items()
+    proj = None
     for (hn, h), (cn, c) in (((n1, s1), (n2, s2)), ((n2, s2), (n1, s1))):
         uh, uc = cell.update_of(h), cell.update_of(c)
+        if r.op(uh) == "matmul" and r.op(cell.args(uh)[0]) == "param":  # proj_size: h' = W_hr @ (o * tanh(c'))
+            proj, uh = cell.node(cell.args(uh)[0]).attr("name"), cell.args(uh)[1]
         prod = _pair(cell, uh, "mul")
         if prod and any(r.op(a) == "tanh" and cell.args(a)[0] == uc for a in prod):
             break
+        proj = None
     else:
-        r.fail("no state is updated as h' = o * tanh(c') with c' the other state's update",
-               cell.update_of(s1))
+        r.fail("no state is updated as h' = o * tanh(c') (or W_hr @ (o * tanh(c')), proj_size) with c' the other "
+               "state's update", cell.update_of(s1))
     o_node = next(a for a in prod if not (r.op(a) == "tanh" and cell.args(a)[0] == uc))
     parts = _pair(cell, uc, "add")
     if not parts:
@@ -316,6 +334,7 @@ def _lstm(r: _Reader, states: dict) -> list[Gate]:
     i_node, g_node = (ig[1], ig[0]) if r.op(ig[0]) == "tanh" else ig
     if r.op(i_node) == "sub" and _is_one(cell, cell.args(i_node)[0]):
         r.fail("the input gate is 1 - f (a coupled forget gate); nn.LSTM has an input gate of its own", uc)
+    r.proj, r.cell_state = proj, c
     return h, [r.gate(i_node, "sigmoid", "i", h, "the input gate i"),
                r.gate(f_node, "sigmoid", "f", h, "the forget gate f"),
                r.gate(g_node, "tanh", "g", h, "the candidate g"),
@@ -392,14 +411,19 @@ def match_cell(cell: CellGraph, first: bool, top: bool, bidirectional: bool) -> 
             gates, nonlin = [r.terms(cell.args(u)[0], "", h, "the update of h", u)], cell.node(u).op
         else:
             gates, nonlin = _gru(r, h), "tanh"
-    hidden = cell.node(h).shape[0]
+    proj = r.proj
+    hidden = cell.node(r.cell_state).shape[0] if proj else cell.node(h).shape[0]  # gate rows: c's size
     _check_blocks(r, gates, hidden)
+    if proj and cell.params[proj].shape != (cell.node(h).shape[0], hidden):
+        r.fail(f"`{proj}` is {list(cell.params[proj].shape)}; the projection h' = {proj} @ (o * tanh(c')) needs "
+               f"[{cell.node(h).shape[0]}, {hidden}]")
     x = cell.node(r.x)
     embedding = cell.node(cell.args(r.x)[1]).attr("name") if x.op == "embed" else None
     if embedding and not first:
         r.fail("an embedding below a layer other than the first", r.x)
     linears = _output_linears(r, cell.update_of(h), top, bidirectional)
-    return CellMatch(r.kind, nonlin, hidden, x.shape[0], gates, embedding, linears, cell.name)
+    return CellMatch(r.kind, nonlin, hidden, x.shape[0], gates, embedding, linears, cell.name, proj,
+                     cell.node(h).shape[0] if proj else 0)
 
 
 def _check_blocks(r: _Reader, gates: list[Gate], hidden: int) -> None:

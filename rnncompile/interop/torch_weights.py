@@ -120,6 +120,10 @@ class _FromTorch:
                 else:
                     where[names["bias_ih"]].append(self.bias(g.b_ih, b_ih[rows], f"{gate}{names['bias_ih']}"))
                     where[names["bias_hh"]].append(self.bias(g.b_hh, b_hh[rows], f"{gate}{names['bias_hh']}"))
+            if d.proj:
+                name = f"{prefix}weight_hr{d.suffix}"
+                self.used.add(name)
+                where[name] = [self.put(Block(d.proj, 0, self.infos[d.proj].shape[1]), self.sd[name], name)]
             order = f" (rows {', '.join(GATE_ORDER[lay.kind])})" if lay.kind != "RNN" else ""
             if b_ih is not None and b_hh is not None and all(g.summed for g in d.gates):
                 del where[names["bias_hh"]]  # one line for both: their sum is what the spec keeps
@@ -141,15 +145,24 @@ class _FromTorch:
         if w_ih0 is None or w_hh0 is None or w_ih0.ndim != 2 or w_hh0.ndim != 2:
             raise DataError(f"{self.source}: `{prefix}weight_ih_l0` and `{prefix}weight_hh_l0` (2-D) are needed to "
                             f"read the recurrent module")
-        hidden = w_hh0.shape[1]
+        w_hr0 = sd.get(prefix + "weight_hr_l0")
+        proj = w_hh0.shape[1] if w_hr0 is not None else 0
+        hidden = w_hr0.shape[1] if w_hr0 is not None and w_hr0.ndim == 2 else w_hh0.shape[1]
         gates = w_ih0.shape[0] // hidden if hidden and w_ih0.shape[0] % hidden == 0 else 0
         kind = KIND_OF_GATES.get(gates)
         layers = 1 + max(int(m["layer"]) for m in matches)
         bidirectional = any(m["rev"] for m in matches)
         bad = []
-        if any(m["part"] == "hr" for m in matches):
-            bad.append(f"`{prefix}weight_hr_l0`: an nn.LSTM with proj_size projects h after each step, which the "
-                       f"spec's cell does not; convert a module built without proj_size")
+        if proj and not lay.proj_size:
+            bad.append(f"`{prefix}weight_hr_l0`: an nn.LSTM with proj_size={proj} projects h after each step, which "
+                       f"the spec's cell does not: write h' = W_hr @ (o * tanh(c')) with W_hr [{proj}, H] and h of "
+                       f"size {proj}")
+        elif lay.proj_size and not proj:
+            bad.append(f"proj_size: the spec projects h to {lay.proj_size} (h' = W_hr @ (o * tanh(c'))), and the "
+                       f"state_dict has no `{prefix}weight_hr_l0` (its module was built without proj_size)")
+        elif proj and proj != lay.proj_size:
+            bad.append(f"proj_size: {proj} in the state_dict (`{prefix}weight_hr_l0` is {list(w_hr0.shape)}), "
+                       f"{lay.proj_size} in the spec")
         if kind != lay.kind:
             looks = f"an nn.{kind}" if kind else f"no torch module ({w_ih0.shape[0]} rows for hidden size {hidden})"
             bad.append(f"this looks like {looks} state_dict (`{prefix}weight_ih_l0` has {w_ih0.shape[0]} rows = "
@@ -176,7 +189,7 @@ class _FromTorch:
             raise DataError(f"{self.source}: the recurrent weights do not fit spec `{self.program.name}`, which "
                             f"expects {lay.constructor()}:\n" + "\n".join(f"  {b}" for b in bad))
         for d in lay.directions:
-            for w in ("weight_ih", "weight_hh"):
+            for w in ("weight_ih", "weight_hh") + (("weight_hr",) if d.proj else ()):
                 if f"{prefix}{w}{d.suffix}" not in sd:
                     raise DataError(f"{self.source}: `{prefix}{w}{d.suffix}` is missing (the spec expects "
                                     f"{lay.constructor()})")
@@ -356,12 +369,15 @@ def to_torch(program, weights: dict, mapping: dict | None = None) -> Converted:
         w_ih = np.concatenate([_cols(weights, g.w_ih) for g in d.gates])
         w_hh = np.concatenate([_cols(weights, g.w_hh) for g in d.gates])
         sd[f"{rnn}weight_ih{d.suffix}"], sd[f"{rnn}weight_hh{d.suffix}"] = w_ih, w_hh
+        if d.proj:
+            sd[f"{rnn}weight_hr{d.suffix}"] = np.asarray(weights[d.proj])
         if lay.bias:
             zero = np.zeros(h, w_ih.dtype)
             sd[f"{rnn}bias_ih{d.suffix}"] = np.concatenate([_sum(weights, g.b_ih, zero) for g in d.gates])
             sd[f"{rnn}bias_hh{d.suffix}"] = np.concatenate(
                 [zero if g.summed else _sum(weights, g.b_hh, zero) for g in d.gates])
-        params = dict.fromkeys(k for g in d.gates for k in (g.w_ih.key, g.w_hh.key, *g.b_ih, *g.b_hh))
+        params = dict.fromkeys([k for g in d.gates for k in (g.w_ih.key, g.w_hh.key, *g.b_ih, *g.b_hh)]
+                               + ([d.proj] if d.proj else []))
         written = [k for k in sd if k.endswith(d.suffix) and k.startswith(rnn)]
         moves.append(f"{', '.join(params)} → {', '.join(written)}"
                      + (f" (rows {', '.join(GATE_ORDER[lay.kind])})" if lay.kind != "RNN" else ""))
@@ -404,6 +420,7 @@ def to_torch(program, weights: dict, mapping: dict | None = None) -> Converted:
 
 def _not_recurrent(lay: Layout, torch_name: str, param: str) -> None:
     recurrent = {k for d in lay.directions for g in d.gates for k in (g.w_ih.key, g.w_hh.key, *g.b_ih, *g.b_hh)}
+    recurrent |= {d.proj for d in lay.directions if d.proj}
     if param in recurrent:
         raise UsageError(f"--map {torch_name}={param}: `{param}` belongs to the recurrent module, whose weights "
                          f"are found by their torch names (weight_ih_l0, ...); --map pairs embeddings, linear maps "

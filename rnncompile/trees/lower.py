@@ -267,7 +267,7 @@ def _prescan(rule: str, spec: TreeRuleSpec, arity, error) -> set[tuple]:
             tree = E.parse(text)
         except E.ExprSyntaxError:
             continue  # reported where the expression is lowered
-        for node in _walk(tree):
+        for node in E.walk(tree):
             if rule == "leaf" and _is_children(node):
                 error(path, "a leaf has no children", "read the children's states in the `node:` rule",
                       _children_pos(node), len("children"))
@@ -295,7 +295,7 @@ def _first_children(text):
         tree = E.parse(text) if isinstance(text, str) else None
     except E.ExprSyntaxError:
         return None
-    return next((n for n in _walk(tree) if _is_children(n)), None) if tree is not None else None
+    return next((n for n in E.walk(tree) if _is_children(n)), None) if tree is not None else None
 
 
 def _children_pos(node) -> int:
@@ -305,26 +305,6 @@ def _children_pos(node) -> int:
 def _is_children(node) -> bool:
     return (isinstance(node, E.Name) and node.id == "children") or \
         (isinstance(node, E.Attr) and isinstance(node.value, E.Name) and node.value.id == "children")
-
-
-def _walk(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        if isinstance(n, E.Call):
-            stack.extend(n.args)
-            stack.extend(v for _, v in n.kwargs)
-        elif isinstance(n, E.BinOp):
-            stack.extend((n.left, n.right))
-        elif isinstance(n, E.Neg):
-            stack.append(n.operand)
-        elif isinstance(n, E.Index):
-            stack.extend((n.value, n.index))
-        elif isinstance(n, E.Slice):
-            stack.extend(x for x in (n.start, n.stop) if x is not None)
-        elif isinstance(n, E.Attr):
-            stack.append(n.value)
 
 
 def _dedupe(sink: DiagnosticSink, start: int) -> None:
