@@ -122,11 +122,11 @@ def grad(program: Program, inputs: dict, target=None, params: dict | None = None
     with a vocabulary) or mse. Returns autodiff.bptt.Gradients: `.loss`, `.grads` keyed as weight files,
     `.start_state`, `.inputs`, and with `wrt_state` `.states` (d loss / d state after every step)."""
     from .autodiff.bptt import GradProgram
-    from .autodiff.commands import _default_loss
+    from .autodiff.losses import default_loss
 
     if params is None:
         params = make_params(program, seed, weights, dtype)
-    gp = GradProgram(program, _default_loss(program, loss), None, reduction, backend, dtype, wrt_state)
+    gp = GradProgram(program, default_loss(program, loss), None, reduction, backend, dtype, wrt_state)
     return gp(inputs, target, params, lengths, init_state, context)
 
 

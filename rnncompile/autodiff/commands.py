@@ -8,16 +8,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from .bptt import GradProgram
-from .losses import LOSSES
-
-
-def _default_loss(program, loss: str | None) -> str:
-    """xent for a model with a vocabulary (its output is a distribution over tokens), else mse."""
-    if loss is not None:
-        if loss not in LOSSES:
-            raise UsageError(f"unknown loss `{loss}`; use one of: {', '.join(LOSSES)}")
-        return loss
-    return "xent" if program.vocab is not None else "mse"
+from .losses import default_loss
 
 
 def read_training_file(program, path) -> dict:
@@ -87,7 +78,7 @@ def grad_command(spec, dims, input_file, text, loss, output_name, reduction, wei
     from ..program import compile as compile_program
 
     program = compile_program(spec, dims)
-    kind = _default_loss(program, loss)
+    kind = default_loss(program, loss)
     if program.plan.kind == "tree":
         return _tree_grad(program, kind, output_name, reduction, weights, seed, batch, dtype, backend, output, echo,
                           input_file or text or wrt_state)
@@ -179,7 +170,7 @@ def train_command(spec, dims, text_file, input_file, epochs, lr, optimizer, clip
         raise UsageError("give the training data: --text FILE (a predictor learns the next token) or --input "
                          "DATA.npz (inputs, target, lengths), one of them")
     program = compile_program(spec, dims)
-    kind = _default_loss(program, loss)
+    kind = default_loss(program, loss)
     params = make_params(program, seed, weights, dtype)
     if text_file:
         text = _text_file(text_file)

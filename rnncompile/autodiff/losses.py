@@ -25,6 +25,17 @@ from ..graph import CellGraph, InputInfo, Node, make_attrs
 from .build import Builder
 
 LOSSES = ("xent", "mse")
+
+
+def default_loss(program, loss: str | None) -> str:
+    """xent for a model with a vocabulary (its output is a distribution over tokens), else mse."""
+    if loss is not None:
+        if loss not in LOSSES:
+            raise UsageError(f"unknown loss `{loss}`; use one of: {', '.join(LOSSES)}")
+        return loss
+    return "xent" if program.vocab is not None else "mse"
+
+
 REDUCTIONS = ("sum", "mean")
 TARGET, LOSS = "loss.target", "loss"
 
