@@ -821,6 +821,32 @@ def weights(spec, dims, torch_file, to_torch, weights, seed, dtype, mapping, out
     click.echo(f"wrote {output}")
 
 
+@cli.command()
+@click.argument("module", type=click.Choice(["rnn", "lstm", "gru"]))
+@click.option("--input-size", "-i", default=8, show_default=True, type=click.IntRange(min=1, max=1_000_000))
+@click.option("--hidden", "-H", "hidden", default=16, show_default=True, type=click.IntRange(min=1, max=1_000_000))
+@click.option("--layers", default=1, show_default=True, type=click.IntRange(min=1, max=100), help="num_layers")
+@click.option("--bidirectional", is_flag=True)
+@click.option("--proj-size", default=0, type=click.IntRange(min=0), help="nn.LSTM's proj_size (0: none)")
+@click.option("--no-bias", is_flag=True, help="bias=False")
+@click.option("--nonlinearity", default="tanh", show_default=True, help="nn.RNN: tanh or relu")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the spec to write (.yaml)")
+def new(module, input_size, hidden, layers, bidirectional, proj_size, no_bias, nonlinearity, output):
+    """Write a spec that computes a PyTorch nn.RNN / nn.LSTM / nn.GRU configuration, for `weights --from-torch`."""
+    from pathlib import Path
+
+    from .files import atomic_write
+    from .interop.torch_specs import torch_spec
+    from .naming import file_stem
+
+    _check_outputs(("--output", output, (".yaml", ".yml")))
+    text = torch_spec(module, input_size, hidden, layers, bidirectional, proj_size, not no_bias, nonlinearity,
+                      name=file_stem(Path(output).stem))
+    with atomic_write(output) as f:
+        f.write(text)
+    click.echo(f"wrote {output}")
+
+
 @cli.command(name="import")
 @click.argument("model", type=click.Path(dir_okay=False), metavar="MODEL.onnx")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="the spec to write (.yaml)")

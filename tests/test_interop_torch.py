@@ -461,3 +461,45 @@ def test_a_projection_the_spec_does_not_have_is_refused():
         from_torch(_program("lstm", {"I": 3, "H": 5}), net.weights())
     with pytest.raises(DataError, match=r"the spec projects h to 2 .* no `weight_hr_l0`"):
         from_torch(_program("lstm_proj"), Net(nn.LSTM(3, 5, batch_first=True)).weights())
+
+
+NEW_CASES = [  # rnncompile new's options -> the torch module they describe
+    ("rnn", dict(), lambda: nn.RNN(3, 5, batch_first=True)),
+    ("rnn", dict(nonlinearity="relu", bias=False), lambda: nn.RNN(3, 5, nonlinearity="relu", bias=False,
+                                                                   batch_first=True)),
+    ("lstm", dict(layers=2, bidirectional=True), lambda: nn.LSTM(3, 5, num_layers=2, bidirectional=True,
+                                                                 batch_first=True)),
+    ("lstm", dict(proj_size=2, layers=2, bidirectional=True, bias=False),
+     lambda: nn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2, bias=False, batch_first=True)),
+    ("gru", dict(layers=3), lambda: nn.GRU(3, 5, num_layers=3, batch_first=True)),
+    ("gru", dict(bidirectional=True, bias=False), lambda: nn.GRU(3, 5, bidirectional=True, bias=False,
+                                                                 batch_first=True)),
+]
+
+
+@pytest.mark.parametrize("kind,options,module", NEW_CASES, ids=lambda v: v if isinstance(v, str) else None)
+def test_new_writes_the_spec_of_a_torch_configuration(kind, options, module, tmp_path):
+    """`rnncompile new` gives a spec that a real module's state_dict converts into, running as torch does."""
+    from rnncompile.interop.torch_specs import torch_spec
+
+    text = torch_spec(kind, 3, 5, **options)
+    prog = rnncompile.compile_text(text, file=str(tmp_path / f"{kind}.yaml"))
+    net = Net(module())
+    for p in net.parameters():
+        nn.init.uniform_(p, -0.5, 0.5)
+    params = from_torch(prog, net.weights()).arrays
+    diffs = _differences(prog, net, params, 7)
+    assert max(diffs.values()) < 1e-12, diffs
+    lay = rnncompile.interop.torch_cells.layout(prog)
+    assert lay.constructor().startswith(f"nn.{kind.upper()}(3, 5")
+
+
+def test_new_on_the_command_line(cli, tmp_path):
+    out = tmp_path / "lstmp.yaml"
+    code, stdout, err = cli("new", "lstm", "--layers", "2", "--bidirectional", "--proj-size", "3", "-o", out)
+    assert code == 0, err
+    prog = rnncompile.compile(out)
+    assert rnncompile.interop.torch_cells.layout(prog).constructor() == \
+        "nn.LSTM(8, 16, num_layers=2, bidirectional=True, proj_size=3)"
+    code, _, err = cli("new", "gru", "--proj-size", "3", "-o", tmp_path / "g.yaml")
+    assert code != 0 and "--proj-size is an nn.LSTM option" in err and not (tmp_path / "g.yaml").exists()
