@@ -80,7 +80,8 @@ def read_arrays(path, only: str | None = None) -> dict[str, np.ndarray]:
     elif p.suffix == ".json":
         arrays = _read_json(p)
     else:
-        raise DataError(f"{p}: unknown format `{p.suffix}`; use .npy, .npz or .json")
+        what = f"unknown format `{p.suffix}`" if p.suffix else "no file extension"
+        raise DataError(f"{p}: {what}; use .npy, .npz or .json")
     for name, a in arrays.items():
         if a.size == 0:
             raise DataError(f"{p}: `{name}` is empty (shape {list(a.shape)}); give at least one sequence "

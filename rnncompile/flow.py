@@ -245,7 +245,7 @@ class _Writer:
                 finals.append(scan.final)
                 if top and keep_last:
                     lasts.append(self.add(TakeLast(lpath, scan.out, f"{use.prefix}last", lengths, use.reverse)).out)
-            name = f"{path_name(path)}layer.{i}" if len(stack.layers) > 1 else f"{path_name(path)}layer"
+            name = f"{_bundle_prefix(path)}layer.{i}" if len(stack.layers) > 1 else f"{_bundle_prefix(path)}layer"
             below = self.merge(lpath, layer.merge, outs, name)
             if top:
                 if lasts:
@@ -303,7 +303,8 @@ class _Writer:
         return self.flow
 
 
-def path_name(path: tuple) -> str:
+def _bundle_prefix(path: tuple) -> str:
+    """An encoder's bundles are named `encoder.layer...`, a sequence model's `layer...`."""
     return "encoder." if path[-1:] == ("encoder",) else ""
 
 

@@ -222,7 +222,9 @@ def attention_heatmap(weights, source_tokens, target_tokens, path, title: str = 
                              f"{list(w.shape)}") from None
     w, blank = w[:len(target), :len(source)], blank[:len(target), :len(source)]
     shown = np.ma.masked_array(w, mask=blank)
-    fig = Figure(figsize=(1.6 + 0.55 * len(source), 1.2 + 0.45 * len(target)), layout="constrained")
+    # wide and tall enough for the title and the colorbar even for one source token or one produced token
+    width = max(1.6 + 0.55 * len(source), 0.9 + 0.075 * len(title or ""), 4.0)
+    fig = Figure(figsize=(width, max(1.2 + 0.45 * len(target), 2.6)), layout="constrained")
     ax = fig.add_subplot()
     ax.add_patch(Rectangle((-0.5, -0.5), len(source), len(target), facecolor="white", edgecolor="#bbbbbb",
                            hatch="///", linewidth=0, zorder=0))  # shows through where a cell is blank
