@@ -123,7 +123,7 @@ def main(argv=None):
         torch_line = f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     cc = __import__("backends.c.build", fromlist=["build"])
     print_header([f"{versions()}, dtype {args.dtype}", *blas.header(), torch_line,
-                  f"C compiler: {' '.join(cc.compiler())} {' '.join(cc.FLAGS)} (single-threaded)",
+                  f"C compiler: {' '.join(cc.compiler())} {' '.join(cc.flags())} (single-threaded)",
                   f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
                   "compile and C build excluded (the build is shown on its own)"], threads)
     print()

@@ -2,7 +2,7 @@
 process, and a 24-point sweep on the cluster against the same points one after another.
 
     python benchmarks/bench_dask.py [--sequences 1000000] [--workers 2] [--chunk 4096] [--backends c,numpy]
-                                    [--repeats 1] [--no-sweep]
+                                    [--repeats 1] [--no-sweep] [--train-sweep-only] [--train-epochs 10]
 
 The default, 1,000,000 sequences, takes about a minute on two idle cores (six at a load of 10). One
 process: `rnncompile.run` over the same chunks one after another (a single call of 1,000,000 LSTM
@@ -15,6 +15,11 @@ printed. Throughput ratios above 1 mean the cluster is faster.
 
 The sweep: examples/sweep/cells.yaml over H=16,32,64,128 × cell=elman,lstm,gru × backend=numpy,c (24 points,
 batch 256, one seed), as `rnncompile sweep` runs it, against `sweep.run_point` for each point in this process.
+
+The training sweep: specs/char_predictor.yaml trained on examples/train/corpus.txt over H=16,32 x lr=0.01,0.03
+x optimizer=sgd,adam (8 points, --train-epochs epochs, bptt 25, 16 streams, a 10% held-out split), as
+`rnncompile sweep --train` runs it, against `sweep_train.train_point` for each point in this process; the rows'
+losses must be the same floats.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--backends", default="c,numpy")
     p.add_argument("--repeats", type=int, default=1, help="timed runs of each peer (the best is reported)")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--train-sweep-only", action="store_true", help="only the 8-point training sweep")
+    p.add_argument("--train-epochs", type=int, default=10)
     return p.parse_args(argv)
 
 
@@ -138,6 +145,51 @@ def bench_sweep(client, args):
           f"compile+build summed over the points {compile_s:.2f} s; rows identical: yes")
 
 
+def bench_train_sweep(client, args):
+    from rnncompile import registry
+    from rnncompile.check import check_file
+    from rnncompile.distributed import run_sweep
+    from rnncompile.program import compile as compile_program
+    from rnncompile.sweep import TRAIN_KEYS, parse_grid, points, spec_digest, spec_facts
+    from rnncompile.sweep_train import read_train_data, train_point
+
+    spec, corpus = ROOT / "specs" / "char_predictor.yaml", ROOT / "examples" / "train" / "corpus.txt"
+    text = spec.read_text()
+    checked = check_file(spec)
+    facts = spec_facts(checked, registry.available())
+    grid = parse_grid(["H=16,32", "lr=0.01,0.03", "optimizer=sgd,adam"], facts, training=True)
+    data = read_train_data(corpus, compile_program(checked), 0.1)
+    fixed = {"backend": "numpy", "dtype": "float32", "batch": 16, "steps": None,
+             **{k: d for k, (_, d) in TRAIN_KEYS.items()}, "epochs": args.train_epochs, "bptt": 25,
+             "data_sha": data.sha, "val_split": 0.1}
+    todo = points(grid, fixed)
+    sha = spec_digest(text)
+    warm = points({"H": [8]}, {**fixed, "epochs": 1})  # untimed: each worker's first imports and gradient build
+    run_sweep(client, text, str(spec), sha, warm, {0: [0]}, facts.dims, lambda rows: None, train_data=data)
+    client.run(train_point, text, str(spec), sha, warm[0], [0], facts.dims, data)
+    train_point(text, str(spec), sha, warm[0], [0], facts.dims, data)
+    t0 = time.perf_counter()
+    serial = [r for p in todo for r in train_point(text, str(spec), sha, p, [0], facts.dims, data)]
+    t_serial = time.perf_counter() - t0
+    got = []
+    t0 = time.perf_counter()
+    failures = run_sweep(client, text, str(spec), sha, todo, {p.index: [0] for p in todo}, facts.dims, got.extend,
+                         train_data=data)
+    t_dask = time.perf_counter() - t0
+    if failures or len(got) != len(todo):
+        sys.exit(f"training sweep: {len(failures)} points failed: {failures[:1]}")
+    want = {r["key"]: (r["loss_per_epoch"], r["val_loss"]) for r in serial}
+    if any(want[r["key"]] != (r["loss_per_epoch"], r["val_loss"]) for r in got):
+        sys.exit("training sweep: the cluster's losses differ from the serial ones")
+    tokens = sum(r["tokens"] for r in got)
+    best = min(got, key=lambda r: r["val_loss"])
+    print(f"training sweep: {len(todo)} points (char_predictor on corpus.txt, H=16,32 x lr=0.01,0.03 x "
+          f"optimizer=sgd,adam; {args.train_epochs} epochs, bptt 25, 16 streams, 10% held out): one process "
+          f"{t_serial:.2f} s ({tokens / t_serial:,.0f} tokens/s), dask {args.workers} workers {t_dask:.2f} s "
+          f"({tokens / t_dask:,.0f} tokens/s), ratio {t_serial / t_dask:.2f}; losses identical: yes; best held-out "
+          f"loss {best['val_loss']:.3f} (H={best['H']}, lr={best['lr']}, {best['optimizer']})", flush=True)
+
+
 blas_default = None
 
 
@@ -158,9 +210,12 @@ def main(argv=None):
                 Client(cluster) as client:
             print(f"LocalCluster of {args.workers} started in {time.perf_counter() - t0:.2f} s")
             rows = []
+            if args.train_sweep_only:
+                return bench_train_sweep(client, args)
             bench_batch(client, args, blas, rows)
             if not args.no_sweep:
                 bench_sweep(client, args)
+                bench_train_sweep(client, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 _PUBLIC = {  # name -> the module that defines it
     "compile": "program", "compile_text": "program", "Program": "program",
-    "run": "api", "make_params": "api", "complete": "api", "lengths_from_mask": "api", "grad": "api",
+    "run": "api", "make_params": "api", "complete": "api", "lengths_from_mask": "api", "grad": "api", "train": "api",
     "Executable": "drivers", "RunResult": "drivers",
     "check_file": "check", "check_text": "check",
     "RnnCompileError": "errors", "SpecError": "errors", "UsageError": "errors", "DataError": "errors",
@@ -21,7 +21,7 @@ __all__ = list(_PUBLIC)
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what editors and type checkers see
-    from .api import complete, grad, lengths_from_mask, make_params, run
+    from .api import complete, grad, lengths_from_mask, make_params, run, train
     from .check import check_file, check_text
     from .drivers import Executable, RunResult
     from .errors import DataError, RnnCompileError, SpecError, UsageError

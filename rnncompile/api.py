@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .data import MAX_RUN_ELEMENTS, check_budget, random_inputs
+from .data import MAX_RUN_ELEMENTS, check_budget, lengths_from_mask, random_inputs  # noqa: F401 (public)
 from .drivers import Executable, RunResult, progress_total
 from .drivers import complete as drivers_complete
 from .errors import DataError
@@ -114,13 +114,14 @@ def run(program: Program, inputs: dict | None = None, params: dict | None = None
 
 def grad(program: Program, inputs: dict, target=None, params: dict | None = None, weights=None,
          loss: str | None = None, lengths=None, context: dict | None = None, init_state: dict | None = None,
-         reduction: str = "sum", seed: int = 0, dtype: str = "float64", backend: str = "numpy",
+         reduction: str | None = None, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
          wrt_state: bool = False):
     """The loss of a batch and its gradient with respect to every param, by backpropagation through the
     model's flow (rnncompile.autodiff). `target`: token ids (or values, for mse) per step [B, T, ...] or per
     sequence; an encoder-decoder reads its teacher-forcing target from `inputs`. `loss`: xent (the default
-    with a vocabulary) or mse. Returns autodiff.bptt.Gradients: `.loss`, `.grads` keyed as weight files,
-    `.start_state`, `.inputs`, and with `wrt_state` `.states` (d loss / d state after every step)."""
+    with a vocabulary), mse or bce; `loss` and `reduction` (sum) default to the spec's `train:`. Returns
+    autodiff.bptt.Gradients: `.loss`, `.grads` keyed as weight files, `.start_state`, `.inputs`, and with
+    `wrt_state` `.states` (d loss / d state after every step)."""
     from .autodiff.bptt import GradProgram
     from .autodiff.losses import default_loss
 
@@ -128,6 +129,24 @@ def grad(program: Program, inputs: dict, target=None, params: dict | None = None
         params = make_params(program, seed, weights, dtype)
     gp = GradProgram(program, default_loss(program, loss), None, reduction, backend, dtype, wrt_state)
     return gp(inputs, target, params, lengths, init_state, context)
+
+
+def train(spec_or_program, data=None, *, text: str | None = None, epochs: int = 10, lr: float = 0.01,
+          optimizer: str = "adam", batch: int = 16, val_split: float | None = None, seed: int = 0,
+          dims: dict | None = None, **options):
+    """Train a spec's params (rnncompile.autodiff.train.fit); returns a TrainResult `(params, history)`.
+    `data`: a file, by its kind (.txt text, .npz/.json dataset, .tsv source<TAB>target pairs, a tree bank for
+    a tree model), a dict of arrays (inputs, `target`, `lengths`), a list of trees, or a list of (source,
+    target) strings; `text`: a text to learn the next token of. `options`: momentum, nesterov,
+    weight_decay, clip, clip_value, schedule (constant|step|cosine), step_size, gamma, min_lr, warmup, bptt,
+    weights, params, loss, dtype, backend, patience, checkpoint (a folder), resume (a checkpoint), progress,
+    echo (told each epoch's line). `history`: .epochs and .validation (mean loss per epoch), .best_epoch."""
+    from .autodiff.train import fit
+    from .program import compile as compile_program
+
+    program = spec_or_program if isinstance(spec_or_program, Program) else compile_program(spec_or_program, dims)
+    return fit(program, data, text=text, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
+               val_split=val_split, seed=seed, **options)
 
 
 def trace_names(cell) -> dict[str, int]:
@@ -309,15 +328,6 @@ def _check_lengths(lengths, batch: int, steps: int, name: str | None = None) -> 
         raise DataError(f"{what} must be {batch} whole numbers (one per sequence), got shape {list(lengths.shape)}")
     if lengths.min() < 1 or lengths.max() > steps:
         raise DataError(f"{what} must lie in 1..{steps} (the padded length); got {lengths.min()}..{lengths.max()}")
-    return lengths
-
-
-def lengths_from_mask(mask) -> np.ndarray:
-    """A [B, T] mask of real steps (ones then zeros) as lengths."""
-    mask = np.asarray(mask).astype(bool)
-    lengths = mask.sum(axis=1)
-    if not np.array_equal(mask, np.arange(mask.shape[1])[None] < lengths[:, None]):
-        raise DataError("a mask must mark each sequence's real steps as a prefix: ones, then zeros")
     return lengths
 
 

@@ -88,6 +88,11 @@ def check_data(data: dict, smap: SourceMap, dim_overrides: dict[str, int] | None
                     sink.warn(f"cell `{name}` is not used by the model", f"cells.{name}", smap.key_loc(("cells", name)))
     if plan is not None:
         check_step_reads(plan, smap, sink)
+    if plan is not None and spec.train is not None and not sink.errors and \
+            not any(p[:1] == ("train",) for p in dropped):  # (a model with errors has nothing to check against)
+        from .train_spec import check_train
+
+        check_train(spec, plan, smap, sink)
     sink.raise_if_errors()
     return Checked(spec, dims, plan, smap, sink.warnings)
 
@@ -337,10 +342,20 @@ def _report_validation(err: ValidationError, data, smap: SourceMap, sink: Diagno
                 msg = "expected an expression, got a YAML list"
                 hint = (f"YAML reads a value that starts with `[` as a list; to write a literal vector, quote the "
                         f"expression (`{path[-1]}: \"[1, 0, -1]\"`), or name the constant under the cell's `consts:`")
+            hint = hint or _value_hint(path)
             if isinstance(got, int) and not isinstance(got, bool) and abs(got) > MAX_SIZE:
                 got = too_large(got)  # not 400 digits in a message
             sink.error(f"{msg}, got `{got}`" if not isinstance(got, (dict, list)) else msg, where,
                        smap.value_loc(path), hint)
+
+
+def _value_hint(path) -> str:
+    """The way forward for a value the schema refuses, where the bare "expected X" names none."""
+    if len(path) >= 2 and path[0] == "model" and path[-1] == "keep":
+        return ("an encoder keeps its final state, the summary vector C that starts the decoder; for a decoder "
+                "that reads every encoder step (attention), leave `keep` out and give the decoder "
+                "`memory: {enc: h}` (see specs/attention_luong.yaml)")
+    return ""
 
 
 def _data_path(loc, data) -> tuple:

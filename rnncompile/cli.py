@@ -18,16 +18,9 @@ from .progress import wanted as wanted_progress
 
 
 def _parse_dims(values) -> dict[str, int]:
-    dims = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise UsageError(f"--dim {item}: write --dim NAME=SIZE, e.g. --dim H=64")
-        try:
-            dims[name.strip()] = int(value)
-        except ValueError:
-            raise UsageError(f"--dim {item}: `{value}` is not a whole number") from None
-    return dims
+    from .dims import parse_dim_options
+
+    return parse_dim_options(values)
 
 
 def _warn(checked) -> None:
@@ -127,7 +120,8 @@ def _validate_json(spec, dims) -> None:
 @click.option("--save-weights", type=click.Path(dir_okay=False), help="write the params used to an .npz")
 @click.option("--init-state", type=click.Path(dir_okay=False),
               help="start from a saved state (the state.* arrays of an earlier --output .npz): streaming")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write outputs and final state (.npz/.json)")
+@click.option("--output", "-o", type=click.Path(), help="write outputs and final state (.npz/.json); with --engine "
+              "dask also out.zarr or a folder out/ of .npy files, written by the workers chunk by chunk")
 @click.option("--trace", is_flag=True, help="record every node at every step and print a step table")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="execution backend")
@@ -160,12 +154,17 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
 
     if input_file and text:
         raise UsageError("give either --input or --text, not both")
-    _check_outputs(("--output", None if output == STDOUT else output, OUTPUT_FORMATS),
+    store = _chunked_output(output, engine)
+    _check_outputs(("--output", None if output == STDOUT or store else output, OUTPUT_FORMATS),
                    ("--save-weights", save_weights, None))
     echo = functools.partial(click.echo, err=output == STDOUT)  # with -o -, stdout holds the JSON alone
     program = compile_program(spec, _parse_dims(dims), optimize=not trace)
     _warn(program.checked)
     _check_engine(program, engine, chunk, scheduler, workers, trace)
+    if store:
+        from .distributed import check_store_run
+
+        check_store_run(program)
     if quant:
         from .quant.cli import configure_run
 
@@ -200,7 +199,13 @@ def run(spec, dims, batch, steps, seed, input_file, text, weights, save_weights,
     try:
         if engine == "dask":
             result = _run_on_dask(program, inputs, params, state, lengths, context, batch, steps, seed, dtype,
-                                  backend, chunk, scheduler, workers, wanted_progress(progress), echo)
+                                  backend, chunk, scheduler, workers, wanted_progress(progress), echo,
+                                  output if store else None)
+            if result is None:  # the workers wrote the outputs, chunk by chunk
+                if save_weights:
+                    save_npz(save_weights, params)
+                    echo(f"weights written to {save_weights}")
+                return
         else:
             result = api.run(program, inputs=inputs, params=params, init_state=state, lengths=lengths,
                              context=context, batch=batch, steps=steps, seed=seed, dtype=dtype, backend=backend,
@@ -245,15 +250,29 @@ def _check_engine(program, engine, chunk, scheduler, workers, trace) -> None:
     check_shardable(program, trace)
 
 
+def _chunked_output(output, engine) -> bool:
+    """-o out.zarr or -o outdir/: written by the Dask workers (checked here, before any work)."""
+    from .run_store import check_store, is_store
+
+    if not is_store(output):
+        return False
+    if engine != "dask":
+        raise UsageError(f"--output {output}: chunked output (.zarr or a folder of .npy) is written by the Dask "
+                         f"workers: add --engine dask, or write .npz")
+    check_store(output)
+    return True
+
+
 def _run_on_dask(program, inputs, params, state, lengths, context, batch, steps, seed, dtype, backend, chunk,
-                 scheduler, workers, progress, echo):
+                 scheduler, workers, progress, echo, store=None):
     from .distributed import DEFAULT_CHUNK, connect, run_sharded
 
     with connect(scheduler, workers, note=echo) as client:
         done = run_sharded(client, program, inputs, params, state, lengths, context, batch, steps, seed, dtype,
-                           backend, chunk or DEFAULT_CHUNK, progress, note=echo)
+                           backend, chunk or DEFAULT_CHUNK, progress, note=echo, store=store)
     echo(f"dask: {done.chunks} chunk{'s' if done.chunks != 1 else ''} on {done.workers} "
-         f"worker{'s' if done.workers != 1 else ''} in {done.seconds:.2f} s")
+         f"worker{'s' if done.workers != 1 else ''} in {done.seconds:.2f} s"
+         + (f"; outputs written to {store} by the workers" if store else ""))
     return done.result
 
 
@@ -296,7 +315,9 @@ def _token_input(program, spec, vocab) -> str:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--grid", "-g", "grid", multiple=True, metavar="KEY=V1,V2,...",
               help="a swept key and its values, repeatable: a dim (H=32,64,128), cell (the cell `scan:` runs: "
-                   "cell=lstm,gru), backend, dtype, batch or steps; every combination is one point")
+                   "cell=lstm,gru), backend, dtype, batch or steps; quant (fixed-point formats, q7,q15,q3.12, with "
+                   "--backend fixed); with --train lr, optimizer, epochs, clip, bptt [default: `rnncompile "
+                   "train`'s]; every combination is one point")
 @dim_option
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1, max=10_000),
               help="run every point with seeds 0..N-1 (the weights and inputs of `run --seed S`)")
@@ -308,29 +329,32 @@ def _token_input(program, spec, vocab) -> str:
               help="the results table, .csv or .parquet (pyarrow); an existing one is resumed")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
               help="draw a metric against a swept value (.png, .svg or .pdf)")
-@click.option("--metric", help="--plot: the column to draw, e.g. y.absmax or run_s [default: the first output's std]")
-@click.option("--plot-x", "plot_x", metavar="KEY", help="--plot: the swept key on the x axis [default: the first numeric]")
+@click.option("--metric", help="--plot: the column to draw, e.g. y.absmax or run_s [default: a training sweep's "
+              "val_loss (else train_loss), a quant sweep's first max_err, else the first output's std]")
+@click.option("--plot-x", "plot_x", metavar="KEY",
+              help="--plot: the swept key on the x axis [default: quant, else the first numeric]")
 @click.option("--train", "train_data", metavar="DATA",
-              help="not yet available: training sweeps wait for `rnncompile train` (the training issue)")
+              help="train every point (and seed) on this data: a text (a predictor learns the next token) or a "
+                   ".npz/.json of inputs and target, as `rnncompile train` reads them")
+@click.option("--val-split", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              help="--train: hold out this share of the data (its end) and report its loss")
 @_engine_options
 @progress_option
 def sweep(spec, grid, dims, seeds, backend, dtype, batch, steps, output, plot_file, metric, plot_x, train_data,
-          scheduler, workers, progress):
+          val_split, scheduler, workers, progress):
     """Run every point of a grid of dims, cells, backends and dtypes as a Dask task; one results row per
     point and seed (settings, mean/std/abs-max of each output, final-state norms, compile and run times).
     An interrupted sweep resumes: points already in the results file are skipped.
 
-    Simulation only: training sweeps (--train) wait for the training issue and are refused."""
+    With --train every point trains instead: rows give the final training (and held-out) loss, the loss
+    of every epoch and tokens per second. With quant=FORMATS: the error of fixed point against float."""
     from .sweep_cli import SweepOptions, sweep as run_sweep
     from .sweep_table import FORMATS, check_format
 
-    if train_data is not None:
-        raise UsageError("--train: training sweeps are not available yet: they wait for `rnncompile train` "
-                         "(the training issue); sweep simulations without --train")
     _check_outputs(("--output", output, FORMATS), ("--plot", plot_file, (".png", ".svg", ".pdf")))
     check_format(output)
     opts = SweepOptions(spec, grid, _parse_dims(dims), seeds, backend, dtype, batch, steps, output, plot_file, metric,
-                        plot_x, scheduler, workers, wanted_progress(progress))
+                        plot_x, scheduler, workers, wanted_progress(progress), train_data, val_split)
     run_sweep(opts, lambda line: click.echo(line, err=True), lambda w: click.echo(w.format(), err=True))
 
 
@@ -439,6 +463,11 @@ def plot(spec, dims, output, show, memory, steps, seed, input_file, weights, seq
     click.echo(f"wrote {path}")
 
 
+from .plot_gradients_cli import WithSubcommands, gradients as _plot_gradients  # noqa: E402  (click only)
+
+cli.add_command(WithSubcommands(plot, _plot_gradients))  # `plot SPEC ...` as before; `plot gradients SPEC ...`
+
+
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
@@ -508,9 +537,10 @@ def complete(spec, dims, prompt, steps, temperature, top_k, greedy, seed, weight
     click.echo(prompt + sep + result.text)
 
 
-loss_option = click.option("--loss", type=click.Choice(["xent", "mse"]), default=None,
-                           help="cross-entropy of a distribution against target tokens, or mean squared error "
-                                "[default: xent with a vocabulary, else mse]")
+loss_option = click.option("--loss", metavar="KIND", default=None,
+                           help="a loss of rnncompile.autodiff.losses: xent (cross-entropy of a distribution "
+                                "against target tokens), mse (mean squared error), bce (binary cross-entropy) "
+                                "[default: the spec's train: loss, else xent with a vocabulary, else mse]")
 
 
 @cli.command(name="grad")
@@ -521,8 +551,9 @@ loss_option = click.option("--loss", type=click.Choice(["xent", "mse"]), default
 @click.option("--text", help="a predictor: inputs text[:-1], targets text[1:]")
 @loss_option
 @click.option("--output-name", help="the output the loss reads, when the model has several")
-@click.option("--reduction", type=click.Choice(["sum", "mean"]), default="sum", show_default=True,
-              help="sum: over each sequence's steps, mean over the batch; mean: over every real step")
+@click.option("--reduction", type=click.Choice(["sum", "mean"]), default=None,
+              help="sum: over each sequence's steps, mean over the batch; mean: over every real step "
+                   "[default: the spec's train: reduction, else sum]")
 @click.option("--weights", type=click.Path(dir_okay=False), help="param values from an .npz keyed by param name")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="seed for random weights, inputs and targets")
 @click.option("--batch", "-b", default=2, show_default=True, type=click.IntRange(min=1), help="random inputs: sequences")
@@ -547,37 +578,83 @@ def grad_(spec, dims, input_file, text, loss, output_name, reduction, weights, s
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @dim_option
-@click.option("--text", "text_file", type=click.Path(dir_okay=False),
-              help="a text file: a predictor learns the next token (inputs text[:-1], targets text[1:])")
-@click.option("--input", "input_file", type=click.Path(dir_okay=False),
-              help="a dataset (.npz or .json): inputs, `target`, and `lengths` or `mask`")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--data", "data_file", type=click.Path(dir_okay=False),
+              help="the training data, by its kind: a .txt text (a predictor learns the next token), an .npz or "
+                   ".json dataset (inputs, `target`, `lengths` or `mask`), a .tsv of source<TAB>target pairs (an "
+                   "encoder-decoder, teacher-forced), or for a tree model a tree bank (one labelled tree a line)")
+@click.option("--text", "text_file", type=click.Path(dir_okay=False), help="a text file (as --data FILE.txt)")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="a dataset (as --data FILE.npz)")
+@click.option("--val-split", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), metavar="F",
+              help="hold out the last F of the sequences, trees or pairs (of the text's tokens) and report their "
+                   "loss after every epoch")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1),
+              help="the run's epochs (with --resume: the total, counting those done)")
 @click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="learning rate")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True,
-              help="sgd: with momentum 0.9; adam: Kingma & Ba")
+              help="learning rate (the peak, with a schedule)")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="adam", show_default=True,
+              help="sgd: with momentum; adam: Kingma & Ba; adamw: Adam with decoupled weight decay")
+@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(min=0), help="sgd's momentum")
+@click.option("--nesterov", is_flag=True, help="sgd: Nesterov momentum")
+@click.option("--weight-decay", type=click.FloatRange(min=0), metavar="WD",
+              help="sgd, adam: an L2 term WD * p in the gradient; adamw: p *= 1 - lr * WD each step "
+                   "[default: 0; adamw 0.01]")
 @click.option("--clip", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="clip the gradient to this global norm")
+@click.option("--clip-value", type=click.FloatRange(min=0, min_open=True),
+              help="clamp each gradient element to [-V, V] (before the norm clipping)")
+@click.option("--schedule", type=click.Choice(["constant", "step", "cosine"]), default="constant",
+              show_default=True, help="the learning rate over the optimizer steps: constant; step: times --gamma "
+                                      "every --step-size steps; cosine: down to --min-lr at the last step")
+@click.option("--step-size", default=100, show_default=True, type=click.IntRange(min=1),
+              help="--schedule step: optimizer steps between decays")
+@click.option("--gamma", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="--schedule step: the factor of each decay")
+@click.option("--min-lr", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="--schedule cosine: the last step's learning rate")
+@click.option("--warmup", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="ramp the learning rate up linearly over the first N optimizer steps")
 @click.option("--bptt", type=click.IntRange(min=1),
-              help="--text: truncated BPTT over windows of K steps, the state carried from window to window "
+              help="a text: truncated BPTT over windows of K steps, the state carried from window to window "
                    "[default: windows of the time dim, each from the start state]")
 @click.option("--batch", "-b", default=16, show_default=True, type=click.IntRange(min=1),
-              help="--text: parallel streams; --input: sequences per step")
+              help="a text: parallel streams; otherwise sequences, trees or pairs per step")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="seed for the first weights and the order")
 @click.option("--weights", type=click.Path(dir_okay=False), help="start from these weights (.npz)")
-@loss_option
+@click.option("--loss", metavar="KIND", help="a loss of rnncompile.autodiff.losses (xent: cross-entropy against "
+                                            "target tokens; mse: mean squared error; ...) [default: xent with a "
+                                            "vocabulary, else mse]")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backend", default="numpy", show_default=True, help="the backend that runs the cells")
+@click.option("--patience", type=click.IntRange(min=1), metavar="N",
+              help="stop after N epochs without a better validation loss, keeping the best epoch's weights "
+                   "(needs --val-split)")
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="after every epoch write DIR/epoch-NNNN.npz: weights, optimizer state, epoch, generator state")
+@click.option("--resume", type=click.Path(exists=True), metavar="CKPT",
+              help="continue a run from a checkpoint file (or a --checkpoint folder's last), exactly")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
+              help="draw the training and validation loss against epoch (.png, .svg or .pdf)")
 @click.option("--save-weights", required=True, type=click.Path(dir_okay=False), help="write the trained params (.npz)")
 @progress_option
-def train(spec, dims, text_file, input_file, epochs, lr, optimizer, clip, bptt, batch, seed, weights, loss, dtype,
-          backend, save_weights, progress):
-    """Train a spec's params by backpropagation through time; prints the loss of every epoch."""
+def train(spec, dims, data_file, text_file, input_file, val_split, epochs, lr, optimizer, momentum, nesterov,
+          weight_decay, clip, clip_value, schedule, step_size, gamma, min_lr, warmup, bptt, batch, seed, weights, loss,
+          dtype, backend, patience, checkpoint_dir, resume, plot_file, save_weights, progress):
+    """Train a spec's params by backpropagation through time (or structure); prints the loss of every epoch."""
     from .autodiff.commands import train_command
 
-    _check_outputs(("--save-weights", save_weights, (".npz",)))
-    train_command(spec, _parse_dims(dims), text_file, input_file, epochs, lr, optimizer, clip, bptt, batch, seed,
-                  weights, loss, dtype, backend, save_weights, wanted_progress(progress), click.echo)
+    given = [(o, v) for o, v in (("--data", data_file), ("--text", text_file), ("--input", input_file)) if v]
+    if len(given) != 1:
+        raise UsageError("give the training data once: --data FILE (a .txt text, an .npz or .json dataset, a .tsv "
+                         "of source<TAB>target pairs, or a tree bank)" + (f"; got {' and '.join(o for o, _ in given)}"
+                                                                          if given else ""))
+    _check_outputs(("--save-weights", save_weights, (".npz",)), ("--plot", plot_file, (".png", ".svg", ".pdf")))
+    train_command(spec, _parse_dims(dims), given[0][1], epochs, save_weights, plot_file, wanted_progress(progress),
+                  click.echo, val_split=val_split, lr=lr, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
+                  weight_decay=weight_decay, clip=clip, clip_value=clip_value, schedule=schedule,
+                  step_size=step_size, gamma=gamma, min_lr=min_lr, warmup=warmup, bptt=bptt, batch=batch, seed=seed,
+                  weights=weights, loss=loss, dtype=dtype, backend=backend, patience=patience,
+                  checkpoint=checkpoint_dir, resume=resume,
+                  data_kind={"--text": "text", "--input": "arrays"}.get(given[0][0]))
 
 
 @cli.command()

@@ -271,3 +271,12 @@ def save_outputs(path, arrays: dict[str, np.ndarray]) -> None:
 
 OUTPUT_FORMATS = (".npz", ".json")
 STDOUT = "-"  # `-o -`: the outputs as JSON on stdout (and everything else a run prints on stderr)
+
+
+def lengths_from_mask(mask) -> np.ndarray:
+    """A [B, T] mask of real steps (ones then zeros) as lengths."""
+    mask = np.asarray(mask).astype(bool)
+    lengths = mask.sum(axis=1)
+    if not np.array_equal(mask, np.arange(mask.shape[1])[None] < lengths[:, None]):
+        raise DataError("a mask must mark each sequence's real steps as a prefix: ones, then zeros")
+    return lengths

@@ -87,3 +87,19 @@ def _eval_operand(node, dims) -> int:
     if isinstance(node, E.Neg):
         return -_eval(node.operand, dims)
     raise DimError("a size may only use numbers, dim names, + - * / and parentheses", getattr(node, "pos", 0))
+
+
+def parse_dim_options(values) -> dict[str, int]:
+    """`--dim NAME=SIZE` options, as every command reads them."""
+    from .errors import UsageError
+
+    dims = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"--dim {item}: write --dim NAME=SIZE, e.g. --dim H=64")
+        try:
+            dims[name.strip()] = int(value)
+        except ValueError:
+            raise UsageError(f"--dim {item}: `{value}` is not a whole number") from None
+    return dims

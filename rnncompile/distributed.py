@@ -15,6 +15,9 @@ blocks in a tail), and some of its cells (the NTM's) sum a tail block in another
 at multiples of ALIGN sequences and hold a multiple of it (the last one ends the batch, as the local
 run's does), and on a backend that calls BLAS they hold enough sequences that every weight product takes
 the large-matrix kernels, as the whole batch's does (min_rows). tests/test_dask.py checks the bits.
+
+With a chunked output (`-o out.zarr` or `-o outdir/`, run_store.py) each chunk's task writes its rows into
+the output itself and returns nothing: the client never holds the outputs.
 """
 from __future__ import annotations
 
@@ -161,8 +164,10 @@ def _pickled(shipped: Shipped) -> bytes:
 
 
 @contextlib.contextmanager
-def shipped_to_workers(client: Client, shipped: Shipped):
-    blob = _pickled(shipped)
+def shipped_to_workers(client: Client, shipped):
+    """Put `shipped` (a Shipped run, or any picklable value: a training sweep's data) in every worker's
+    memory for the block; yields the key a task finds it by (see `from_client`)."""
+    blob = _pickled(shipped) if isinstance(shipped, Shipped) else pickle.dumps(shipped, pickle.HIGHEST_PROTOCOL)
     key = hashlib.sha256(blob).hexdigest()[:24]
     name = f"rnncompile-run-{key}"
     _through_lost_workers(lambda: client.register_plugin(ShipProgram(key, blob), name=name))
@@ -193,13 +198,19 @@ class _UserError:
     message: str
 
 
+def from_client(key: str):
+    """On a worker: what `shipped_to_workers` put there under `key`."""
+    shipped = _SHIPPED.get(key)
+    if shipped is None:
+        raise RuntimeError(f"worker has no shipped value {key} (its plugin did not run here)")
+    return shipped
+
+
 def run_chunk(key: str, part: dict):
     """Run one chunk of sequences on this worker: (outputs, final state, tokens, lengths, steps)."""
     from . import api
 
-    shipped = _SHIPPED.get(key)
-    if shipped is None:
-        raise RuntimeError(f"worker has no program {key} (its plugin did not run here)")
+    shipped = from_client(key)
     try:
         r = api.run(shipped.program, inputs=part["inputs"], params=shipped.params, init_state=part["init_state"],
                     lengths=part["lengths"], context=part["context"], steps=shipped.steps, seed=shipped.seed,
@@ -207,6 +218,30 @@ def run_chunk(key: str, part: dict):
     except (DataError, SpecError) as e:
         return _UserError(type(e).__name__, e.format().removeprefix("error: "))
     return r.outputs, r.final_state, r.tokens, r.lengths, r.steps
+
+
+def run_chunk_into(key: str, part: dict, layout, start: int):
+    """Run one chunk and write its rows into the chunked output from row `start`; returns None (or the
+    chunk's input error)."""
+    from .run_store import run_arrays, write_chunk
+
+    value = run_chunk(key, part)
+    if isinstance(value, _UserError):
+        return value
+    error = write_chunk(layout, start, run_arrays(value))
+    return None if error is None else _UserError("DataError", error)
+
+
+def check_store_run(program) -> None:
+    """A chunked output holds arrays of one shape: refuse a decoder that stops at its end token (each chunk
+    would write as many tokens as its own slowest sequence)."""
+    from .drivers import start_and_end_ids
+
+    dec = program.plan.decoder
+    if dec is not None and dec.feed != "target" and program.vocab is not None \
+            and start_and_end_ids(program.vocab)[1] is not None:
+        raise UsageError(f"the decoder of {program.checked.file} stops at its end token, so its outputs' length "
+                         f"is known only once every chunk ran; write them gathered (-o out.npz)")
 
 
 # ---- one batch, sharded ---------------------------------------------------------------------------
@@ -255,24 +290,24 @@ def chunk_bounds(batch: int, chunk: int, least: int = 1, align: int = ALIGN) -> 
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _random_inputs(program, batch, steps, seed, dtype):
+def _random_inputs(program, batch, steps, seed, dtype, gathered=True):
     """The seeded inputs `api.run` makes when given none (the same calls, so the same numbers)."""
     from . import api
     from .data import random_inputs
 
     steps = program.checked.steps(steps)
-    check_client_budget(program, batch, steps)
+    check_client_budget(program, batch, steps, gathered)
     vocab = len(program.vocab.tokens) if program.vocab else None
     return random_inputs(api.input_infos(program), batch, steps, seed, dtype, vocab), steps
 
 
-def check_client_budget(program, batch: int, steps: int) -> None:
-    """The client holds the inputs, the gathered outputs and the final state; each chunk's own work is
-    checked where it runs (api.run on the worker)."""
+def check_client_budget(program, batch: int, steps: int, gathered: bool = True) -> None:
+    """The client holds the inputs, the gathered outputs and the final state (only the inputs when the
+    workers write the outputs); each chunk's own work is checked where it runs (api.run on the worker)."""
     from .data import check_budget
 
     parts = program.run_values(batch, steps)
-    held = {k: parts[k] for k in ("inputs", "outputs", "final state")}
+    held = {k: parts[k] for k in (("inputs", "outputs", "final state") if gathered else ("inputs",))}
     total = sum(held.values())
     check_budget(f"the gathered run ({', '.join(f'{k} {v:.3g}' for k, v in held.items())})", total)
 
@@ -309,22 +344,26 @@ class ShardedRun:
     workers: int
     seconds: float
     resubmitted: list = field(default_factory=list)  # chunk indices sent again after their worker died
+    store: str | None = None  # the chunked output the workers wrote (result is then None)
 
 
 def run_sharded(client: Client, program, inputs: dict | None = None, params: dict | None = None,
                 init_state: dict | None = None, lengths=None, context: dict | None = None, batch: int = 1,
                 steps: int | None = None, seed: int = 0, dtype: str = "float32", backend: str = "numpy",
-                chunk: int = DEFAULT_CHUNK, progress: bool = False, retries: int = RETRIES, note=None) -> ShardedRun:
+                chunk: int = DEFAULT_CHUNK, progress: bool = False, retries: int = RETRIES, note=None,
+                store: str | None = None) -> ShardedRun:
     """`rnncompile.run` with the batch split into chunks of about `chunk` sequences (at least min_rows, see
     chunk_bounds) run as Dask tasks, the outputs gathered in order: the RunResult a local run gives, bit for
-    bit."""
+    bit. With `store` (a .zarr or folder path) the workers write them there instead (run_store.py), the
+    folder renamed into place once every chunk is in; nothing is written if the run fails."""
     from . import api
-    from .progress import bar
 
     check_shardable(program)
+    if store is not None:
+        check_store_run(program)
     plan = program.plan
     if inputs is None:
-        inputs, steps = _random_inputs(program, batch, steps, seed, dtype)
+        inputs, steps = _random_inputs(program, batch, steps, seed, dtype, gathered=store is None)
     if context is None and plan.context:
         context = _random_context(program, batch, seed, dtype)
     context = context or {}
@@ -338,6 +377,49 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
              f"(the c backend's bound is {ALIGN})")
     bounds = chunk_bounds(b, chunk, least)
     t0 = time.perf_counter()
+    layout = None
+    if store is not None:
+        layout = _make_store(store, program, inputs, params, init_state, lengths, context, b, steps, seed, dtype,
+                             backend, bounds)
+    try:
+        results, resubmitted = _run_chunks(client, program, inputs, params, init_state, lengths, context, steps, seed,
+                                           dtype, backend, bounds, progress, retries, note, layout)
+        if layout is not None:
+            from .run_store import commit
+
+            commit(layout, store)
+    except BaseException:
+        if layout is not None:
+            from .run_store import discard
+
+            discard(layout)
+        raise
+    workers = len(client.scheduler_info().get("workers", {}))
+    if layout is not None:
+        return ShardedRun(None, len(bounds), workers, time.perf_counter() - t0, resubmitted, store)
+    return ShardedRun(merge(program, results), len(bounds), workers, time.perf_counter() - t0, resubmitted)
+
+
+def _make_store(store, program, inputs, params, init_state, lengths, context, b, steps, seed, dtype, backend, bounds):
+    """The chunked output's arrays at full size, shaped as one sequence's run (here, on the client) says."""
+    from . import api
+    from .run_store import create, run_arrays
+
+    probe = api.run(program, inputs=_take(inputs, 0, 1), params=params, init_state=_take(init_state, 0, 1),
+                    lengths=_take(lengths, 0, 1), context=_take(context, 0, 1) or None, steps=steps, seed=seed,
+                    dtype=dtype, backend=backend)
+    about = {"spec": program.name, "backend": backend, "dtype": dtype, "seed": seed, "sequences": b,
+             "chunks": [list(c) for c in bounds]}
+    return create(store, run_arrays((probe.outputs, probe.final_state, probe.tokens, probe.lengths)), b, bounds,
+                  about)
+
+
+def _run_chunks(client, program, inputs, params, init_state, lengths, context, steps, seed, dtype, backend, bounds,
+                progress, retries, note, layout):
+    """Every chunk as a task, sent again if its worker died; the results in order (None each with `layout`)."""
+    from .progress import bar
+
+    b = bounds[-1][1]
     parts = [{"inputs": _take(inputs, a, z), "context": _take(context, a, z) or None,
               "lengths": _take(lengths, a, z), "init_state": _take(init_state, a, z)} for a, z in bounds]
     results: list = [None] * len(bounds)
@@ -351,7 +433,8 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
             tries[i] += 1
             if data is None:
                 (data,) = _through_lost_workers(lambda: client.scatter([parts[i]], hash=False))
-            fut = client.submit(run_chunk, key, data, retries=retries, key=f"rnncompile-chunk-{run}-{i}-{tries[i]}")
+            task = (run_chunk, key, data) if layout is None else (run_chunk_into, key, data, layout, bounds[i][0])
+            fut = client.submit(*task, retries=retries, key=f"rnncompile-chunk-{run}-{i}-{tries[i]}")
             index_of[fut.key] = i
             return fut
 
@@ -381,8 +464,7 @@ def run_sharded(client: Client, program, inputs: dict | None = None, params: dic
                 parts[i] = None
                 if shown is not None:
                     shown.update(z - a)
-    workers = len(client.scheduler_info().get("workers", {}))
-    return ShardedRun(merge(program, results), len(bounds), workers, time.perf_counter() - t0, resubmitted)
+    return results, resubmitted
 
 
 def _lost(fut) -> bool:
@@ -434,18 +516,28 @@ class SweepFailure:
 
 
 def run_sweep(client: Client, spec_text: str, spec_file: str, spec_sha: str, todo: list, seeds: dict,
-              dim_names, on_rows, progress: bool = False, retries: int = RETRIES) -> list[SweepFailure]:
-    """Every point of `todo` as one task (compile, then run its seeds from `seeds[point.index]`);
-    `on_rows(rows)` is called as each point finishes, in the order they finish. A worker that dies
-    takes no finished row with it: rows reach the client as soon as their point ends, and the scheduler
-    runs a lost worker's points again elsewhere. Returns the points that failed on every try."""
+              dim_names, on_rows, progress: bool = False, retries: int = RETRIES,
+              train_data=None) -> list[SweepFailure]:
+    """Every point of `todo` as one task (compile, then run its seeds from `seeds[point.index]`, or with
+    `train_data` (a sweep_train.TrainData) train them); `on_rows(rows)` is called as each point finishes,
+    in the order they finish. A worker that dies takes no finished row with it: rows reach the client as
+    soon as their point ends, and the scheduler runs a lost worker's points again elsewhere. The training
+    data reaches each worker once (as a program does). Returns the points that failed on every try."""
+    with contextlib.ExitStack() as stack:
+        data_key = None if train_data is None else stack.enter_context(shipped_to_workers(client, train_data))
+        return _run_points(client, spec_text, spec_file, spec_sha, todo, seeds, dim_names, on_rows, progress,
+                           retries, data_key)
+
+
+def _run_points(client, spec_text, spec_file, spec_sha, todo, seeds, dim_names, on_rows, progress, retries,
+                data_key) -> list[SweepFailure]:
     from .progress import bar
 
     futures, point_of = [], {}
     run = uuid.uuid4().hex[:16]
     for point in todo:
         fut = client.submit(sweep_task, spec_text, spec_file, spec_sha, point, seeds[point.index], tuple(dim_names),
-                            retries=retries, pure=False, key=f"rnncompile-point-{run}-{point.index}")
+                            data_key, retries=retries, pure=False, key=f"rnncompile-point-{run}-{point.index}")
         point_of[fut.key] = point
         futures.append(fut)
     failures = []
@@ -465,12 +557,18 @@ def run_sweep(client: Client, spec_text: str, spec_file: str, spec_sha: str, tod
     return failures
 
 
-def sweep_task(spec_text, spec_file, spec_sha, point, seeds, dim_names):
+def sweep_task(spec_text, spec_file, spec_sha, point, seeds, dim_names, data_key=None):
     """One point on a worker. A spec error (a dim too small for the spec, say) is the same on every try:
     it comes back as a value, formatted (rnncompile's errors are not all picklable), and is not retried."""
     from .sweep import run_point
+    from .sweep_quant import quant_point
+    from .sweep_train import train_point
 
     try:
+        if data_key is not None:
+            return train_point(spec_text, spec_file, spec_sha, point, seeds, dim_names, from_client(data_key))
+        if point.settings.get("quant") is not None:  # errors of fixed point against float
+            return quant_point(spec_text, spec_file, spec_sha, point, seeds, dim_names)
         return run_point(spec_text, spec_file, spec_sha, point, seeds, dim_names)
     except RnnCompileError as e:
         return _UserError(type(e).__name__, e.format().removeprefix("error: "))

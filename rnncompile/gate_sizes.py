@@ -9,8 +9,10 @@ passes over each expression, both loops (no recursion, so a long chain needs
 no deep stack): bottom-up, the width of every sub-expression that has one;
 top-down, a known width pushed into the sub-expressions that had none. The
 whole is repeated while it finds more, since one gate's width can fix
-another's. A gate used with two different widths gets no width here: its
-error lists both.
+another's. A param matrix fixes the width of what it multiplies (`W_q @ a`
+with W_q [H, E] gives a the width E), and a gate's `from:` expressions are
+read like any other. A gate used with two different widths gets no width
+here: its error lists both.
 """
 from __future__ import annotations
 
@@ -28,13 +30,16 @@ def infer_gate_sizes(lowering) -> tuple[dict[str, int], dict[str, dict[int, list
     gate -> {width: [where]} for those used with more than one width."""
     cell, graph = lowering.cell, lowering.graph
     known: dict[str, int] = {}
-    for group in (graph.states, graph.inputs, graph.params):
+    states = lowering.sized_states()
+    for group in (states, graph.inputs, graph.params):
         for name, info in group.items():
             if len(info.shape) == 1 and getattr(info, "dtype", "float") != "token":
                 known[name] = info.shape[0]
     for name, nid in lowering.env.items():
         if graph.node(nid).op == "const" and len(graph.node(nid).shape) == 1:
             known[name] = graph.node(nid).shape[0]
+    matrices = {name: info.shape for name, info in graph.params.items() if len(info.shape) == 2}
+    rows = {name: info.shape for name, info in graph.inputs.items() if len(info.shape) == 2}  # children.h [K, H]
     unknown = set()
     for name, g in cell.gates.items():
         if g.size is None:
@@ -47,7 +52,9 @@ def infer_gate_sizes(lowering) -> tuple[dict[str, int], dict[str, dict[int, list
     trees = {}
     entries = [("let", n, t) for n, t in cell.let.items()] + [("update", n, t) for n, t in cell.update.items()] + \
               [("outputs", n, t) for n, t in cell.outputs.items()] + \
-              [("gates", g, t) for g, spec in cell.gates.items() for t in spec.add]
+              [("gates", g, t) for g, spec in cell.gates.items() for t in spec.add] + \
+              [("from", g, t) for g, spec in cell.gates.items() for t in spec.from_
+               if isinstance(t, str) and not t.strip().isidentifier()]
     for section, name, text in entries:
         try:
             trees[(section, name, str(text))] = E.parse(str(text))
@@ -56,13 +63,13 @@ def infer_gate_sizes(lowering) -> tuple[dict[str, int], dict[str, dict[int, list
     found: dict[str, dict[int, list[str]]] = {}
     for _ in range(len(unknown) + 1):
         before = {g: set(w) for g, w in found.items()}
-        widths = _Widths(known, unknown, cell.let, trees, lowering.dims, found)
+        widths = _Widths(known, unknown, cell.let, trees, lowering.dims, found, matrices, rows)
         for (section, name, text), tree in trees.items():
             where = f"{section}.{name}"
             w = widths.up(tree, where)
             want = None
-            if section == "update" and name in graph.states and len(graph.states[name].shape) == 1:
-                want = graph.states[name].shape[0]
+            if section in ("update", "let") and name in states and len(states[name].shape) == 1:
+                want = states[name].shape[0]  # (a tree rule gives its states' values as lets)
             elif section == "gates":
                 want = known.get(name)
                 if w not in (None, SCALAR) and name in unknown:
@@ -80,8 +87,10 @@ def infer_gate_sizes(lowering) -> tuple[dict[str, int], dict[str, dict[int, list
 
 
 class _Widths:
-    def __init__(self, known, unknown, lets, trees, dims, found):
+    def __init__(self, known, unknown, lets, trees, dims, found, matrices, rows):
         self.known, self.unknown, self.lets, self.dims, self.found = known, unknown, lets, dims, found
+        self.rows = rows  # input -> [K, H]: `children[0].h` is H wide
+        self.matrices = matrices  # param -> [rows, cols]: `W @ g` gives g W's column count
         self.let_trees = {n: t for (section, n, _), t in trees.items() if section == "let"}
         self.memo: dict[int, object] = {}
         self.let_widths: dict[str, object] = {}
@@ -122,8 +131,17 @@ class _Widths:
             return self.name(node.id)
         if isinstance(node, E.Neg):
             return self.memo[id(node.operand)]
+        row = _row_of(node)
+        if row in self.rows:
+            return self.rows[row][-1]
         if isinstance(node, E.Vector):
             return len(node.items) if not any(isinstance(i, E.Vector) for i in node.items) else None
+        if isinstance(node, E.BinOp) and node.op == "@" and isinstance(node.left, E.Name) \
+                and node.left.id in self.matrices:
+            rows, cols = self.matrices[node.left.id]
+            if self.memo.get(id(node.right)) is None:
+                self.down(node.right, cols, where)
+            return rows
         sides = _elementwise_args(node)
         if sides is None:
             return None
@@ -161,6 +179,15 @@ def _elementwise_args(node):
     if isinstance(node, E.Call) and node.func in ELEMENTWISE_CALLS and not node.kwargs:
         lo, hi = OPS[node.func].arity
         return list(node.args[:hi]) if hi is not None else list(node.args)
+    return None
+
+
+def _row_of(node) -> str | None:
+    """`children[0].h` (or `children.h[0]`): one row of the input `children.h`; else None."""
+    if isinstance(node, E.Attr) and isinstance(node.value, E.Index) and isinstance(node.value.value, E.Name):
+        return f"{node.value.value.id}.{node.name}"
+    if isinstance(node, E.Index) and isinstance(node.value, E.Attr) and isinstance(node.value.value, E.Name):
+        return f"{node.value.value.id}.{node.value.name}"
     return None
 
 

@@ -93,6 +93,29 @@ class CellLowering:
         loc = self.smap.value_loc(path, offset, width) if offset is not None else self.smap.key_loc(path)
         self.sink.warn(message, dotted(path), loc, hint)
 
+    def cut_at_flow_comma(self, path, text: str) -> str:
+        """The whole expression, when YAML cut this plain value at a comma of a flow mapping (`{h: maximum(a,
+        0)}` gives `h: maximum(a` and a key `0)`), read off the line up to the comma or `}` outside brackets;
+        else ""."""
+        span = self.smap.values.get(self.base + tuple(path))
+        if span is None or span.style is not None or span.line >= len(self.smap.lines):
+            return ""
+        line = self.smap.lines[span.line]
+        end = span.col + len(text)
+        if line[span.col:end] != text or not line[end:].lstrip().startswith(",") or "{" not in line[:span.col]:
+            return ""
+        depth = 0
+        for i in range(span.col, len(line)):
+            ch = line[i]
+            if ch in "([":
+                depth += 1
+            elif ch in ")]":
+                depth -= 1
+            elif depth <= 0 and ch in ",}":
+                if i > end:
+                    return line[span.col:i].strip()
+        return line[span.col:].split("#")[0].strip()
+
     def shape_of(self, path, dims_list) -> tuple | None:
         if len(dims_list) > MAX_RANK:
             self.error(path, f"a shape of {len(dims_list)} axes; shapes have at most {MAX_RANK}", 0)
@@ -386,11 +409,16 @@ class CellLowering:
             return None
         parts = []
         for i, src in enumerate(spec.from_):
-            if not isinstance(src, str) or not (src in self.kind_of or src in self.env):
+            if isinstance(src, str) and not src.strip().isidentifier():  # an expression: from: [r * h, x]
+                nid = self.lower_text(src, path + ("from", i), label=src.strip())
+                if nid is None:
+                    return None
+            elif not isinstance(src, str) or not (src in self.kind_of or src in self.env):
                 self.error(path + ("from", i), f"undefined name `{src}` in the gate's inputs", 0, len(str(src)),
                            did_you_mean(str(src), self.kind_of, ""))
                 return None
-            nid = self.name_node(src, path + ("from", i), 0)
+            else:
+                nid = self.name_node(src, path + ("from", i), 0)
             node = self.graph.node(nid)
             if len(node.shape) != 1 or node.dtype == "token":
                 self.error(path + ("from", i), f"gate inputs must be vectors; `{src}` is "
@@ -416,15 +444,16 @@ class CellLowering:
                        hint=f"say which you mean ({' or '.join(named)}); the other use is then a shape error to fix")
             return None
         else:
-            widths = {s.shape for s in self.graph.states.values() if len(s.shape) == 1}
+            widths = {s.shape for s in self.sized_states().values() if len(s.shape) == 1}
             if len(widths) != 1:
                 by_width: dict[int, list[str]] = {}
-                for sname, st in self.graph.states.items():
+                for sname, st in self.sized_states().items():
                     if len(st.shape) == 1:
                         by_width.setdefault(st.shape[0], []).append(sname)
                 sizes = ", ".join(f"{', '.join(n)} {'is' if len(n) == 1 else 'are'} {w}"
                                   for w, n in sorted(by_width.items()))
-                dims = sorted({str(self.cell.state[n].shape[0]) for ns in by_width.values() for n in ns})
+                dims = sorted({str(self.cell.state[n].shape[0]) if n in self.cell.state else
+                               str(self.sized_states()[n].shape[0]) for ns in by_width.values() for n in ns})
                 self.error(path, f"gate `{name}` needs a `size:`: nothing in the cell fixes its width, and the "
                                  f"cell's states differ in width" + (f" ({sizes})" if sizes else ""),
                            hint=(f"add size: {dims[0]}" + (f" (or {', '.join(dims[1:])})" if dims[1:] else "")
@@ -432,7 +461,7 @@ class CellLowering:
                            if dims else "add e.g. size: H")
                 return None
             size = widths.pop()[0]
-        origin = dotted(self.base + path)
+        origin = dotted(self.base + self.map_path(path))
         g = self.graph
         x = parts[0]
         if len(parts) > 1:
@@ -464,9 +493,17 @@ class CellLowering:
             return z
         return g.add(Node(spec.act, (size,), (), "float", origin, name), [z])
 
+    def map_path(self, path) -> tuple:
+        """The spec path of a cell-level path (a tree rule's lets and gates sit under the rule)."""
+        return tuple(path)
+
+    def sized_states(self) -> dict:
+        """The states whose widths size the cell's gates (a tree rule's are the tree cell's)."""
+        return self.graph.states
+
     def shared_state_width(self) -> int | None:
         """The width every vector state of the cell has, if they share one."""
-        widths = {s.shape for s in self.graph.states.values() if len(s.shape) == 1}
+        widths = {s.shape for s in self.sized_states().values() if len(s.shape) == 1}
         return next(iter(widths))[0] if len(widths) == 1 else None
 
     def gate_layer_norm(self, name: str, spec, z: int, size: int, origin: str) -> int:
@@ -546,13 +583,22 @@ class CellLowering:
         try:
             tree, mixed = E.parse_noting(str(text))
         except E.ExprSyntaxError as e:
+            whole = self.cut_at_flow_comma(path, str(text))
+            if whole:
+                self.error(path, f"syntax error: `{text}` stops at a comma: inside `{{...}}` YAML ends an entry "
+                                 f"at every comma", e.pos, e.width,
+                           f"quote the expression (`{path[-1]}: \"{whole}\"`) or write the mapping one entry "
+                           f"per line")
+                return None
             self.error(path, f"syntax error: {e.message}", e.pos, e.width, e.hint)
             return None
         for m in mixed:
             self.warn(path, "`@` and `*` or `/` share one precedence level and group left to right",
                       m.hint(str(text)), m.pos, m.width)
+        lowering = _ExprLowering(self, path, str(text), env)
+        lowering.stretch_noted = bool(mixed)  # an unbracketed mix already warned of this expression
         try:
-            nid = _ExprLowering(self, path, str(text), env).lower(tree)
+            nid = lowering.lower(tree)
         except _Failed:
             return None
         node = self.graph.node(nid)
@@ -601,6 +647,7 @@ class _ExprLowering:
         self.cell, self.path, self.text, self.env = cell, tuple(path), text, env
         self.origin = dotted(cell.base + self.path)
         self.g = cell.graph
+        self.stretch_noted = False
 
     def fail(self, message, pos, width=1, hint=""):
         self.cell.error(self.path, message, pos, width, hint)
@@ -839,7 +886,32 @@ class _ExprLowering:
                       len(opname) if isinstance(ast, E.Call) else 1)
         if math.prod(shape) > MAX_ELEMENTS:
             self.fail(f"`{E.to_text(ast)}` would have {_count(math.prod(shape))} elements", pos)
+        if isinstance(ast, E.BinOp) and op.kind == "elementwise":
+            self.note_stretch(ast, nodes)
         return self.g.add(Node(opname, shape, make_attrs(attrs), "float", self.origin), args)
+
+    def note_stretch(self, ast: E.BinOp, nodes) -> None:
+        """Warn when an operator (`*`, `+`, ...) broadcasts a vector against a matrix: `M * h` with M [H, H]
+        and h [H] is valid NumPy and almost always a slip for `M @ h`. The call form (`mul(M, h)`) says the
+        broadcast is meant and stays quiet; so does a tree cell's rule, whose children axis is broadcast by design."""
+        ranks = [len(n.shape) for n in nodes]
+        if min(ranks) != 1 or max(ranks) < 2 or not self.cell.steps_in_time or self.stretch_noted:
+            return
+        self.stretch_noted = True  # one warning an expression
+        vector, matrix = (ast.left, ast.right) if ranks[0] == 1 else (ast.right, ast.left)
+        vshape, mshape = (nodes[0].shape, nodes[1].shape) if ranks[0] == 1 else (nodes[1].shape, nodes[0].shape)
+        fn = BINARY.get(ast.op, ast.op)
+        left, right = E.to_text(ast.left), E.to_text(ast.right)
+        hint = f"each row of `{E.to_text(matrix)}` meets `{E.to_text(vector)}` elementwise"
+        if ast.op == "*" and len(mshape) == 2 and mshape[-1] == vshape[0]:
+            hint += f"; for the matrix-vector product write `{left} @ {right}`" if ranks[0] == 2 else \
+                f"; for the matrix-vector product write `{right} @ {left}`"
+        hint += f"; if the broadcast is meant, write `{fn}({left}, {right})`"
+        self.warn_at(f"`{E.to_text(ast)}` broadcasts the vector `{E.to_text(vector)}` {fmt_shape(vshape)} "
+                     f"against the matrix `{E.to_text(matrix)}` {fmt_shape(mshape)}", ast.pos, 1, hint)
+
+    def warn_at(self, message, pos, width=1, hint=""):
+        self.cell.warn(self.path, message, hint, pos, width)
 
 
 class _FunctionBody(_ExprLowering):
@@ -864,6 +936,12 @@ class _FunctionBody(_ExprLowering):
         self.cell.sink.error(f"{message} (in `{self.fn.name}`)", dotted(self.fn.path),
                              self.cell.smap.value_loc(self.fn.path, pos, width), "; ".join(x for x in (call, hint) if x))
         raise _Failed()
+
+    def warn_at(self, message, pos, width=1, hint=""):
+        at = self.caller.where(self.call_node.pos, len(self.fn.name))
+        self.cell.sink.warn(f"{message} (in `{self.fn.name}`)", dotted(self.fn.path),
+                            self.cell.smap.value_loc(self.fn.path, pos, width),
+                            "; ".join(x for x in (f"in the call `{E.to_text(self.call_node)}` at {at}", hint) if x))
 
     def lower_operand(self, node) -> int:
         if isinstance(node, E.Name):

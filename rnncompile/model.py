@@ -149,8 +149,8 @@ class PlanBuilder:
             used = set()
             if plan.stack:
                 used |= set(plan.stack.inputs)
-            if plan.decoder and plan.decoder.target:
-                used.add(plan.decoder.target)
+            if m.decoder is not None and m.decoder.target:
+                used.add(m.decoder.target)  # as declared: a decoder whose cell failed still reads its target
             if name not in used and plan.stack is not None:
                 self.error(("model", "input", name), f"model input `{name}` is not read by any layer")
         return plan

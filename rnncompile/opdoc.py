@@ -339,7 +339,10 @@ def blocks() -> list[tuple]:
                  "`[axis]` may be left out."),
            ("h2", "Precedence"),
            ("p", "Tightest first; brackets group as usual. `rnncompile validate` warns, located, when `@` mixes "
-                 "with `*` or `/` unbracketed: `A @ x * B @ h` is `((A @ x) * B) @ h`."),
+                 "with `*` or `/` unbracketed: `A @ x * B @ h` is `((A @ x) * B) @ h`. It also warns when an "
+                 "operator broadcasts a vector against a matrix (`M * h` with `M` [H, H], `h` [H]: each row "
+                 "times `h`, usually a slip for `M @ h`); the call form, `mul(M, h)`, says the broadcast is "
+                 "meant."),
            ("table", ("level", "operators", "ops", "grouping"),
             [(str(k), " ".join(f"`{o}`" for o in level.operators), ", ".join(level.ops), level.grouping)
              for k, level in enumerate(precedence(), 1)]),

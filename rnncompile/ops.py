@@ -246,6 +246,18 @@ def _flatten(shapes, attrs):
     return (_size(s),)
 
 
+def _expand(shapes, attrs):
+    """A new axis of length n at position `axis` (0 <= axis <= rank; negative counts from the end of the
+    result), n >= 1."""
+    s, n, axis = shapes[0], attrs["n"], attrs["axis"]
+    if not -(len(s) + 1) <= axis <= len(s):
+        raise ShapeError(f"axis {axis} is out of range for a new axis of shape {fmt_shape(s)}")
+    if n < 1:
+        raise ShapeError(f"expand needs a positive length, got {n}")
+    ax = axis % (len(s) + 1)
+    return s[:ax] + (n,) + s[ax:]
+
+
 def _one_hot(shapes, attrs):
     """The ids' shape with an axis of length n added last."""
     if attrs["n"] < 1:
@@ -345,6 +357,12 @@ def _chunk_meaning(x, n, i):
     return x[..., i * w:(i + 1) * w]
 
 
+def _expand_meaning(x, axis=0, n=1):
+    """n copies of x stacked along a new axis."""
+    ax = axis % (np.ndim(x) + 1)
+    return np.repeat(np.expand_dims(x, ax), n, axis=ax)
+
+
 def _one_hot_meaning(ids, n):
     return (np.asarray(ids)[..., None] == np.arange(n)).astype(np.float32)
 
@@ -442,6 +460,9 @@ _register(OpDef("chunk", (1, 1), _chunk, _chunk_meaning, attrs={"n": REQUIRED, "
 _register(OpDef("flatten", (1, 1), _flatten, lambda x: np.reshape(x, -1), kind="shape", flops_per_elem=0,
                 doc="all of x's numbers as one vector, row after row: flatten(children.h) is the children's "
                     "states side by side"))
+_register(OpDef("expand", (1, 1), _expand, _expand_meaning, attrs={"axis": 0, "n": REQUIRED}, kind="shape",
+                flops_per_elem=0, doc="expand(x, axis=a, n=k): k copies of x along a new axis a (the adjoint of "
+                                      "a sum over that axis spread back over it)"))
 _register(OpDef("one_hot", (1, 1), _one_hot, _one_hot_meaning, attrs={"n": REQUIRED}, kind="shape",
                 flops_per_elem=0, doc="one_hot(token, n): a length-n indicator vector"))
 _register(OpDef("embed", (2, 2), _embed, _embed_meaning, kind="shape", flops_per_elem=0,

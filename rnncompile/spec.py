@@ -119,7 +119,8 @@ class GateSpec(Strict):
     act(LN(W_g @ concat(from) + add...) * gain_g + b_g), creating gain_g too)."""
 
     act: str = Field(description="activation: sigmoid, tanh, relu, ..., or linear (none: the affine map itself)")
-    from_: list[str] = Field(alias="from", description="names concatenated as the gate's input")
+    from_: list[str] = Field(alias="from", description="names or expressions concatenated as the gate's input, "
+                                                       "e.g. [r * h, x]")
     add: list[str | float] = Field(default_factory=list,
                                    description="extra terms added before the activation, e.g. [P_i * c] (a peephole)")
     size: DimExpr | None = Field(None, description="gate width; inferred when the gate is multiplied elementwise "
@@ -172,10 +173,13 @@ class TreeRuleSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
     let: dict[str, Expr] = Field(default_factory=dict, description="intermediates of this rule")
+    gates: dict[str, GateSpec] = Field(default_factory=dict, description="this rule's gates, as a step cell's; "
+                                                                         "W_<gate> in the leaf rule, U_<gate> in "
+                                                                         "the node rule, b_<gate> shared")
 
     @property
     def values(self) -> dict:
-        """state name -> its expression (every key but `let`)."""
+        """state name -> its expression (every key but `let` and `gates`)."""
         return dict(self.model_extra or {})
 
 
@@ -342,6 +346,35 @@ class ModelSpec(Directed):
         return _inputs_shorthand(v)
 
 
+LOSS_KINDS = ("xent", "mse", "bce")
+LOSS_PLACES = ("every_step", "last_step", "every_node", "root")
+LOSS_REDUCTIONS = ("sum", "mean")
+
+
+class TrainSpec(Strict):
+    """What `rnncompile grad` and `rnncompile train` minimise: one loss of one model output against its target.
+    Every field has a default; the command line's --loss, --output-name and --reduction override them.
+    rnncompile.train_spec checks the names against the model (and says why a combination cannot work)."""
+
+    loss: str = Field(None, json_schema_extra={"enum": list(LOSS_KINDS)},
+                                description="xent: cross-entropy of a distribution (a softmax) against token ids; "
+                                            "mse: mean squared error; bce: binary cross-entropy of probabilities "
+                                            "(a sigmoid) against values in [0, 1]. Default: xent with a "
+                                            "vocabulary, else mse")
+    output: Optional[str] = Field(None, description="the model output the loss reads (default: the only one)")
+    target: Optional[str] = Field(None, description="a model input the output is compared with (a teacher-forced "
+                                                    "decoder's target, an autoencoder's input); default: the "
+                                                    "training data's own `target` array")
+    at: str = Field(None, json_schema_extra={"enum": list(LOSS_PLACES)},
+                              description="where the loss is taken: every_step or last_step (sequences, as the "
+                                          "head's `at:` says), every_node or root (trees); default: where the "
+                                          "output is")
+    reduction: str = Field(None, json_schema_extra={"enum": list(LOSS_REDUCTIONS)},
+                                     description="sum: over each sequence's steps (or nodes), mean over the batch "
+                                                 "(the lecture's definition, the default); mean: over every real "
+                                                 "step (or node) of the batch")
+
+
 class Spec(Strict):
     rnncompile: Literal[1] = Field(description="spec format version")
     name: str
@@ -353,6 +386,8 @@ class Spec(Strict):
     vocab: VocabSpec | None = None
     cells: dict[str, CellSpec]
     model: ModelSpec
+    train: TrainSpec | None = Field(None, description="the loss `rnncompile grad` and `train` take (defaults to "
+                                                      "xent with a vocabulary, else mse, of the only output)")
 
 
 def json_schema() -> dict:

@@ -1,9 +1,11 @@
 """Sweeps: a grid of settings (`--grid H=32,64 --grid cell=lstm,gru`), its points, and the task that
 compiles and runs one point for each seed and returns its rows of the results table.
 
-A grid key is a dim of the spec, `cell` (the cell that `scan:` runs, or every layer's `scan:`), or a
-run setting: backend, dtype, batch, steps. A point is one value of every key; every seed of a point
-runs the same compiled program with `rnncompile run --seed S`'s weights and inputs.
+A grid key is a dim of the spec, `cell` (the cell that `scan:` runs, or every layer's `scan:`), a
+run setting: backend, dtype, batch, steps, a fixed-point format (`quant`, on the fixed-point backends:
+sweep_quant.py), or with `--train DATA` a training setting: lr, optimizer, epochs, clip, bptt
+(sweep_train.py). A point is one value of every key; every seed of a point runs the same compiled program
+with `rnncompile run --seed S`'s weights and inputs (or trains from them).
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from dataclasses import dataclass
 from .errors import UsageError, did_you_mean
 
 RUN_KEYS = {"backend": str, "dtype": str, "batch": int, "steps": int}
+# with --train, key -> (type, what `rnncompile train` takes when the grid leaves it out)
+TRAIN_KEYS = {"lr": (float, 0.01), "optimizer": (str, "adam"), "epochs": (int, 10), "clip": (float, 5.0),
+              "bptt": (int, None)}
 DTYPES = ("float32", "float64")
 MAX_POINTS = 100_000
 EXAMPLE = "--grid H=32,64,128"
@@ -57,8 +62,9 @@ def spec_facts(checked, backends) -> SpecFacts:
     return SpecFacts(checked.file, tuple(checked.dims), cells, scan_where, tuple(backends))
 
 
-def parse_grid(args, facts: SpecFacts) -> dict[str, list]:
-    """`KEY=V1,V2,...` arguments -> key -> values (in the order given), each checked against the spec."""
+def parse_grid(args, facts: SpecFacts, training: bool = False) -> dict[str, list]:
+    """`KEY=V1,V2,...` arguments -> key -> values (in the order given), each checked against the spec;
+    `training`: a training sweep (--train), whose grid may hold training settings."""
     grid: dict[str, list] = {}
     for arg in args:
         key, sep, text = arg.partition("=")
@@ -67,7 +73,7 @@ def parse_grid(args, facts: SpecFacts) -> dict[str, list]:
             raise GridError(arg, "expected KEY=VALUE,VALUE,...", 0, len(arg), f"e.g. {EXAMPLE} or --grid cell=lstm,gru")
         if not name:
             raise GridError(arg, "no key before `=`", 0, 1, f"name a dim, `cell` or a run setting, e.g. {EXAMPLE}")
-        kind = _key_kind(arg, name, facts)
+        kind = _key_kind(arg, name, facts, training)
         if name in grid:
             raise GridError(arg, f"`{name}` is swept twice", 0, len(key),
                             f"give all its values in one argument: --grid {name}=" +
@@ -87,7 +93,7 @@ def parse_grid(args, facts: SpecFacts) -> dict[str, list]:
     return grid
 
 
-def _key_kind(arg: str, name: str, facts: SpecFacts) -> str:
+def _key_kind(arg: str, name: str, facts: SpecFacts, training: bool = False) -> str:
     if name in facts.dims:
         return "dim"
     if name == "cell":
@@ -97,12 +103,24 @@ def _key_kind(arg: str, name: str, facts: SpecFacts) -> str:
         return "cell"
     if name in RUN_KEYS:
         return name
+    if name in TRAIN_KEYS:
+        if not training:
+            raise GridError(arg, f"`{name}` is a training setting", 0, len(name),
+                            "give the training data too: --train DATA (a text, or a .npz of inputs and target)")
+        return name
+    if name == "quant":
+        if training:
+            raise GridError(arg, "a training sweep trains float weights; `quant` sweeps the fixed-point formats "
+                                 "of a run", 0, len(name), "sweep quant without --train")
+        return name
     if name == "seed":
         raise GridError(arg, "seeds are not a grid key", 0, len(name), "give --seeds N: every point runs seeds 0..N-1")
-    known = sorted(facts.dims) + ["cell"] + sorted(RUN_KEYS)
+    known = sorted(facts.dims) + ["cell", "quant"] + sorted(RUN_KEYS) + sorted(TRAIN_KEYS)
     hint = did_you_mean(name, known, "grid")
     raise GridError(arg, f"unknown grid key `{name}`: not a dim of {facts.file} ({', '.join(facts.dims) or 'none'}), "
-                         f"`cell`, or a run setting ({', '.join(RUN_KEYS)})", 0, len(name), hint)
+                         f"`cell`, or a run setting ({', '.join(RUN_KEYS)})", 0, len(name),
+                    hint or f"with --train, also a training setting ({', '.join(TRAIN_KEYS)}); `quant` "
+                            f"sweeps fixed-point formats")
 
 
 def _value(arg, name, kind, piece, at, facts: SpecFacts):
@@ -110,7 +128,9 @@ def _value(arg, name, kind, piece, at, facts: SpecFacts):
     if not text:
         raise GridError(arg, "an empty value" if piece == "" else "a blank value", at, max(1, len(piece)),
                         f"separate values with single commas, e.g. --grid {name}=" +
-                        {"cell": "lstm,gru", "backend": "numpy,c", "dtype": "float32,float64"}.get(kind, "32,64,128"))
+                        EXAMPLES.get(kind, "32,64,128"))
+    if kind in TRAIN_KEYS or kind == "quant":
+        return _setting(arg, name, text, piece, at)
     if kind in ("dim", "batch", "steps"):
         try:
             value = int(text)
@@ -136,13 +156,50 @@ def _value(arg, name, kind, piece, at, facts: SpecFacts):
     return text
 
 
+EXAMPLES = {"cell": "lstm,gru", "backend": "numpy,c", "dtype": "float32,float64", "lr": "0.001,0.01,0.1",
+            "optimizer": "sgd,adam", "epochs": "1,2,5", "clip": "1,5,none", "bptt": "10,25", "quant": "q7,q15,q3.12"}
+
+
+def _setting(arg, name, text, piece, at):
+    """A training setting's value, or a fixed-point format."""
+    hint = f"e.g. --grid {name}={EXAMPLES[name]}"
+    if name == "quant":
+        from .quant.formats import FormatError, parse
+
+        try:
+            parse(text)
+        except FormatError as e:
+            raise GridError(arg, str(e), at, len(piece), hint + " (a format as `run --quant` takes)") from None
+        return text
+    if name == "optimizer":
+        from .autodiff.train import Optimizer
+
+        try:
+            Optimizer(text, 1.0)
+        except UsageError as e:
+            raise GridError(arg, str(e), at, len(piece), hint) from None
+        return text
+    if name == "clip" and text.lower() in ("none", "off"):
+        return None
+    kind = TRAIN_KEYS[name][0]
+    try:
+        value = kind(text)
+    except ValueError:
+        raise GridError(arg, f"`{text}` is not a{' whole' if kind is int else ''} number", at, len(piece),
+                        hint) from None
+    if not (math.isfinite(value) and value > 0):
+        raise GridError(arg, f"{name} = {text}: give a positive {'whole ' if kind is int else ''}number", at,
+                        len(piece), hint)
+    return value
+
+
 @dataclass(frozen=True)
 class Point:
     """One point of the grid: the values of every swept key, and the settings held fixed."""
 
     index: int
     swept: tuple[tuple[str, object], ...]
-    fixed: tuple[tuple[str, object], ...]  # backend, dtype, batch, steps (None: the spec's), fixed dims
+    fixed: tuple[tuple[str, object], ...]  # run and training settings (steps None: the spec's), fixed dims
 
     @property
     def settings(self) -> dict:

@@ -233,5 +233,5 @@ def tree_gru(p, tree, ids):
     hs = np.concatenate([left, right])
     r = sigmoid(p["U_r"] @ hs + p["b_r"])
     z = sigmoid(p["U_z"] @ hs + p["b_z"])
-    n = np.tanh(p["U_h"] @ np.concatenate([r * left, r * right]) + p["b_h"])
+    n = np.tanh(p["U_n"] @ np.concatenate([r * left, r * right]) + p["b_n"])
     return z * (left + right) / 2.0 + (1.0 - z) * n

@@ -146,8 +146,8 @@ def test_lstm_step_reads_like_the_spec():
     src = _lstm_source()
     assert "static int lstm_step(const lstm_consts *restrict k, lstm_values *restrict rows, int n)" in src
     # W_h @ h for a block of examples as one matrix product; W_x @ x for all steps before the loop
-    assert "static void lstm_fused_rows(int n, const float *restrict x, long xs, float *restrict o, long os," in src
-    assert "lstm_fused_22_rows(ts, x + ((long)(b0 + r) * T + t0) * 8, 8, pre + (long)r * 2048, 64, k->v21_t);" in src
+    assert "static void lstm_fused_rows(int n, int groups, long xg, long og, const float *restrict x, float *restrict o," in src
+    assert "lstm_fused_22_rows(ts, n, (long)T * 8, 2048, x + ((long)b0 * T + t0) * 8, pre, k->v21_p);" in src
     assert "int lstm_scan(const lstm_consts *k, int B, int T, const float *x, float *h, float *c," in src
     # one commented block per node, named after the spec, with the spec path it came from
     assert "/* %36 c_next = add(v35, v33) : [16]  cells.lstm.let.c_next */" in src

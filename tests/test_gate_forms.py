@@ -104,3 +104,104 @@ def test_an_unknown_activation_lists_linear(cli, tmp_path):
     spec.write_text(LINEAR_GATE.replace("act: linear", "act: lineer"))
     code, out, err = cli("validate", spec)
     assert code == 1 and "`lineer` is not an activation" in err and "did you mean `linear`?" in err
+
+
+# the original GRU (Cho et al. 2014): the candidate's gate reads the reset state r * h, written in `from:`;
+# and a gate sized by the param matrix that multiplies it (W_q @ a with W_q [H, E] makes a E wide)
+CHO_GRU = """\
+rnncompile: 1
+name: cho_gru
+dims: {I: 3, H: 4, E: 2, T: 5}
+cells:
+  gru:
+    inputs: {x: I}
+    state: {h: H}
+    params:
+      W_q: {shape: [H, E], init: normal}
+    gates:
+      r: {act: sigmoid, from: [h, x]}
+      z: {act: sigmoid, from: [h, x]}
+      n: {act: tanh, from: [r * h, x]}
+      a: {act: tanh, from: [x]}
+    update: {h: (1 - z) * n + z * h + W_q @ a}
+    outputs: {h: h}
+model: {scan: gru, input: {x: [T, I]}}
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_gate_reads_expressions_and_is_sized_by_the_matrix_that_multiplies_it(backend):
+    program = rnncompile.compile_text(CHO_GRU)
+    params = rnncompile.make_params(program, seed=4, dtype="float64")
+    assert params["W_a"].shape == (2, 3) and params["W_n"].shape == (4, 7)
+    x = np.random.default_rng(2).standard_normal((2, 5, 3))
+    got = rnncompile.run(program, inputs={"x": x}, params=params, dtype="float64", backend=backend)
+    p = params
+    h = np.zeros((2, 4))
+    for t in range(5):
+        hx = np.concatenate([h, x[:, t]], axis=1)
+        r = _sigmoid(hx @ p["W_r"].T + p["b_r"])
+        z = _sigmoid(hx @ p["W_z"].T + p["b_z"])
+        n = np.tanh(np.concatenate([r * h, x[:, t]], axis=1) @ p["W_n"].T + p["b_n"])
+        a = np.tanh(x[:, t] @ p["W_a"].T + p["b_a"])
+        h = (1 - z) * n + z * h + a @ p["W_q"].T
+        np.testing.assert_allclose(got.outputs["h"][:, t], h, rtol=1e-12, atol=1e-12)
+
+
+def test_a_bad_expression_in_from_is_located_inside_it(cli, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(CHO_GRU.replace("from: [r * h, x]", "from: [r * hh, x]"))
+    code, out, err = cli("validate", spec)
+    assert code == 1
+    assert "bad.yaml:13:33: error: undefined name `hh` [cells.gru.gates.n.from.0]" in err
+    assert "hint: did you mean `h`?" in err
+
+
+TREE_GATES = """\
+rnncompile: 1
+name: tree_gates
+dims: {E: 3, H: 4}
+vocab: {tokens: [a, b, c]}
+cells:
+  t:
+    kind: tree
+    arity: 2
+    inputs: {word: token}
+    state: {h: H}
+    params:
+      E_w: {shape: [V, E], init: normal}
+    leaf:
+      let:
+        x: embed(word, E_w)
+      gates:
+        o: {act: tanh, from: [x]}
+      h: o
+    node:
+      let:
+        hs: concat(children[0].h, children[1].h)
+      gates:
+        o: {act: sigmoid, from: [hs]}
+      h: o * (children[0].h + children[1].h)
+model: {fold: t, input: {tree: tree}}
+"""
+
+
+def test_tree_rules_take_gates_W_at_the_leaves_U_at_the_nodes_one_bias():
+    program = rnncompile.compile_text(TREE_GATES)
+    params = rnncompile.make_params(program, seed=1, dtype="float64")
+    assert {k: v.shape for k, v in params.items()} == {"E_w": (3, 3), "W_o": (4, 3), "U_o": (4, 8), "b_o": (4,)}
+    got = rnncompile.run(program, trees=["(S (A a) (B b))"], params=params, dtype="float64")
+    p = params
+    leaf = {w: np.tanh(p["W_o"] @ p["E_w"][i] + p["b_o"]) for i, w in enumerate(["a", "b"])}
+    hs = np.concatenate([leaf["a"], leaf["b"]])
+    root = _sigmoid(p["U_o"] @ hs + p["b_o"]) * (leaf["a"] + leaf["b"])
+    np.testing.assert_allclose(np.asarray(got.outputs["h"])[0], root, rtol=1e-12, atol=1e-12)  # the root
+
+
+def test_a_gate_of_both_rules_with_two_widths_is_a_located_error(cli, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(TREE_GATES.replace("o: {act: tanh, from: [x]}", "o: {act: tanh, from: [x], size: E}")
+                    .replace("h: o\n", "h: concat(o, o)[0:4]\n"))
+    code, out, err = cli("validate", spec)
+    assert code == 1, err
+    assert "gate `o` of the node rule is 4 wide, but the leaf rule's gate `o` is 3: they share `b_o`" in err

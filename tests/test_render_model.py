@@ -66,7 +66,7 @@ def test_deep_rnn_is_a_grid_of_layers_by_steps(dots):
         for a, b in ((0, 1), (1, 2), (2, "skip9"), ("skip9", 9)):
             assert "#e67700" in edge(dot, f"{layer}_{a}", f"{layer}_{b}")
     assert "steps 3–8 not drawn" in dot and "each row its own weights" in dot
-    assert "layer 2 · initial 0" in dot
+    assert "layer 2 · size 16 · initial 0" in dot  # each layer's state width (deep_lstm's H)
 
 
 def test_cells_are_compact_boxes_with_gate_chips(dots):
@@ -111,7 +111,7 @@ def test_bidirectional_layers_are_two_opposite_rows_joined_by_a_merge(dots):
         assert "dir=back" not in edge(dot, f"L{i}_0", f"L{i}_1")
         for a, b in ((0, 1), (1, 2), (2, "skip9"), ("skip9", 9), (9, "init")):
             assert "dir=back" in edge(dot, f"L{i}r_{a}", f"L{i}r_{b}")
-        assert "layer 1, reverse · initial 0" in dot
+        assert "layer 1, reverse · size 16 · initial 0" in dot
         for t in shown:
             assert has_edge(dot, f"L{i}_{t}", f"L{i}m_{t}") and has_edge(dot, f"L{i}r_{t}", f"L{i}m_{t}")
             assert re.search(rf"^\s*L{i}m_{t} \[label=concat", dot, re.M)
@@ -271,3 +271,14 @@ def test_model_view_edges_never_run_through_their_labels(spec):
 
     svg = run_engine(ENGINE, dot_source(rnncompile.compile(spec), "model"), "svg").decode("utf-8")
     assert label_crossings(svg) == []
+
+
+def test_the_initial_state_box_gives_each_states_width_when_they_differ():
+    from rnncompile.graph import CellGraph, StateInfo
+    from rnncompile.render.model import state_sizes
+
+    cell = CellGraph("two")
+    cell.states = {"h": StateInfo("h", (16,)), "c": StateInfo("c", (32,)), "M": StateInfo("M", (8, 4))}
+    assert state_sizes(cell) == "h 16, c 32, M 8×4"
+    cell.states = {"h": StateInfo("h", (16,)), "c": StateInfo("c", (16,))}
+    assert state_sizes(cell) == "size 16"

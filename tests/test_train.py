@@ -139,7 +139,7 @@ def test_bad_training_data_is_refused_located(cli, tmp_path):
     code, _, err = cli("grad", SPECS / "lstm.yaml", "--input", data, "-o", tmp_path / "g.npz")
     assert code == 1 and f"{data}: holds no `target`" in err
     code, _, err = cli("train", SPECS / "char_predictor.yaml", "--save-weights", tmp_path / "w.npz")
-    assert code == 2 and "give the training data: --text FILE" in err
+    assert code == 2 and "give the training data once: --data FILE" in err
     code, _, err = cli("grad", SPECS / "rvnn.yaml", "--text", "a b", "-o", tmp_path / "g.npz")
     assert code == 2 and "a tree model's gradient is taken on seeded random trees here" in err
     assert not (tmp_path / "g.npz").exists()

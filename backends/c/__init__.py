@@ -10,6 +10,9 @@ packs only when a weight changed) and passed in, with the inputs, the state, the
 output buffers and the scratch, all allocated here: generated C allocates nothing. A tree cell whose children axis varies gets C written and
 compiled for each number of children it meets. `export` writes a whole model
 as one standalone C file (`rnncompile export spec.yaml --backend c -o m.c`).
+The simulation's C steps blocks of examples and is C99 plus GCC's vector
+extensions (its register-tiled products, gemm.py, sized for the host); exported
+C is plain C99, one example at a time.
 """
 from __future__ import annotations
 
@@ -28,20 +31,24 @@ from . import build
 from .cell import CellCode, CellWriter, cell_prefix
 from .consts import const_plan, pack
 from .emitters import CTYPES, EMITTERS, CType, prelude
+from .gemm import aligned_zeros, vector_types
 from .names import comment
 
 INCLUDES = "#include <math.h>\n#include <stdint.h>\n#include <string.h>"
 # examples the simulation's step computes together, so a matrix's rows are read once per block of examples,
 # not once per example (the exported file keeps one example at a time: its scratch holds one set of values);
-# a multiple of the blocked product's 12 rows (emitters.BLOCK_ROWS)
+# a multiple of the blocked products' tallest tiles (gemm.py: 12, 6 or 4 rows)
 ROWS = 24
 BOUND_KEPT = 4  # sets of weights a runner keeps bound (packed), most recent first
 
 
 def assemble(comment: str, cells: list[CellCode], c: CType, tail: str = "") -> str:
-    """One C file: a comment, the includes, the helpers the cells call, the cells, then `tail`."""
+    """One C file: a comment, the includes, the helpers the cells call (and the vector type of the blocked
+    products, when a cell has them), the cells, then `tail`."""
     helpers = set().union(*(code.helpers for code in cells))
-    parts = [comment.strip("\n"), INCLUDES, prelude(helpers, c)] + [code.source.strip("\n") for code in cells]
+    tiling = next((code.tiling for code in cells if code.tiling is not None), None)
+    vectors = vector_types(c, tiling) if tiling is not None else ""
+    parts = [comment.strip("\n"), INCLUDES, prelude(helpers, c), vectors] + [code.source.strip("\n") for code in cells]
     return "\n\n".join(p for p in parts + [tail.strip("\n")] if p) + "\n"
 
 
@@ -59,8 +66,18 @@ class Compiled:
         self.scan.restype = ctypes.c_int
 
 
+_BYTE = ctypes.c_char
+
+
 def _ptr(a: np.ndarray | None):
-    return None if a is None else a.ctypes.data
+    """Where an array's numbers start: through its buffer (a third of the time `.ctypes.data` takes, which
+    counts in a tiny run), else (read-only, or empty) `.ctypes.data`."""
+    if a is None:
+        return None
+    try:
+        return ctypes.addressof(_BYTE.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
 
 
 class CellRunner:
@@ -107,20 +124,20 @@ class CellRunner:
         an array changed in place between runs is bound anew."""
         values = {name: np.asarray(params[name], self.dtype) for name in self.cell.params if name in params}
         for i, (kept, bound) in enumerate(self._bound):
-            if kept.keys() == values.keys() and all(_same(kept[n], values[n]) for n in values):
-                self._bound.insert(0, self._bound.pop(i))
+            if kept.keys() == values.keys() and all(_same(kept[n], v) for n, v in values.items()):
+                if i:
+                    self._bound.insert(0, self._bound.pop(i))
                 return bound
         bound = BoundCell(self, {**params, **{n: np.array(v, order="C") for n, v in values.items()}})
-        self._bound.insert(0, (bound.params, bound))
+        self._bound.insert(0, ({n: (v.shape, v.tobytes()) for n, v in values.items()}, bound))
         del self._bound[BOUND_KEPT:]
         return bound
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """The same shape and the same bytes (so -0.0 is not 0.0, and a NaN equals itself)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    return a.tobytes() == b.tobytes()  # (a memcmp: faster than any NumPy comparison at every size here)
+def _same(kept: tuple, a: np.ndarray) -> bool:
+    """The same shape and the same bytes as a kept (shape, bytes) (so -0.0 is not 0.0, and a NaN equals
+    itself); the dtype is the runner's."""
+    return a.shape == kept[0] and a.tobytes() == kept[1]  # (a memcmp: faster than NumPy's comparisons here)
 
 
 class BoundCell:
@@ -129,9 +146,23 @@ class BoundCell:
         self.env = runner.consts.values(params, runner.dtype)
         self._k: dict = {}
         self._work: dict = {}
-        self._at: dict = {}  # children -> where the packed params and the work buffer are
-        self._pre = np.empty(0, runner.dtype)
-        self._pre_at = None
+        self._at: dict = {}  # children -> the compiled cell, and where its packed params and work buffer are
+        self._pre = np.empty(0, runner.dtype)  # one for every number of children: as big as the biggest needs
+        self._pre_at = []
+
+    def _prepare(self, children: int | None) -> tuple:
+        """The compiled cell for this number of children, with its params packed and its buffers made, each
+        starting on a cache line: the step's values for a block of rows and (rows > 1) the input projections
+        of a block of examples' next steps."""
+        comp, dtype = self.r.compiled(children), self.r.dtype
+        code = comp.code
+        self._k[children] = pack(code, self.env, dtype)
+        self._work[children] = aligned_zeros(code.rows * code.v_size, dtype)
+        if code.rows > 1 and (not self._pre_at or self._pre.size < code.pre_size):
+            self._pre = aligned_zeros(max(1, code.pre_size), dtype)
+            self._pre_at = [_ptr(self._pre)]
+        self._at[children] = (comp, _ptr(self._k[children]), _ptr(self._work[children]))
+        return self._at[children]
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         out = {}
@@ -153,29 +184,18 @@ class BoundCell:
         r = self.r
         first = next(iter(inputs.values())) if inputs else None
         b, t = np.shape(first)[:2] if first is not None else (batch, steps)
-        children = r.children(inputs)
-        comp = r.compiled(children)
+        children = r.children(inputs) if r.varies else None
+        comp, k_at, work_at = self._at.get(children) or self._prepare(children)
         code = comp.code
-        if children not in self._k:
-            self._k[children] = pack(code, self.env, r.dtype)
-            self._work[children] = np.empty(code.rows * code.v_size, r.dtype)
-            self._at[children] = (_ptr(self._k[children]), _ptr(self._work[children]))
-        k_at, work_at = self._at[children]
         ins = [self._input(n, inputs[n]) for n in code.inputs]
         state = self.initial_state(b) if state is None else state
         sts = [np.array(state[n], r.dtype, order="C") for n in code.states]  # a copy: it becomes the final state
         lens = None if lengths is None else np.ascontiguousarray(lengths, np.int32)
         outs = [np.empty((b, t) + code.shapes[r.outputs[n]], r.dtype) for n in code.outputs]
         traced = np.empty((b, t, code.v_size), r.dtype) if trace else None
-        pre = []
-        if code.rows > 1:  # the input projections of a block of examples' next steps: reused while big enough
-            if self._pre_at is None or self._pre.size < code.pre_size:
-                self._pre = np.empty(max(1, code.pre_size), r.dtype)
-                self._pre_at = _ptr(self._pre)
-            pre = [self._pre_at]
         when = [int(start), int(start + t if total is None else total)] if code.reads_time else []
-        failed = comp.scan(k_at, b, t, *map(_ptr, ins + sts), _ptr(lens), int(reverse), *when,
-                           *map(_ptr, outs), work_at, _ptr(traced), *pre)
+        failed = comp.scan(k_at, b, t, *[_ptr(a) for a in ins + sts], _ptr(lens), int(reverse), *when,
+                           *[_ptr(a) for a in outs], work_at, _ptr(traced), *(self._pre_at if code.rows > 1 else []))
         if failed:
             raise DataError(f"cell `{r.cell.name}`: a token id is beyond its embedding table (ids go from 0 to the "
                             f"table's rows - 1)")

@@ -11,12 +11,13 @@
 With `rows` > 1 (the simulation; the exported file keeps rows = 1) the step
 takes a block of up to `rows` examples' values and runs each node for all of
 them before the next node: a matrix-vector product with a param-only matrix
-becomes one blocked matrix product over the block's examples (emitters.gemm_kernel),
-so the matrix is read once per block of rows instead of once per example. One
-whose vector is (a run of) an input — the input half of an affine map, hoisted by
-the passes — is computed for every step of the block's examples in one such
-product before each run of STEPS steps, into `pre`, and each step copies its row in. Each
-sum still runs in index order: the same numbers as one example at a time.
+becomes one register-tiled matrix product over the block's examples
+(gemm.gemm_kernel, the matrix laid out in panels once per set of weights), so
+the matrix is read once per tile of rows instead of once per example. One whose
+vector is (a run of) an input — the input half of an affine map, hoisted by the
+passes — is computed for every step of the block's examples in one such product
+before each run of STEPS steps, into `pre`, and each step copies its row in.
+Each sum still runs in index order: the same numbers as one example at a time.
 
 A cell that reads the step index `t` or the sequence length `seq_len` has them as members of
 <cell>_values, set by the scan at every step, and one more function: <cell>_scan_from, the scan with
@@ -41,7 +42,9 @@ from rnncompile.errors import UsageError
 from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS, STEP_SOURCES, fmt_shape
 
-from .emitters import EMITTERS, UNSUPPORTED, Arg, CType, Site, View, block, emit, gemm_kernel, matmul_rows
+from .emitters import EMITTERS, UNSUPPORTED, Arg, CType, Site, View, block, emit, matmul_rows
+from .build import cpu_flags
+from .gemm import Tiling, gemm_kernel, host_tiling, panel_length
 from .names import Namer, comment, comment_text, identifier, value_names
 
 IND = "    "
@@ -54,17 +57,20 @@ LEAVES = ("input", "state", *STEP_SOURCES)  # values the scan puts into a step's
 
 @dataclass(frozen=True)
 class Field:
-    """A struct member: a node's value (or its transpose), `length` elements from `offset` on."""
+    """A struct member: a node's value (or its transpose), `length` elements from `offset` on. A transpose
+    in panels (`panel` columns each: gemm.panels) for a blocked product has its own, padded, `size`."""
 
     name: str
     nid: int
     shape: tuple
     offset: int
     transposed: bool = False
+    panel: int = 0
+    size: int = 0
 
     @property
     def length(self) -> int:
-        return max(1, math.prod(self.shape))  # ISO C has no empty arrays
+        return self.size or max(1, math.prod(self.shape))  # ISO C has no empty arrays
 
 
 @dataclass
@@ -84,6 +90,7 @@ class CellCode:
     rows: int = 1  # examples a step computes together: the scan's work is this many <fn>_values
     pre_size: int = 0  # numbers the scan's `pre` holds (rows > 1): rows * STEPS rows of input projections
     reads_time: bool = False  # it reads t or seq_len: <fn>_scan_from takes `int start, int total` after reverse
+    tiling: Tiling | None = None  # the blocked products' vectors (rows > 1): the file declares their type
 
     @property
     def source(self) -> str:
@@ -107,9 +114,12 @@ def _declares(lines: list[str]) -> bool:
 
 
 class CellWriter:
-    def __init__(self, cell: CellGraph, fn: str, c: CType, shapes: dict | None = None, rows: int = 1):
+    def __init__(self, cell: CellGraph, fn: str, c: CType, shapes: dict | None = None, rows: int = 1,
+                 tiling: Tiling | None = None):
         self.cell, self.fn, self.c = cell, fn, c
         self.rows = rows  # examples the step computes together (1: one example at a time)
+        # the blocked products' vectors (rows > 1): this host's, unless told
+        self.tiling = (tiling or host_tiling(cpu_flags())) if rows > 1 else None
         self.blocked: dict[int, tuple[Arg, Arg]] = {}  # matmul node -> (x, W^T) of its blocked product (rows > 1)
         self.hoisted: dict[int, tuple[str, int, int]] = {}  # matmul node of an input -> (input, offset, start in pre)
         self.pre_width = 0
@@ -123,8 +133,9 @@ class CellWriter:
         self.states = cell.by_name("state")
         self.updates = cell.updates()
         self.outputs = cell.outputs()
-        self.kept: dict[int, set] = {}  # param-only node -> {"plain", "t"}: the forms the step reads
-        self.t_names: dict[int, str] = {}
+        self.kept: dict[int, set] = {}  # param-only node -> {"plain", "t", "p"}: the forms the step reads
+        self.t_names: dict[int, str] = {}  # (form "p": the transpose in panels, for a blocked product)
+        self.p_names: dict[int, str] = {}
         self.views: dict[int, tuple[int, int]] = {}
         self.stored: list[int] = []
         self.helpers: set = set()
@@ -152,14 +163,18 @@ class CellWriter:
         root, offset = self.views.get(nid, (nid, 0))
         return Arg(f"{values}->{self.names[root]}", shape, offset)
 
-    def transposed(self, nid) -> Arg | None:
+    def transposed(self, nid, form: str | None = "t") -> Arg | None:
+        """A param-only matrix's transpose, kept in `form` (t: row-major; p: in panels; None: not kept)."""
         shape = self.shapes[nid]
         if self.stage[nid] != "const" or len(shape) != 2 or self.is_literal(nid):
             return None
-        self.kept.setdefault(nid, set()).add("t")
-        if nid not in self.t_names:
-            self.t_names[nid] = f"{self.names[nid]}_t"
-        return Arg(f"k->{self.t_names[nid]}", shape[::-1])
+        if form is None:
+            return Arg("", shape[::-1])
+        self.kept.setdefault(nid, set()).add(form)
+        names = self.p_names if form == "p" else self.t_names
+        if nid not in names:
+            names[nid] = f"{self.names[nid]}_{form}"
+        return Arg(f"k->{names[nid]}", shape[::-1])
 
     # -- the step ------------------------------------------------------------------------
     def describe(self, nid) -> str:
@@ -176,11 +191,15 @@ class CellWriter:
             raise UnsupportedOp(f"the c backend cannot run `{node.op}` in cell `{self.cell.name}` "
                                 f"[{node.origin or self.names[nid]}]: {why}; run this spec with --backend numpy")
         args = self.cell.args(nid)
-        site = Site([self.arg(a, keep=False) for a in args], {**OPS[node.op].attrs, **node.attr_dict},
-                    Arg(f"v->{self.names[nid]}", self.shapes[nid]), self.c,
-                    transposed=lambda i: self.transposed(args[i]))
+        ins, out = [self.arg(a, keep=False) for a in args], Arg(f"v->{self.names[nid]}", self.shapes[nid])
+        # a product the step computes for its block of rows at once reads its matrix in panels (only)
+        blocked = self.rows > 1 and node.op == "matmul" and matmul_rows(
+            Site(ins, {}, out, self.c, transposed=lambda i: self.transposed(args[i], None))) is not None
+        form = "p" if blocked else "t"
+        site = Site(ins, {**OPS[node.op].attrs, **node.attr_dict}, out, self.c,
+                    transposed=lambda i: self.transposed(args[i], form))
         got = emit(node.op, site)
-        if self.rows > 1 and node.op == "matmul" and matmul_rows(site) is not None:
+        if blocked:
             self.blocked[nid] = matmul_rows(site)
             root, offset = self.views.get(args[1], (args[1], 0))
             if self.cell.node(root).op == "input" and root not in self.tokens:
@@ -245,7 +264,6 @@ class CellWriter:
                     for nid, p in self.tokens.items() if any(re.search(rf"\b{p}\b", x) for x in lines)]
             return ["for (; r < n; ++r) {", f"{IND}{V} *restrict v = rows + r;"] + [IND + x for x in toks + lines] + ["}"]
 
-        stride = f"(long)(sizeof({V}) / sizeof({T}))"
         body = []
         for nid, lines in groups:
             if all(x.startswith("/*") for x in lines):  # views only: nothing to run
@@ -255,7 +273,7 @@ class CellWriter:
             else:
                 x, wt = self.blocked[nid]
                 body += [lines[0]] + call_lines(f"{self.gemm_fn(nid)}(", [
-                    "n", _rows_ptr(x), stride, _rows_ptr(Arg(f"v->{self.names[nid]}", ())), stride, wt.base], ");")
+                    "n", "1", "0", "0", _rows_ptr(x), _rows_ptr(Arg(f"v->{self.names[nid]}", ())), wt.base], ");")
         if not any("k->" in line for line in body):
             body.insert(0, "(void)k;")
         toks = "".join(f", const int32_t *restrict {p}_rows" for p in self.tokens.values())
@@ -265,11 +283,13 @@ class CellWriter:
             if len(unused) == len(self.tokens):
                 unused.insert(0, "(void)T;")
             body = unused + body
-        kernels = []
+        kernels, values = [], self.value_count()
         for nid, (x, wt) in self.blocked.items():
-            k, m = wt.shape
-            kernels += gemm_kernel(self.gemm_fn(nid), self.c, k, m, comment(
-                f"{self.describe(nid)}, for n rows at once: o_r = W x_r, with W^T in w")) + [""]
+            (k, m), hoisted = wt.shape, self.hoisted.get(nid)
+            # rows of x and o: an input's steps and the rows of `pre`, else the examples' values
+            xs, os = (size_of(self.shapes[self.inputs[hoisted[0]]]), m) if hoisted else (values, values)
+            kernels += gemm_kernel(self.gemm_fn(nid), self.c, k, m, xs, os, self.tiling, comment(
+                f"{self.describe(nid)}, for n rows at once: o_r = W x_r, with W^T in panels in w")) + [""]
         head = kernels + [f"/* Cell `{comment_text(self.cell.name)}`, one step of n examples (at most {self.rows}): reads the inputs and state "
                 f"of rows[0..n-1], fills the rest.",
                 " * A token input points at the first example's ids; the next example's are T steps further on.",
@@ -277,6 +297,11 @@ class CellWriter:
                 f"static int {self.fn}_step(const {self.fn}_consts *restrict k, {V} *restrict rows, int n{toks})",
                 "{"]
         return "\n".join(head + [IND + x if x else "" for x in body] + [IND + "return 0;", "}"])
+
+    def value_count(self) -> int:
+        """The numbers in one <cell>_values (what structs() lays out)."""
+        firsts = [n for n in self.inputs.values() if n not in self.tokens] + list(self.states.values()) + self.times
+        return sum(max(1, size_of(self.shapes[n])) for n in firsts + self.stored)
 
     def gemm_fn(self, nid) -> str:
         return f"{self.fn}_{self.names[nid]}_rows"
@@ -351,8 +376,8 @@ class CellWriter:
                 at = f"pre + {self.rows * STEPS * start}" if start else "pre"
                 width = size[self.inputs[name]]
                 projections += call_lines(f"{self.gemm_fn(nid)}(", [
-                    "ts", f"{ins[name]} + ((long)(b0 + r) * T + t0) * {width}" + (f" + {offset}" if offset else ""),
-                    str(width), f"{at} + (long)r * {STEPS * m}", str(m), wt.base], ");")
+                    "ts", "n", f"(long)T * {width}", str(STEPS * m),
+                    f"{ins[name]} + ((long)b0 * T + t0) * {width}" + (f" + {offset}" if offset else ""), at, wt.base], ");")
                 copies.append(f"memcpy(work->{self.names[nid]}, {at} + ((long)r * {STEPS} + t - t0) * {m}, {m} * sizeof({T}));")
             loop = self._blocks(before + copies, call, per_step[len(before) + 1:], projections)
         else:
@@ -402,8 +427,7 @@ class CellWriter:
                 f"{IND}for (int s0 = 0; s0 < T; s0 += {STEPS}) {{",
                 f"{IND * 2}const int ts = T - s0 < {STEPS} ? T - s0 : {STEPS};  /* steps s0 .. s0 + ts - 1 */",
                 f"{IND * 2}const int t0 = reverse ? T - s0 - ts : s0;  /* the first of their times */",
-                *[IND * 2 + x for x in (["for (int r = 0; r < n; ++r) {"] + [IND + x for x in projections] + ["}"]
-                                        if projections else ["(void)pre;", "(void)t0;"])],
+                *[IND * 2 + x for x in (projections or ["(void)pre;", "(void)t0;"])],
                 f"{IND * 2}for (int s = s0; s < s0 + ts; ++s) {{",
                 f"{IND * 3}const int t = reverse ? T - 1 - s : s;",
                 *[IND * 3 + x for x in ins + [call] + outs],
@@ -417,6 +441,12 @@ class CellWriter:
     def structs(self) -> tuple[str, list[Field], list[Field]]:
         T, cell = self.c.name, self.cell
         consts, offset = [], 0
+        # the panels first: each a whole number of cache lines, so every one starts on a line (gemm.ALIGN)
+        for nid in [n for n in self.order if "p" in self.kept.get(n, ())]:
+            k, m = shape = self.shapes[nid][::-1]
+            consts.append(Field(self.p_names[nid], nid, shape, offset, True, self.tiling.width(self.c),
+                                panel_length(k, m, self.c, self.tiling)))
+            offset += consts[-1].length
         for nid in self.order:
             for form in ("plain", "t"):
                 if form in self.kept.get(nid, ()):
@@ -433,7 +463,8 @@ class CellWriter:
 
         def member(f: Field) -> str:
             node = cell.node(f.nid)
-            what = f"{self.names[f.nid]} transposed" if f.transposed else (
+            what = f"{self.names[f.nid]} transposed" + (f", in panels of {f.panel} columns" if f.panel else "") \
+                if f.transposed else (
                 "the state before the step" if node.op == "state" else
                 f"`{node.attr('name')}`, set by the scan" if node.op in STEP_SOURCES else "")
             note = "  ".join(x for x in (fmt_shape(f.shape), what, node.origin) if x)
@@ -458,7 +489,11 @@ class CellWriter:
         return CellCode(self.fn, rule + "\n\n" + structs, step + "\n\n" + scan, self.helpers, consts, values,
                         dict(self.views), self.shapes, list(self.cell.inputs), list(self.cell.states),
                         list(self.outputs), self.scan_signature, self.rows, self.rows * STEPS * self.pre_width,
-                        bool(self.times))
+                        bool(self.times), self.tiling if self.blocked else None)
+
+
+def size_of(shape) -> int:
+    return math.prod(shape)
 
 
 def _packed(struct: str, n: int, T: str) -> str:

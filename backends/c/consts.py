@@ -16,6 +16,7 @@ from rnncompile.graph import CellGraph, stages
 from rnncompile.ops import OPS
 
 from .cell import CellCode
+from .gemm import aligned_zeros, panels
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,12 @@ def const_values(cell: CellGraph, params: dict, dtype) -> dict[int, np.ndarray]:
 
 
 def pack(code: CellCode, env: dict[int, np.ndarray], dtype) -> np.ndarray:
-    """The <cell>_consts struct as an array: each member's value (or its transpose), flat, in order."""
-    k = np.zeros(code.k_size, dtype)
+    """The <cell>_consts struct as an array starting on a cache line: each member's value (or its
+    transpose, or that in panels), flat, in order."""
+    k = aligned_zeros(code.k_size, dtype)
     for f in code.consts:
         value = env[f.nid].T if f.transposed else env[f.nid]
+        if f.panel:
+            value = panels(value, f.panel, f.length)
         k[f.offset:f.offset + value.size] = value.ravel()
     return k

@@ -233,58 +233,17 @@ def _matmul(s: Site) -> list[str]:
     return loops(list(zip(names, lead)) + [("i", m)], body)
 
 
-# The blocked matrix product o = x @ W^T of the simulation (emitters above keep one example at a time).
-# Each block of output elements, BLOCK_ROWS rows by TILE_BYTES of columns, is summed in locals over the
-# whole of k, so W^T is read once per block of rows and the sums stay in registers as far as the host has
-# them (24 of the 32 AVX-512 ones for a 12-row block of floats); the compiler vectorises the fixed-size
-# loop over the columns. Rows left over go in blocks of 4, then one by one.
-BLOCK_ROWS = (12, 4, 1)
-TILE_BYTES = 128  # 32 floats, 16 doubles: two AVX-512 (or four AVX) registers per row
-
+# The simulation's blocked products (gemm.py) take over a matmul whose matrix is param-only and whose vector
+# is a value of the step: matmul_rows says which.
 
 def matmul_rows(s: Site) -> tuple[Arg, Arg] | None:
     """For W @ x with W param-only (stored transposed) and x a vector of the step: (x, W^T), the
-    arguments of a blocked product over examples (gemm_kernel); None for any other matmul."""
+    arguments of a blocked product over examples (gemm.gemm_kernel); None for any other matmul."""
     a, b = s.args
     wt = s.transposed(0) if len(a.shape) == 2 and len(b.shape) == 1 else None
     if wt is None or b.scalar is not None or not s.out.base.startswith("v->") or not b.base.startswith("v->"):
         return None
     return b, wt
-
-
-def gemm_kernel(name: str, c: CType, k: int, m: int, doc: str) -> list[str]:
-    """`static void name(n, x, xs, o, os, w)`: o[r][j] = sum over p of x[r][p] * w[p][j] for r < n, j < m,
-    with w row-major [k][m] and rows xs (x) and os (o) elements apart. Each sum starts at 0 and adds the
-    products in index order, as the one-example code does, so the results are the same numbers."""
-    T = c.name
-    nc = TILE_BYTES // (4 if T == "float" else 8)
-
-    def tile(rows: int, width: int) -> list[str]:
-        qs = range(rows)
-        lines = [f"const {T} *restrict x{q} = x + (long)(r + {q}) * xs;" for q in qs]
-        lines += [f"{T} " + ", ".join(f"a{q}[{width}]" for q in qs) + ";"]
-        lines += loops([("j", width)], block([f"a{q}[@j@] = 0;" for q in qs]))
-        lines += [f"for (int p = 0; p < {k}; ++p) {{" if k > 1 else "{",
-                  f"    const {T} *restrict wp = w + {'(long)p * ' + str(m) + ' + ' if k > 1 else ''}j0;",
-                  f"    const {T} " + ", ".join(f"b{q} = x{q}[{'p' if k > 1 else '0'}]" for q in qs) + ";",
-                  *["    " + x for x in loops([("j", width)], block([f"a{q}[@j@] += b{q} * wp[@j@];" for q in qs]))],
-                  "}"]
-        lines += loops([("j", width)], block([f"o[(long)(r + {q}) * os + j0 + @j@] = a{q}[@j@];" for q in qs]))
-        return [tidy(x) for x in lines]
-
-    def columns(width: int) -> list[str]:
-        lines = ["int r = 0;"]
-        for rows in BLOCK_ROWS:
-            lines += [f"for (; r + {rows} <= n; r += {rows}) {{"] + ["    " + x for x in tile(rows, width)] + ["}"]
-        return lines
-    full, tail = m - m % nc, m % nc
-    body = []
-    if full:
-        body += [f"for (int j0 = 0; j0 < {full}; j0 += {nc}) {{"] + ["    " + x for x in columns(nc)] + ["}"]
-    if tail:
-        body += block([f"const int j0 = {full};"] + columns(tail))
-    head = f"static void {name}(int n, const {T} *restrict x, long xs, {T} *restrict o, long os, const {T} *restrict w)"
-    return [doc, head, "{"] + ["    " + x for x in body] + ["}"]
 
 
 def _outer(s: Site) -> list[str]:
@@ -408,6 +367,15 @@ def _chunk(s: Site):
     return _part(s, -1, s.attrs["i"] * w, (s.attrs["i"] + 1) * w)
 
 
+def _expand(s: Site) -> list[str]:
+    """out[p, k, q] = x[p, q]: k runs along the new axis, p over the axes before it, q over those after."""
+    (a,) = s.args
+    outer, n, inner = split(s.out.shape, s.attrs["axis"] % len(s.out.shape))
+    p, k, q = var("p"), var("k"), var("q")
+    return loops([("p", outer), ("k", n), ("q", inner)],
+                 [f"{s.out.at(index([(p, n * inner), (k, inner), (q, 1)]))} = {a.at(index([(p, inner), (q, 1)]))};"])
+
+
 # ---- tokens -------------------------------------------------------------------------------
 
 def _one_hot(s: Site) -> list[str]:
@@ -506,6 +474,7 @@ EMITTERS: dict[str, Callable[[Site], list[str] | View]] = {
     "slice": _slice,
     "index": _index,
     "chunk": _chunk,
+    "expand": _expand,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

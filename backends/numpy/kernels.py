@@ -135,7 +135,10 @@ def _masked_softmax(flags, shapes, attrs, out_shape):
 def _concat(flags, shapes, attrs, out_shape):
     axis = _axis(attrs["axis"], any(flags), len(out_shape))
     if all(flags) or not any(flags):
-        return lambda *xs: np.concatenate(xs, axis=axis)
+        def joined(*xs, out=None):
+            return np.concatenate(xs, axis=axis, out=out)
+        joined.fills_out = True  # takes `out=` of its result's shape (an output's row), never an argument's
+        return joined
 
     def fn(*xs):
         b = next(x.shape[0] for x, f in zip(xs, flags) if f)
@@ -171,6 +174,12 @@ def _flatten(flags, shapes, attrs, out_shape):  # a view when the rows are conti
     if flags[0]:
         return lambda x: x.reshape((x.shape[0],) + out_shape)
     return lambda x: x.reshape(out_shape)
+
+
+def _expand(flags, shapes, attrs, out_shape):
+    ax = attrs["axis"] % (len(shapes[0]) + 1) + (1 if flags[0] else 0)
+    n = attrs["n"]
+    return lambda x: np.repeat(np.expand_dims(x, ax), n, axis=ax)
 
 
 def _one_hot(flags, shapes, attrs, out_shape):
@@ -304,6 +313,7 @@ KERNELS = {
     "index": _index,
     "chunk": _chunk,
     "flatten": _flatten,
+    "expand": _expand,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

@@ -3,8 +3,10 @@
 Three things make the loop fast without changing a value: a kernel's
 run-once argument is prepared once per bind (W^T laid out for the GEMM of
 `W @ x`); a temporary that dies at its only reader is overwritten by it
-(`np.add(F, S, out=F)`: no allocation, memory that stays in cache); and the
-loop body is a flat list of argument-free closures over the value table.
+(`np.add(F, S, out=F)`: no allocation, memory that stays in cache), and a
+value an output shows is written straight into the output's row of the step
+(`closure_into`); and the loop body is a flat list of argument-free closures
+over the value table.
 """
 from __future__ import annotations
 
@@ -29,6 +31,15 @@ class Step:
     args: tuple
     prepared: Prepared | None = None  # the kernel's form for a run-once argument, if it has one
     into: int | None = None  # the argument position whose buffer the result may be written into
+
+
+def one_branch(flags, out_shape: tuple):
+    """where(c, a, a) with `a` computed once per bind: `a` broadcast to the result's shape, a view. The derivative
+    rules' ones_like and zeros_like are such wheres; this skips a pass over c (over every step's rows, when c is
+    made before the loop). Exactly the values of where: each element is `a`'s."""
+    def fn(c, a, b):
+        return np.broadcast_to(a, ((c.shape[0],) if flags[0] else ()) + out_shape)
+    return fn
 
 
 def writes_into(fn) -> bool:
@@ -86,6 +97,25 @@ def _into(fn, i: int, arity: int):
     if i == 0:
         return lambda a, b: fn(a, b, out=a)
     return lambda a, b: fn(a, b, out=b)
+
+
+def closure_into(fn, out: int, args: tuple, env: dict, rows: dict):
+    """One call that writes its result into the array rows[out] (an output's row of this step, set by the loop
+    before the step): env[out] = fn(*env[args], out=rows[out])."""
+    if len(args) == 1:
+        (a,) = args
+
+        def step():
+            env[out] = fn(env[a], out=rows[out])
+    elif len(args) == 2:
+        a, b = args
+
+        def step():
+            env[out] = fn(env[a], env[b], out=rows[out])
+    else:
+        def step():
+            env[out] = fn(*[env[i] for i in args], out=rows[out])
+    return step
 
 
 def closure(fn, out: int, args: tuple, env: dict):

@@ -148,6 +148,11 @@ def _flatten(s: Site) -> str:
     return f"{s.args[0]}.reshape(({lead}{', '.join(map(str, s.out_shape))},))"
 
 
+def _expand(s: Site) -> str:
+    ax = s.attrs["axis"] % (len(s.shapes[0]) + 1) + (1 if s.flags[0] else 0)
+    return f"np.repeat(np.expand_dims({s.args[0]}, {ax}), {s.attrs['n']}, axis={ax})"
+
+
 def _one_hot(s: Site) -> str:
     # float32 by definition (exact); it promotes under float64 as the NumPy backend's does
     return f"({s.args[0]}[..., None] == np.arange({s.attrs['n']})).astype(np.float32)"
@@ -228,6 +233,7 @@ EMITTERS = {
     "index": _index,
     "chunk": _chunk,
     "flatten": _flatten,
+    "expand": _expand,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

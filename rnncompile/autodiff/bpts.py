@@ -18,7 +18,7 @@ from ..drivers import Executable
 from ..errors import DataError, UsageError
 from .bptt import Gradients, _BackwardRunner, _local
 from .cellgrad import IN, OUT, grad
-from .losses import LOSS, TARGET, loss_cell, step_weights
+from .losses import LOSS, TARGET, loss_cell, step_weights, train_settings
 
 CHILD = "children."
 
@@ -26,8 +26,11 @@ CHILD = "children."
 class TreeGradProgram:
     """A tree model's loss and its gradient for one backend and dtype; call it with trees and targets."""
 
-    def __init__(self, program, loss: str = "xent", output: str | None = None, reduction: str = "sum",
+    def __init__(self, program, loss: str | None = None, output: str | None = None, reduction: str | None = None,
                  backend: str = "numpy", dtype: str = "float64"):
+        """`loss`, `output`, `reduction`: None takes the spec's `train:` section's (else xent with a vocabulary,
+        else mse; the head's only output; sum over each tree's nodes, mean over the trees)."""
+        loss, output, reduction, _ = train_settings(program, loss, output, reduction)
         plan = program.plan
         if plan.kind != "tree":
             raise UsageError(f"{program.checked.file} is not a tree model; use GradProgram")
@@ -73,7 +76,7 @@ class TreeGradProgram:
         if target.shape[:1] != (want,):
             raise DataError(f"the target has shape {list(target.shape)}; the head at "
                             f"{'every node' if self.per_node else 'the root'} needs one per "
-                            f"{'node' if self.per_node else 'tree'}: [{want}{', ...' if self.kind == 'mse' else ''}]")
+                            f"{'node' if self.per_node else 'tree'}: [{want}{', ...' if self.kind != 'xent' else ''}]")
         if self.kind == "xent" and ((target < 0) | (target >= self.classes)).any():
             raise DataError(f"target ids must be 0..{self.classes - 1} (output `{self.output}` has {self.classes} "
                             f"classes)")

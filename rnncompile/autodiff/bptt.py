@@ -22,8 +22,13 @@ carrying each bundle's adjoint:
                 from (a state the caller gave ends it: truncated BPTT)
 
 Every cell's backward step (cellgrad.grad, then passes.optimise) runs on the
-backend given, as any cell does. Padded steps (lengths) are masked by the
-backend's scan: the adjoint carried passes them unchanged.
+backend given, as any cell does. A scanned cell's forward also outputs what
+its backward step reads rather than recomputes: each state before each step
+and the saved values (`grad(saved=True)`: gate activations, the new cell
+state); an embedding a matrix multiplies is first folded into one table
+(passes.project_embeddings), in the forward and the backward alike. Padded
+steps (lengths) are masked by the backend's scan: the adjoint carried passes
+them unchanged.
 """
 from __future__ import annotations
 
@@ -36,9 +41,10 @@ from ..drivers import INTERPRETER, Executable, _Run
 from ..errors import DataError, UsageError
 from ..graph import Node, make_attrs
 from ..passes import optimise
+from ..passes.project_embeddings import project_embeddings
 from ..program import Program
-from .cellgrad import GRAD, IN, OUT, STATE, STATE_ADJ, SUM, grad
-from .losses import LOSS, TARGET, loss_cell, step_weights
+from .cellgrad import GRAD, IN, OUT, SAVED, STATE, STATE_ADJ, SUM, grad
+from .losses import LOSS, TARGET, loss_cell, step_weights, train_settings
 
 PREV = "prev."  # the forward scan's extra outputs: each state before each step
 DECODER_OUT = "decoder cell outputs"  # the bundle of a decoder cell's own outputs (its head reads them)
@@ -63,9 +69,10 @@ class Gradients:
 class GradProgram:
     """A program's loss and its gradient for one backend and dtype; call it with a batch."""
 
-    def __init__(self, program: Program, loss: str = "xent", output: str | None = None, reduction: str = "sum",
-                 backend: str = "numpy", dtype: str = "float64", wrt_state: bool = False):
+    def __init__(self, program: Program, loss: str | None = None, output: str | None = None,
+                 reduction: str | None = None, backend: str = "numpy", dtype: str = "float64", wrt_state: bool = False):
         """`wrt_state`: also the gradient of the loss with respect to every scanned state after every step."""
+        loss, output, reduction, self.target_input = train_settings(program, loss, output, reduction)  # spec's train:
         self.program, self.kind, self.reduction, self.dtype = program, loss, reduction, np.dtype(dtype)
         self.wrt_state = wrt_state
         self.flow = program.flow
@@ -93,12 +100,15 @@ class GradProgram:
                     raise UsageError(f"{program.checked.file}: `{'.'.join(map(str, op.path))}` feeds back its own "
                                      f"{dec.sample} tokens, which are not differentiable; train it with teacher "
                                      f"forcing (`feed: target` and `target: <an input>`)")
-                self.forward[dec.use.prefix] = be.cell_runner(_with_states(program.cell(dec.use)), dtype)
-                self.backward[dec.use.prefix] = runner(grad(program.cell(dec.use), state_adjoints=wrt_state), dec.use.prefix)
+                cell = project_embeddings(program.cell(dec.use))
+                back = grad(cell, state_adjoints=wrt_state, saved=True)
+                self.forward[dec.use.prefix] = be.cell_runner(_with_states(cell, back.saved), dtype)
+                self.backward[dec.use.prefix] = runner(back, dec.use.prefix)
             elif isinstance(op, flow.Scan):
-                self.forward[op.use.prefix] = be.cell_runner(_with_states(program.cell(op.use)), dtype)
-                self.backward[op.use.prefix] = runner(grad(program.cell(op.use), state_adjoints=wrt_state),
-                                                      op.use.prefix)
+                cell = project_embeddings(program.cell(op.use))
+                back = grad(cell, state_adjoints=wrt_state, saved=True)
+                self.forward[op.use.prefix] = be.cell_runner(_with_states(cell, back.saved), dtype)
+                self.backward[op.use.prefix] = runner(back, op.use.prefix)
             elif isinstance(op, flow.Apply) and op is not self.head:
                 self.backward[op.use.prefix] = runner(grad(program.cell(op.use)), op.use.prefix)
         shapes = self._output_shapes()
@@ -152,8 +162,8 @@ class GradProgram:
                 saved[op.out] = self._teacher_forced(op, run)
             else:
                 INTERPRETER[op.op](self.exe, op, run)
-        if self.decode is not None and target is None:
-            target = inputs[self.decode.decoder.target]
+        if target is None and (self.decode is not None or self.target_input is not None):
+            target = inputs[self.target_input or self.decode.decoder.target]
         if target is None:
             raise DataError("no target given: the loss compares the model's output with one")
         back = _Back(self, run, saved, np.asarray(target))
@@ -168,8 +178,7 @@ class GradProgram:
         bound = self.forward[op.use.prefix].bind(_local(op.use, run.params))
         cin = {name: run.read(r) for name, r in op.feed}
         res = bound.scan(cin, run.env[op.state], run.lengths_of(op.lengths), op.reverse)
-        prev = {n[len(PREV):]: v for n, v in res.outputs.items() if n.startswith(PREV)}
-        run.env[op.out] = {n: v for n, v in res.outputs.items() if not n.startswith(PREV)}
+        run.env[op.out], prev = _split(res.outputs)
         run.env[op.final] = res.final_state
         return prev
 
@@ -190,9 +199,9 @@ class GradProgram:
         lengths = run.lengths_of((dec.target,))
         bound = self.forward[dec.use.prefix].bind(_local(dec.use, run.params))
         res = bound.scan(x, run.env[op.state], lengths, False)
-        outs = {k: v for k, v in res.outputs.items() if not k.startswith(PREV)}
+        outs, prev = _split(res.outputs)
         run.env[op.final] = res.final_state
-        return {"x": x, "prev": {k[len(PREV):]: v for k, v in res.outputs.items() if k.startswith(PREV)},
+        return {"x": x, "prev": prev,
                 "outputs": outs, "lengths": lengths,
                 "source_steps": run.inputs[self.program.plan.stack.inputs[0]].shape[1] if op.memory else None}
 
@@ -224,13 +233,31 @@ def _local(use, params: dict) -> dict:
     return {name: params[use.key(name)] for name in use.cell.params}
 
 
-def _with_states(cell):
-    """The forward cell with one more output per state: its value before the step (`prev.<state>`)."""
+def _with_states(cell, saved: dict):
+    """The forward cell with one more output per state, its value before the step (`prev.<state>`), and one
+    per value its backward step reads instead of recomputing it (`fwd.<j>`: Backward.saved)."""
     out = cell.copy()
     for name, sid in cell.by_name("state").items():
         node = cell.node(sid)
         out.add(Node("output", node.shape, make_attrs({"name": PREV + name}), "float", node.origin), [sid])
+    for name, nid in saved.items():
+        node = cell.node(nid)
+        out.add(Node("output", node.shape, make_attrs({"name": name}), node.dtype, node.origin), [nid])
     return out
+
+
+def _split(outputs: dict) -> tuple[dict, dict]:
+    """A forward scan's outputs: the cell's own, and what its backward step reads (each state before each
+    step under the state's name, the saved values under theirs)."""
+    own, kept = {}, {}
+    for n, v in outputs.items():
+        if n.startswith(PREV):
+            kept[n[len(PREV):]] = v
+        elif n.startswith(SAVED):
+            kept[n] = v
+        else:
+            own[n] = v
+    return own, kept
 
 
 def _pick_output(shapes: dict, output: str | None, program) -> str:
@@ -296,7 +323,7 @@ class _Back:
         want = (batch, steps) if per_step else (batch,)
         if target.shape[:len(want)] != want:
             raise DataError(f"the target has shape {list(target.shape)}; the loss of output `{gp.output}` needs "
-                            f"[{', '.join(map(str, want))}{', ...' if gp.kind == 'mse' else ''}]"
+                            f"[{', '.join(map(str, want))}{', ...' if gp.kind != 'xent' else ''}]"
                             + (" (one per step)" if per_step else " (one per sequence)"))
         if gp.kind == "xent":
             n = _classes(gp)

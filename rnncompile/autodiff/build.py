@@ -11,7 +11,7 @@ summed back to its argument's shape.
 from __future__ import annotations
 
 from ..graph import CellGraph, Node, make_attrs
-from ..ops import OPS, fmt_shape
+from ..ops import CHILDREN, OPS, fmt_shape
 
 
 class NoRule(Exception):
@@ -57,8 +57,10 @@ class Builder:
             return self.op("where", like, g, g)
         if rank == 2 and ax == 1:  # [m] over [m, n]: broadcast over the transpose, then back
             return self.op("transpose", self.op("where", self.op("transpose", like), g, g))
-        raise NoRule(f"no rule spreads an adjoint back over axis {axis} of a {fmt_shape(shape)} value "
-                     f"(vectors and matrices only)")
+        if shape[ax] == CHILDREN:
+            raise NoRule(f"no rule spreads an adjoint back over the children axis K of a {fmt_shape(shape)} value "
+                         f"when it is not the first axis")
+        return self.op("expand", g, axis=ax, n=shape[ax])  # a middle axis: copies along a new one
 
     def sum_to(self, g: int, shape: tuple) -> int:
         """The adjoint `g` of a broadcast result summed back to an argument of `shape`."""

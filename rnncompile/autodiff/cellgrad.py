@@ -19,11 +19,17 @@ passes optimise it and every backend runs it as a scan, backwards in time:
 
 Recomputing reads no state (the forward states are inputs), so a backend
 computes the whole forward step for every step before its loop; the loop
-carries only the adjoints. The param-only part is differentiated once per
-batch, not per step: the driver sums the sum.<k> outputs over steps and
-batch (an outer product's as one matrix product, A^T B, as cuDNN does) and
-a second graph (`param_graph`: inputs d.sum.<k>, outputs grad.<param>)
-takes the sums back through the slices and stacks to the params.
+carries only the adjoints. With `saved`, the forward values the rules read
+that depend on a state (a gate's activation, the new cell state) are not
+recomputed but read as inputs fwd.<j>, which the forward scan outputs at
+every step (`Backward.saved` says which forward node each one is): the
+state-to-state matrix products then run once, in the forward loop (PyTorch
+and cuDNN keep their gates the same way). The param-only part is
+differentiated once per batch, not per step: the driver sums the sum.<k>
+outputs over steps and batch (an outer product's as one matrix product,
+A^T B, as cuDNN does) and a second graph (`param_graph`: inputs d.sum.<k>,
+outputs grad.<param>) takes the sums back through the slices and stacks to
+the params.
 """
 from __future__ import annotations
 
@@ -37,7 +43,8 @@ from ..graph import CellGraph, InputInfo, Node, StateInfo, make_attrs, stages
 from .build import Builder, NoRule
 from .rules import NO_RULE, VJP, Piece
 
-OUT, IN, STATE, GRAD, SUM, STATE_ADJ = "d.out.", "d.in.", "d.", "grad.", "sum.", "d.state."
+OUT, IN, STATE, GRAD, SUM, STATE_ADJ, SAVED = "d.out.", "d.in.", "d.", "grad.", "sum.", "d.state.", "fwd."
+VIEWS = {"slice", "index", "chunk", "transpose"}  # one-argument ops NumPy answers with a view: never saved
 
 
 class GradError(RnnCompileError):
@@ -62,12 +69,21 @@ class Sum:
             ([outputs[self.whole]] if self.whole is not None else [])
         acc = np.zeros(self.shape, np.result_type(*used))  # one_hot factors are float32 in a float64 run
         for a in self.factors:
-            left, right = outputs[a], outputs[a[:-1] + "b"]
-            acc += left.reshape(-1, left.shape[-1]).T @ right.reshape(-1, right.shape[-1])
+            left, right = _rows(outputs[a], outputs[a[:-1] + "b"])
+            acc += left.T @ right
         if self.whole is not None:
-            w = outputs[self.whole]
-            acc += w.reshape((-1,) + w.shape[2:]).sum(axis=0)
+            (w,) = _rows(outputs[self.whole])
+            acc += w.sum(axis=0)
         return acc
+
+
+def _rows(*xs):
+    """[B, T, ...] values as [B * T, ...] rows, all in the same order of (b, t), time-major when that needs no
+    copy: a scan's outputs are time-major arrays seen batch-first, and a sum over rows does not depend on their
+    order."""
+    if all(x.ndim >= 2 and x.swapaxes(0, 1).flags.c_contiguous for x in xs):
+        xs = [x.swapaxes(0, 1) for x in xs]
+    return [x.reshape((-1,) + x.shape[2:]) for x in xs]
 
 
 @dataclass
@@ -82,14 +98,16 @@ class Backward:
     kept: list[str] = field(default_factory=list)  # forward outputs it also computes
     sums: list[Sum] = field(default_factory=list)  # what the driver sums over steps and batch
     param_graph: CellGraph | None = None  # inputs d.sum.<k> (each Sum's total), params -> outputs grad.<p>
+    saved: dict[str, int] = field(default_factory=dict)  # input fwd.<j> -> the forward node whose value it is
 
 
 def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False, name: str | None = None,
-         state_adjoints: bool = False) -> Backward:
+         state_adjoints: bool = False, saved: bool = False) -> Backward:
     """The backward step of `cell`. `outputs`: the forward outputs with an adjoint (default: every float one);
     `states`: the states whose adjoints cross steps (default: all); `state_adjoints`: also output d.state.<s>,
-    the adjoint of each state after the step (through this step's outputs and every later step). The result is
-    not yet optimised (passes.optimise it as any cell)."""
+    the adjoint of each state after the step (through this step's outputs and every later step); `saved`: read
+    the forward values the rules need that depend on a state as inputs fwd.<j> (`Backward.saved`) instead of
+    recomputing them. The result is not yet optimised (passes.optimise it as any cell)."""
     fwd_outputs = cell.outputs()
     outputs = [n for n in fwd_outputs if cell.node(fwd_outputs[n]).dtype == "float"] if outputs is None else list(outputs)
     states = list(cell.states) if states is None else list(states)
@@ -160,7 +178,42 @@ def grad(cell: CellGraph, outputs=None, states=None, keep_outputs: bool = False,
             bw.add(Node("output", cell.node(out).shape, make_attrs({"name": oname}), cell.node(out).dtype,
                         cell.node(out).origin), [copy[arg]])
             result.kept.append(oname)
+    if saved:
+        result.saved = _read_saved(cell, bw, copy)
     return result
+
+
+def _read_saved(cell: CellGraph, bw: CellGraph, copy: dict) -> dict[str, int]:
+    """Each recomputed forward value that depends on a state and that a backward node (or an output) reads
+    becomes an input fwd.<j>, except a view (a slice of the gates): that is taken again from its saved
+    argument, which costs nothing. The recomputation left unread is dead (passes.optimise drops it)."""
+    stage = stages(cell)
+    recomputed = {copy[n]: n for n in copy if stage[n] == "loop" and cell.node(n).op != "state"}
+    read_again = set()  # recomputed views that something outside the recomputation reads
+    kept = []
+    for n in reversed(cell.order()):  # every user before its arguments
+        c = copy.get(n)
+        if c not in recomputed:
+            continue
+        moved = [e for e in bw.g.out_edges(c, keys=True, data=True)
+                 if e[1] not in recomputed or e[1] in read_again]
+        if not moved:
+            continue
+        if cell.node(n).op in VIEWS:
+            read_again.add(c)
+        else:
+            kept.append((n, c, moved))
+    saved = {}
+    for n, c, moved in reversed(kept):  # numbered in the forward's order
+        node, name = cell.node(n), f"{SAVED}{len(saved)}"
+        inp = bw.add(Node("input", node.shape, make_attrs({"name": name, "shape": node.shape}), node.dtype,
+                          node.origin))
+        bw.inputs[name] = InputInfo(name, node.shape, node.dtype, node.origin)
+        for _, dst, key, data in moved:
+            bw.g.remove_edge(c, dst, key)
+            bw.g.add_edge(inp, dst, key=key, **data)
+        saved[name] = n
+    return saved
 
 
 def _sweep(b: Builder, g: CellGraph, order: list[int], adj: dict, needs: set, name: str, record=(),

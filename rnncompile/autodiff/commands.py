@@ -2,68 +2,20 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, UsageError
 from .bptt import GradProgram
+from .datasets import read_training_file
 from .losses import default_loss
 
 
-def read_training_file(program, path) -> dict:
-    """An .npz (or .json) of inputs by name, `target` (not for an encoder-decoder: it learns the target it is
-    fed), and `lengths` [B] or `mask` [B, T] (`lengths.<input>` or `mask.<input>` for one input)."""
-    from ..api import lengths_from_mask
-    from ..data import read_arrays
-
-    raw = dict(read_arrays(path))
-    own = {}
-    for key in list(raw):
-        base, _, name = key.partition(".")
-        if base in ("lengths", "mask") and name:
-            value = raw.pop(key)
-            own[name] = lengths_from_mask(value) if base == "mask" else value.astype(np.int64)
-    if "mask" in raw:
-        raw["lengths"] = lengths_from_mask(raw.pop("mask"))
-    if own:
-        shared = raw.pop("lengths", None)
-        raw["lengths"] = {**({n: shared for n in program.plan.inputs} if shared is not None else {}), **own}
-    decoder = program.plan.decoder is not None
-    if "target" not in raw and not decoder:
-        raise DataError(f"{path}: holds no `target` (the loss compares an output with it: token ids [B, T] for "
-                        f"xent, values [B, T, ...] for mse); it holds {', '.join(raw) or 'nothing'}")
-    names = list(program.plan.inputs)
-    missing = [n for n in names if n not in raw]
-    if missing:
-        raise DataError(f"{path}: holds no input `{missing[0]}`; the spec's inputs: {', '.join(names)}")
-    extra = [k for k in raw if k not in names + ["target", "lengths"] + list(program.plan.context)]
-    if extra:
-        raise DataError(f"{path}: unexpected `{extra[0]}`; a training file holds {', '.join(names)}, target, "
-                        f"and lengths or mask")
-    for n in names:
-        if program.plan.input_dtypes.get(n) == "token":
-            raw[n] = raw[n].astype(np.int64)
-    if "lengths" in raw and not isinstance(raw["lengths"], dict):
-        raw["lengths"] = raw["lengths"].astype(np.int64)
-    return raw
-
-
-def _text_file(path) -> str:
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
 def _text_ids(program, text: str):
-    from .train import _token_input
     from ..vocab import Vocab
+    from .datasets import token_input
 
-    name = _token_input(program)
+    name = token_input(program)
     vocab = Vocab(program.vocab)
     ids = np.asarray(vocab.encode(text), np.int64)
     if len(ids) < 2:
@@ -112,7 +64,7 @@ def grad_command(spec, dims, input_file, text, loss, output_name, reduction, wei
     arrays.update({f"dstate.{k}": v for k, v in got.states.items()})
     save_outputs(output, arrays)
     norm = math.sqrt(sum(float((g * g).sum()) for g in got.grads.values()))
-    echo(f"{program.name}: {kind} loss {got.loss:.6g} ({reduction} over {got.tokens:g} "
+    echo(f"{program.name}: {kind} loss {got.loss:.6g} ({gp.reduction} over {got.tokens:g} "
          f"{'steps' if gp.per_step else 'sequences'}), gradient norm {norm:.4g} over {len(got.grads)} params "
          f"[{backend}, {dtype}]")
     for key, v in got.states.items():  # the lecture's vanishing / exploding gradients, step by step
@@ -142,7 +94,7 @@ def _tree_grad(program, kind, output_name, reduction, weights, seed, batch, dtyp
     got = gp(forest, target, make_params(program, seed, weights, dtype))
     save_outputs(output, {"loss": np.asarray(got.loss), **{f"grad.{k}": v for k, v in got.grads.items()}})
     norm = math.sqrt(sum(float((g * g).sum()) for g in got.grads.values()))
-    echo(f"{program.name}: {kind} loss {got.loss:.6g} ({reduction} over {got.tokens:g} "
+    echo(f"{program.name}: {kind} loss {got.loss:.6g} ({gp.reduction} over {got.tokens:g} "
          f"{'nodes' if gp.per_node else 'trees'} of {batch} random tree{'s' if batch != 1 else ''}), gradient norm "
          f"{norm:.4g} over {len(got.grads)} params [{backend}, {dtype}]")
     echo(f"gradients written to {output}")
@@ -155,55 +107,32 @@ def _random_target(gp: GradProgram, inputs: dict, seed: int) -> np.ndarray:
     shape = gp._output_shapes()[gp.output]
     if gp.kind == "xent":
         return rng.integers(0, shape[0], lead)
+    if gp.kind == "bce":  # labels 0 or 1
+        return rng.integers(0, 2, lead + shape).astype(float)
     return rng.standard_normal(lead + shape)
 
 
-def train_command(spec, dims, text_file, input_file, epochs, lr, optimizer, clip, bptt, batch, seed, weights, loss,
-                  dtype, backend, save_weights, progress, echo) -> None:
-    from ..api import make_params
+def train_command(spec, dims, data, epochs, save_weights, plot, progress, echo, **options) -> None:
+    """`rnncompile train`: compile, fit (autodiff.train.fit, with the options as its keywords), write the
+    weights (as every command reads them) and the loss plot."""
     from ..params import save_npz
     from ..program import compile as compile_program
-    from ..progress import bar
-    from .train import dataset_batches, text_windows, train
+    from .train import fit
 
-    if bool(text_file) == bool(input_file):
-        raise UsageError("give the training data: --text FILE (a predictor learns the next token) or --input "
-                         "DATA.npz (inputs, target, lengths), one of them")
     program = compile_program(spec, dims)
-    kind = default_loss(program, loss)
-    params = make_params(program, seed, weights, dtype)
-    if text_file:
-        text = _text_file(text_file)
-        _, ids, note = _text_ids(program, text)
-        if note:
-            echo(note)
-        steps = bptt or program.checked.steps(None)
-        windows = text_windows(program, text, batch, steps)
-        batches_for_epoch = lambda epoch: windows  # noqa: E731  (streams keep their order: the state carries)
-        count = len(windows)
-        what = f"{len(ids):,} tokens in {batch} streams, windows of {steps} steps" + \
-               (" (truncated BPTT: the state carries across windows)" if bptt else "")
-    else:
-        data = read_training_file(program, input_file)
-        rng = np.random.default_rng(seed)
-        batches_for_epoch = lambda epoch: dataset_batches(data, program, batch, rng)  # noqa: E731
-        size = len(data[next(iter(program.plan.inputs))])
-        count = math.ceil(size / batch)
-        what = f"{size:,} sequences in batches of {batch}"
-    uniform = f" (uniform: log {len(program.vocab.tokens)} = {math.log(len(program.vocab.tokens)):.3f})" \
-        if kind == "xent" and program.vocab is not None else ""
-    echo(f"{program.name}: training on {what}; {optimizer}, lr {lr:g}"
-         + (f", clip {clip:g}" if clip else "") + f", {kind} loss{uniform}")
-
-    def report(epoch, mean):
-        echo(f"epoch {epoch + 1}/{epochs}  loss {mean:.4f} per {'token' if kind == 'xent' else 'step'}")
-
-    with bar(epochs * count, progress, f"{program.name}: training", "batch") as shown:
-        history = train(program, params, batches_for_epoch, epochs, lr, optimizer, clip, bool(bptt), kind, backend,
-                        dtype, shown, report)
-    save_npz(save_weights, {k: np.asarray(v, np.float32 if dtype == "float32" else np.float64)
-                            for k, v in params.items()})
+    result = fit(program, data, epochs=epochs, progress=progress, echo=echo, **options)
+    params, history = result.params, result.history
+    dtype = np.float32 if options.get("dtype", "float32") == "float32" else np.float64
+    save_npz(save_weights, {k: np.asarray(v, dtype) for k, v in params.items()})
     seconds = sum(history.seconds)
-    echo(f"{history.tokens:,} tokens in {seconds:.1f} s ({history.tokens / max(seconds, 1e-9):,.0f} per second); "
-         f"loss {history.epochs[0]:.4f} -> {history.epochs[-1]:.4f}")
+    if history.epochs:
+        echo(f"{history.tokens:,} {history.unit}s in {seconds:.1f} s ({history.tokens / max(seconds, 1e-9):,.0f} per "
+             f"second); loss {history.epochs[0]:.4f} -> {history.epochs[-1]:.4f}"
+             + (f", validation {history.validation[0]:.4f} -> {history.validation[-1]:.4f}"
+                if history.validation else ""))
     echo(f"weights written to {save_weights}")
+    if plot:
+        from .lossplot import plot_history
+
+        plot_history(history, plot, program.name)
+        echo(f"loss plot written to {plot}")

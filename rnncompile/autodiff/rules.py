@@ -194,6 +194,10 @@ def _transpose(b, node, args, out, g, want):
     return [b.op("transpose", g)]
 
 
+def _expand(b, node, args, out, g, want):
+    return [b.op("sum", g, axis=_attr(b, node, "axis") % len(node.shape))]
+
+
 # -- shapes -----------------------------------------------------------------------------------------
 def _concat(b, node, args, out, g, want):
     axis = _attr(b, node, "axis") % len(node.shape)
@@ -262,7 +266,11 @@ def _embed(b, node, args, out, g, want):
         return [None, b.op("outer", hot, g)]
     if len(b.shape(ids)) == 1:
         return [None, b.op("matmul", b.op("transpose", hot), g)]
-    raise NoRule(f"no embed rule for token ids of shape {list(b.shape(ids))}")
+    # ids [A, ..., L]: a stack of [V, L] @ [L, E] products, one per leading position, summed over them
+    d = b.op("matmul", b.op("transpose", hot), g)
+    while len(b.shape(d)) > 2:
+        d = b.op("sum", d, axis=0)
+    return [None, d]
 
 
 # -- reductions -------------------------------------------------------------------------------------
@@ -354,7 +362,7 @@ VJP = {
     "matmul": _matmul, "neg": _neg, "sigmoid": _sigmoid, "tanh": _tanh, "relu": _relu,
     "hard_sigmoid": _hard_sigmoid, "softplus": _softplus, "exp": _exp, "log": _log, "sqrt": _sqrt, "abs": _abs,
     "softmax": _softmax, "masked_softmax": _masked_softmax, "concat": _concat, "sum": _sum, "mean": _mean,
-    "max": _max, "outer": _outer, "transpose": _transpose, "slice": _slice, "index": _index, "chunk": _chunk,
+    "max": _max, "outer": _outer, "transpose": _transpose, "expand": _expand, "slice": _slice, "index": _index, "chunk": _chunk,
     "flatten": _flatten, "embed": _embed, "cosine": _cosine, "shift": _shift, "sharpen": _sharpen,
     "mod": _mod, "floordiv": _zero, "lt": _zero, "le": _zero, "gt": _zero, "ge": _zero, "eq": _zero, "ne": _zero,
     "where": _where,

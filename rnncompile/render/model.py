@@ -258,7 +258,8 @@ class _Picture:
             init = "initial " + (inits.pop() if len(inits) == 1 else "values")
             first = self.node(rank, f"{row}_init", dict(
                 style.KIND_STYLE["state"], label=style.label(f"<b>{style.esc(names)}</b>",
-                                                             " · ".join(w for w in (what, init) if w),
+                                                             " · ".join(w for w in (what, state_sizes(cell), init)
+                                                                        if w),
                                                              sub_size=9),
                 tooltip=f"initial {names}" + (f" of {what}" if what else "")), first=not reverse)
         line = []
@@ -442,3 +443,12 @@ def _weights_note(model: ModelPlan) -> str:
         return f"{encoder} and the decoder have their own weights, the same at every step"
     rows += model.decoder is not None
     return "each row its own weights, the same at every step" if rows > 1 else "the same weights at every step"
+
+
+def state_sizes(cell: CellGraph) -> str:
+    """A row's state widths, for the initial-state box: `size 32` when every state has one shape, else each
+    state's (`h 16, c 32`); a matrix state is `8×4`."""
+    shapes = {name: "×".join(str(n) for n in s.shape) or "1" for name, s in cell.states.items()}
+    if len(set(shapes.values())) == 1:
+        return f"size {next(iter(shapes.values()))}"
+    return ", ".join(f"{name} {shape}" for name, shape in shapes.items())

@@ -39,7 +39,7 @@ from ..spec import CellSpec, TreeRuleSpec
 TREE_INPUTS = {"word": "a leaf's token (every node's, in a dependency tree)", "label": "a node's label"}
 RULES = ("leaf", "node")
 NOT_IN_TREES = {"update": "write the states' rules under `leaf:` and `node:`",
-                "gates": "write gates as `let:` entries of the rules, e.g. i: sigmoid(W_i @ x + b_i)",
+                "gates": "put `gates:` inside a rule (node: {gates: {i: {act: sigmoid, from: [hs]}}, h: ...})",
                 "memory": "", "let": "put `let:` inside a rule (leaf: {let: {...}, h: ...})"}
 STEP_ONLY = ("leaf", "node", "arity")
 
@@ -152,6 +152,9 @@ def lower_tree_cell(name: str, cell: CellSpec, dims: dict, smap: SourceMap, sink
     _dedupe(sink, before)
     if failed() or cell.node is None:
         return None
+    _check_shared_gate_params(cell, graphs, error)
+    if failed():
+        return None
     if any(sname not in g.outputs() for g in graphs.values() for sname in states):
         return None  # a value failed on a name whose error is already reported (e.g. a dim the vocabulary sets)
 
@@ -198,7 +201,8 @@ class _RuleLowering(CellLowering):
         lets = dict(spec.let)
         for sname, text in values.items():
             lets[sname] = text  # a state's expression is the named value `sname` (its new value)
-        fields = dict(kind="step", description="", inputs=dict(cell.inputs), state={}, params=cell.params, gates={},
+        fields = dict(kind="step", description="", inputs=dict(cell.inputs), state={}, params=cell.params,
+                      gates=dict(spec.gates),
                       consts=cell.consts, functions=cell.functions,
                       let=lets, update={}, outputs={**{s: s for s in states if s in values}, **cell.outputs})
         super().__init__(name, CellSpec.model_construct(**fields), dims, smap, sink, invalid_dims,
@@ -232,8 +236,19 @@ class _RuleLowering(CellLowering):
                 self.kind_of[iname] = "input"
         return super().lower()
 
+    def sized_states(self) -> dict:
+        return self.tree_states
+
+    def gate_param_names(self, gate: str) -> list[str]:
+        """A leaf gate's matrix is W_<gate> (it reads the node's inputs), a node gate's U_<gate> (it reads the
+        children), as Tai et al. write them; b_<gate> (and gain_<gate>) are shared by a gate of both rules."""
+        names = super().gate_param_names(gate)
+        return (["U_" + gate] if self.rule == "node" else names[:1]) + names[1:]
+
     def map_path(self, path) -> tuple:
         path = tuple(path)
+        if path and path[0] == "gates":
+            return (self.rule,) + path
         if len(path) >= 2 and path[0] == "let":
             name = path[1]
             if name in self.rule_spec.let and name not in self.tree_states:
@@ -315,6 +330,21 @@ def _dedupe(sink: DiagnosticSink, start: int) -> None:
             seen.add(d)
             kept.append(d)
     sink.items[start:] = kept
+
+
+def _check_shared_gate_params(cell: CellSpec, graphs: dict, error) -> None:
+    """A gate of both rules shares b_<gate> (and gain_<gate>): both must then be the same width; and a param
+    a gate makes must not be one the cell declares."""
+    if len(graphs) < 2:
+        return
+    leaf, node = graphs["leaf"].params, graphs["node"].params
+    for pname in sorted(set(leaf) & set(node)):
+        if pname in cell.params or leaf[pname].shape == node[pname].shape:
+            continue
+        gate = pname.split("_", 1)[1]
+        error(("node", "gates", gate), f"gate `{gate}` of the node rule is {node[pname].shape[0]} wide"
+                                       f", but the leaf rule's gate `{gate}` is {leaf[pname].shape[0]}: they share "
+                                       f"`{pname}`", "give them one width, or different names")
 
 
 def _warn_unused(cell: CellSpec, graphs: dict, smap: SourceMap, sink: DiagnosticSink, base) -> None:

@@ -205,6 +205,13 @@ def _flatten(s: Site) -> str:
     return s.op("Reshape", [s.args[0], s.g.ints(shape)])
 
 
+def _expand(s: Site) -> str:
+    rank = len(s.shapes[0]) + 1 + (1 if s.flags[0] else 0)
+    ax = s.attrs["axis"] % (len(s.shapes[0]) + 1) + (1 if s.flags[0] else 0)
+    repeats = [s.attrs["n"] if d == ax else 1 for d in range(rank)]
+    return s.op("Tile", [s.g.unsqueeze(s.args[0], [ax]), s.g.ints(repeats)])
+
+
 def _one_hot(s: Site) -> str:
     g = s.g
     ids = g.op("Cast", [s.args[0]], to=_int64())
@@ -312,6 +319,7 @@ EMITTERS = {
     "index": _index,
     "chunk": _chunk,
     "flatten": _flatten,
+    "expand": _expand,
     "one_hot": _one_hot,
     "embed": _embed,
     "cosine": _cosine,

@@ -1,0 +1,1 @@
+"""Benchmark tasks as data generators: each returns the dict of arrays `rnncompile train --input` reads."""
