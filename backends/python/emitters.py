@@ -155,7 +155,10 @@ def _expand(s: Site) -> str:
 
 def _one_hot(s: Site) -> str:
     # float32 by definition (exact); it promotes under float64 as the NumPy backend's does
-    return f"({s.args[0]}[..., None] == np.arange({s.attrs['n']})).astype(np.float32)"
+    ids = s.args[0]
+    if ids.replace(".", "", 1).lstrip("-").isdigit():  # a folded constant id (the NTM's shift one-hots)
+        ids = f"np.asarray({ids})"
+    return f"({ids}[..., None] == np.arange({s.attrs['n']})).astype(np.float32)"
 
 
 def _embed(s: Site) -> str:

@@ -47,7 +47,8 @@ class TreeGradProgram:
         head = program.cell(self.head.use)
         shapes = {n: head.node(nid).shape for n, nid in head.outputs().items()}
         if output is None and len(shapes) != 1:
-            raise UsageError(f"the head has outputs {', '.join(shapes)}; say which one the loss reads")
+            raise UsageError(f"the head has outputs {', '.join(shapes)}; say which one the loss reads "
+                             f"(--output-name NAME, or `output:` under the spec's `train:`)")
         self.output = output or next(iter(shapes))
         self.classes = shapes[self.output][0] if shapes[self.output] else 0
         self.loss = _BackwardRunner(grad(loss_cell(head, self.output, shapes[self.output], loss), outputs=[LOSS],

@@ -264,7 +264,7 @@ def _pick_output(shapes: dict, output: str | None, program) -> str:
     if output is None:
         if len(shapes) != 1:
             raise UsageError(f"{program.checked.file}: the model has outputs {', '.join(shapes)}; say which one the "
-                             f"loss reads (--output NAME)")
+                             f"loss reads (--output-name NAME, or `output:` under the spec's `train:`)")
         return next(iter(shapes))
     if output not in shapes:
         raise UsageError(f"the model has no output `{output}`; outputs: {', '.join(shapes)}")
