@@ -214,11 +214,11 @@ def token_input(program) -> str:
     return next(iter(infos))
 
 
-def windows(name: str, ids: np.ndarray, batch: int, steps: int) -> list[Batch]:
+def windows(name: str, ids: np.ndarray, batch: int, steps: int, where: str = "the text") -> list[Batch]:
     """Next-token windows of `ids`: `batch` contiguous streams, each cut into windows of `steps`."""
     per_stream = (len(ids) - 1) // batch
     if per_stream < 1:
-        raise DataError(f"the text has {len(ids)} tokens: too short for {batch} streams of at least 2 "
+        raise DataError(f"{where}: {len(ids)} tokens are too few for {batch} streams of at least 2 "
                         f"(give a longer text or a smaller --batch)")
     x = ids[:batch * per_stream].reshape(batch, per_stream)
     y = ids[1:batch * per_stream + 1].reshape(batch, per_stream)
@@ -234,7 +234,7 @@ def text_set(program, text: str, batch: int, steps: int | None, carry: bool, val
     if held and len(val_ids) < 2:
         raise DataError(f"--val-split {val_split:g} holds out {held} token(s) of {len(ids)}; the validation "
                         f"text needs at least two (give a larger fraction)")
-    train = windows(name, train_ids, batch, steps)
+    train = windows(name, train_ids, batch, steps, where)
     val = windows(name, val_ids, max(1, min(batch, (len(val_ids) - 1) // steps)), steps) if held else []
     what = (f"{len(train_ids):,} tokens in {batch} streams, windows of {steps} steps"
             + (" (truncated BPTT: the state carries across windows)" if carry else "")
